@@ -1,0 +1,81 @@
+//! Command-line interface: the global flags and one subcommand per stage. Each subcommand's
+//! own flags live beside its code in `cmd/<name>.rs`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::cmd;
+
+/// Turn the SBIR/STTR award record into analysis-ready data.
+#[derive(Debug, Parser)]
+#[command(
+    name = "sbir",
+    version,
+    after_help = "Examples:\n  sbir run                                  # the main job on the configured input\n  sbir ingest --input award_data.csv.gz     # validate and normalise the SBIR.gov bulk file\n  sbir config show --env prod               # effective settings and where they came from"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every subcommand accepts.
+#[derive(Debug, clap::Args)]
+pub struct GlobalArgs {
+    /// Settings environment: layers config/envs/<ENV>.yaml over the defaults.
+    #[arg(long, global = true, env = "SBIR_ENV")]
+    pub env: Option<String>,
+    /// Folder holding base.yaml and envs/ (skipped when absent; defaults are built in).
+    #[arg(long, global = true, default_value = "config")]
+    pub config_dir: PathBuf,
+    /// Print only errors: no progress, no summaries.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Log line format on stderr [default: logging.format].
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormatArg>,
+    /// More detail in logs (-v debug, -vv trace).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// `--log-format` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
+}
+
+/// `--format` values shared by stages that write tables.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    Parquet,
+    Ndjson,
+    Both,
+}
+
+impl FormatArg {
+    /// The settings value this flag sets.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Parquet => "parquet",
+            Self::Ndjson => "ndjson",
+            Self::Both => "both",
+        }
+    }
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the main job: ingest (further stages join as they land).
+    Run(cmd::run::Args),
+    /// Validate and normalise the SBIR.gov awards bulk CSV into Parquet/NDJSON.
+    Ingest(cmd::ingest::Args),
+    /// Write a realistic synthetic awards file, recipients file and ground-truth links.
+    SampleData(cmd::sample_data::Args),
+    /// Inspect settings.
+    Config(cmd::config::Args),
+}

@@ -1,0 +1,130 @@
+//! `sbir ingest`: the SBIR.gov awards bulk CSV → `sbir_awards.parquet` (and/or NDJSON),
+//! `sbir_awards.rejects.ndjson` and `sbir_awards.checks.json`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use sbir::config::FlagOverride;
+use sbir::ingest::{self, IngestOptions, Limits, Outputs};
+use sbir::io::checks::{Checks, Status, now_rfc3339};
+use sbir::io::table::{NdjsonWriter, TableWriter};
+use sbir::io::with_suffix;
+use sbir::metrics::StageTimer;
+use sbir::records;
+use serde_json::json;
+
+use super::Env;
+use crate::cli::FormatArg;
+
+/// Flags of `sbir ingest`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  sbir ingest --input award_data.csv.gz\n  sbir ingest --input award_data.csv --format both --out-dir out/\n  sbir ingest --sample 1000 --seed 7      # a quick, reproducible subset"
+)]
+pub struct Args {
+    /// The awards bulk CSV, plain or gzip [default: ingest.input].
+    #[arg(long, short)]
+    pub input: Option<PathBuf>,
+    /// Folder for the outputs [default: paths.processed_dir].
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+    /// Output format [default: output.format].
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// Read only the first N data rows.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+    /// Keep a uniform random sample of N rows (reproducible with --seed).
+    #[arg(long, value_name = "N")]
+    pub sample: Option<u64>,
+    /// Seed for --sample.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+impl Args {
+    /// The settings these flags override.
+    pub fn overrides(&self) -> Vec<FlagOverride> {
+        let mut o = Vec::new();
+        if let Some(p) = &self.input {
+            o.push(FlagOverride::new(
+                "ingest.input",
+                p.display().to_string(),
+                "--input",
+            ));
+        }
+        if let Some(p) = &self.out_dir {
+            o.push(FlagOverride::new(
+                "paths.processed_dir",
+                p.display().to_string(),
+                "--out-dir",
+            ));
+        }
+        if let Some(f) = self.format {
+            o.push(FlagOverride::new("output.format", f.as_str(), "--format"));
+        }
+        o
+    }
+}
+
+/// Runs the stage and writes its outputs and checks file.
+pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
+    let s = env.settings();
+    let started_at = now_rfc3339();
+    let timer = StageTimer::start();
+    let max_award_year = s.ingest.max_award_year.unwrap_or_else(|| {
+        use chrono::Datelike;
+        chrono::Utc::now().year() + 1
+    });
+    let opts = IngestOptions {
+        input: s.ingest.input.clone(),
+        limits: Limits {
+            min_award_year: s.ingest.min_award_year,
+            max_award_year,
+            large_amount_warning: s.ingest.large_amount_warning,
+        },
+        chunk_size: s.ingest.chunk_size,
+        limit: args.limit,
+        sample: args.sample.map(|n| (n, args.seed)),
+    };
+    let stem = s.paths.processed_dir.join(&s.ingest.output_name);
+    let mut outputs = Outputs {
+        awards: TableWriter::create(&stem, records::award_schema(), &s.output)?,
+        rejects: NdjsonWriter::create(&with_suffix(&stem, ".rejects.ndjson"))?,
+    };
+    tracing::info!("ingest: reading {}", opts.input.display());
+    let (span, progress) = env.progress("ingest", "rows");
+    let report = {
+        let _entered = span.enter();
+        ingest::run(&opts, &mut outputs, progress.as_ref())
+            .with_context(|| format!("ingest of {} failed", opts.input.display()))?
+    };
+    drop(span);
+    let completeness = outputs.awards.completeness();
+    let mut paths = outputs.awards.commit()?;
+    paths.push(outputs.rejects.commit()?);
+
+    let mut checks = Checks::new(
+        "ingest",
+        &env.ctx,
+        started_at,
+        report.gates(&s.ingest.gates),
+    );
+    checks.counts = report.counts();
+    checks.metrics = timer.finish(report.input_rows);
+    checks.inputs = vec![report.input.clone()];
+    checks.outputs = paths;
+    checks.details = json!({
+        "reconciled": report.reconciles(),
+        "completeness": completeness,
+        "warnings_by_code": report.warnings_by_code,
+        "rejects_by_code": report.rejects_by_code,
+        "rejects_by_field": report.rejects_by_field,
+        "missing_optional_columns": report.missing_optional_columns,
+        "extra_columns": report.extra_columns,
+        "duplicate_examples": report.duplicate_examples,
+        "limit": args.limit,
+        "sample": args.sample.map(|n| json!({"rows": n, "seed": args.seed})),
+    });
+    super::finish_stage(env, &checks, &Checks::path_for(&stem))
+}

@@ -1,0 +1,185 @@
+//! One module per subcommand: each turns its flags and the settings into a library call,
+//! writes the outputs and returns the stage status. Shared here: the run environment,
+//! logging set-up and progress display.
+
+pub mod config;
+pub mod ingest;
+pub mod run;
+pub mod sample_data;
+
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use sbir::config::{LogFormat, Settings};
+use sbir::io::checks::RunContext;
+use sbir::progress::Progress;
+use tracing_indicatif::IndicatifLayer;
+use tracing_indicatif::span_ext::IndicatifSpanExt;
+use tracing_indicatif::style::ProgressStyle;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// What every subcommand gets: validated settings and the identity of this run.
+pub struct Env {
+    pub loaded: sbir::config::Loaded,
+    pub ctx: RunContext,
+    pub quiet: bool,
+    bars: bool,
+}
+
+impl Env {
+    /// Sets up logging from the settings and returns the environment.
+    pub fn new(loaded: sbir::config::Loaded, quiet: bool, verbose: u8) -> Self {
+        let bars = !quiet && std::io::stderr().is_terminal();
+        init_logging(&loaded.settings, quiet, verbose, bars);
+        let ctx = RunContext::new(loaded.digest());
+        Self {
+            loaded,
+            ctx,
+            quiet,
+            bars,
+        }
+    }
+
+    /// The effective settings.
+    pub fn settings(&self) -> &Settings {
+        &self.loaded.settings
+    }
+
+    /// Progress for `stage`: a bar on a terminal, periodic log lines otherwise, nothing with
+    /// `--quiet`. The returned span must stay alive (and entered) while the stage runs.
+    pub fn progress(
+        &self,
+        stage: &'static str,
+        unit: &'static str,
+    ) -> (tracing::Span, Box<dyn Progress>) {
+        let span = tracing::info_span!("stage", name = stage);
+        if self.quiet {
+            return (span, Box::new(sbir::progress::NoProgress));
+        }
+        if self.bars {
+            span.pb_set_style(
+                &ProgressStyle::with_template(&format!(
+                    "{{spinner}} {stage}: {{human_pos}} {unit} ({{per_sec}}, {{elapsed}})"
+                ))
+                .expect("valid template"),
+            );
+            return (span.clone(), Box::new(Bar(span)));
+        }
+        let interval = Duration::from_secs(self.settings().logging.progress_interval_s.max(1));
+        (span, Box::new(LogLines::new(stage, unit, interval)))
+    }
+}
+
+struct Bar(tracing::Span);
+
+impl Progress for Bar {
+    fn set_total(&self, total: u64) {
+        self.0.pb_set_length(total);
+    }
+    fn inc(&self, n: u64) {
+        self.0.pb_inc(n);
+    }
+}
+
+/// Progress as a log line every `interval`, for CI logs and notebooks.
+struct LogLines {
+    stage: &'static str,
+    unit: &'static str,
+    interval: Duration,
+    start: Instant,
+    last: Mutex<Instant>,
+    done: AtomicU64,
+}
+
+impl LogLines {
+    fn new(stage: &'static str, unit: &'static str, interval: Duration) -> Self {
+        let now = Instant::now();
+        Self {
+            stage,
+            unit,
+            interval,
+            start: now,
+            last: Mutex::new(now),
+            done: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Progress for LogLines {
+    fn inc(&self, n: u64) {
+        let done = self.done.fetch_add(n, Ordering::Relaxed) + n;
+        let mut last = self.last.lock().expect("progress lock");
+        if last.elapsed() >= self.interval {
+            *last = Instant::now();
+            let rate = done as f64 / self.start.elapsed().as_secs_f64().max(1e-9);
+            tracing::info!("{}: {done} {} so far ({rate:.0}/s)", self.stage, self.unit);
+        }
+    }
+}
+
+fn init_logging(settings: &Settings, quiet: bool, verbose: u8, bars: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => settings.logging.level.as_str(),
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let json = settings.logging.format == LogFormat::Json;
+    let registry = tracing_subscriber::registry().with(filter);
+    let fmt = tracing_subscriber::fmt::layer().with_target(false);
+    if bars && json {
+        let layer = IndicatifLayer::new();
+        let writer = layer.get_stderr_writer();
+        registry
+            .with(fmt.json().with_writer(writer))
+            .with(layer)
+            .init();
+    } else if bars {
+        let layer = IndicatifLayer::new();
+        let writer = layer.get_stderr_writer();
+        registry.with(fmt.with_writer(writer)).with(layer).init();
+    } else if json {
+        registry
+            .with(fmt.json().with_writer(std::io::stderr))
+            .init();
+    } else {
+        registry
+            .with(fmt.with_ansi(false).with_writer(std::io::stderr))
+            .init();
+    }
+}
+
+/// Writes the checks file, reports the verdict and prints every output path on stdout.
+pub fn finish_stage(
+    env: &Env,
+    checks: &sbir::io::checks::Checks,
+    checks_path: &std::path::Path,
+) -> anyhow::Result<sbir::io::checks::Status> {
+    use sbir::io::checks::Status;
+    let written = checks.write(checks_path)?;
+    match (checks.status, &checks.reason) {
+        (Status::Fail, Some(r)) => tracing::error!("{}: quality gate failed: {r}", checks.stage),
+        (Status::Warn, Some(r)) => tracing::warn!("{}: {r}", checks.stage),
+        _ => {}
+    }
+    tracing::info!(
+        "{}: {} records in {:.2}s ({:.0}/s, peak RSS {:.0} MB), status {:?}",
+        checks.stage,
+        checks.metrics.records,
+        checks.metrics.duration_s,
+        checks.metrics.records_per_s,
+        checks.metrics.peak_rss_mb.unwrap_or_default(),
+        checks.status
+    );
+    if !env.quiet {
+        for p in checks.outputs.iter().chain(std::iter::once(&written)) {
+            println!("{}", p.display());
+        }
+    }
+    Ok(checks.status)
+}

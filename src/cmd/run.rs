@@ -1,0 +1,46 @@
+//! `sbir run`: the main job. Runs the pipeline stage by stage (today: ingest) and stops before
+//! a stage whose upstream quality gate failed.
+
+use sbir::config::FlagOverride;
+use sbir::io::checks::Status;
+
+use super::Env;
+use crate::cli::FormatArg;
+
+/// Flags of `sbir run`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  sbir run                       # the configured input (the bundled sample by default)\n  sbir run --env prod\n  SBIR_ETL__INGEST__INPUT=award_data.csv.gz sbir run"
+)]
+pub struct Args {
+    /// Output format [default: output.format].
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+}
+
+impl Args {
+    /// The settings these flags override.
+    pub fn overrides(&self) -> Vec<FlagOverride> {
+        self.format
+            .map(|f| FlagOverride::new("output.format", f.as_str(), "--format"))
+            .into_iter()
+            .collect()
+    }
+}
+
+/// Runs every stage in order; the first failed gate stops the chain.
+pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
+    let ingest_args = super::ingest::Args {
+        input: None,
+        out_dir: None,
+        format: args.format,
+        limit: None,
+        sample: None,
+        seed: 42,
+    };
+    let status = super::ingest::run(&ingest_args, env)?;
+    if status == Status::Fail {
+        tracing::error!("run: stopping after ingest: its quality gate failed");
+    }
+    Ok(status)
+}

@@ -1,0 +1,564 @@
+//! Settings: built-in defaults, layered YAML files, `SBIR_ETL__` environment overrides and
+//! command-line flags, merged in that order and validated once, before any work starts.
+//!
+//! The library never reads the environment: the binary collects the variables and passes
+//! them in [`Sources`], so tests can inject any environment they like.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// The defaults, compiled in so the binary works from any directory.
+pub const BASE_YAML: &str = include_str!("../config/base.yaml");
+
+/// Prefix of environment variables that override settings.
+pub const ENV_PREFIX: &str = "SBIR_ETL__";
+
+/// A setting that could not be read or does not hold a usable value (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read settings file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{origin}: not valid YAML: {message}")]
+    Parse { origin: String, message: String },
+    #[error("environment `{env}` has no settings file: expected {path}")]
+    MissingEnvFile { env: String, path: PathBuf },
+    #[error("setting `{key}` (from {origin}): {message}")]
+    Invalid {
+        key: String,
+        origin: String,
+        message: String,
+    },
+}
+
+/// Every setting of the tool. Sections reject unknown keys so typos fail loudly.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub paths: Paths,
+    pub output: OutputSettings,
+    pub logging: LoggingSettings,
+    pub ingest: IngestSettings,
+    pub sample_data: SampleDataSettings,
+}
+
+/// Where outputs land.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Paths {
+    pub processed_dir: PathBuf,
+}
+
+/// File formats every stage writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    Parquet,
+    Ndjson,
+    Both,
+}
+
+/// Parquet page compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    Zstd,
+    Snappy,
+    None,
+}
+
+/// How tables are written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSettings {
+    pub format: OutputFormat,
+    pub parquet_compression: Compression,
+    pub row_group_size: usize,
+}
+
+/// Log line format on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logging and progress reporting.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingSettings {
+    pub level: String,
+    pub format: LogFormat,
+    pub progress_interval_s: u64,
+}
+
+/// The `ingest` stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSettings {
+    pub input: PathBuf,
+    pub output_name: String,
+    pub chunk_size: usize,
+    pub min_award_year: i32,
+    pub max_award_year: Option<i32>,
+    pub large_amount_warning: f64,
+    pub gates: IngestGates,
+}
+
+/// Quality gates of the `ingest` stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestGates {
+    pub max_reject_rate: f64,
+    pub min_rows_written: u64,
+}
+
+/// Defaults of `sbir sample-data`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampleDataSettings {
+    pub awards: u64,
+    pub recipients: u64,
+    pub seed: u64,
+    pub out_dir: PathBuf,
+}
+
+/// Everything settings are built from, gathered by the caller.
+#[derive(Debug, Default, Clone)]
+pub struct Sources {
+    /// Folder holding `base.yaml` and `envs/<env>.yaml`; skipped when it does not exist.
+    pub config_dir: Option<PathBuf>,
+    /// Environment layer name (`--env`, `SBIR_ENV`).
+    pub env_name: Option<String>,
+    /// Process environment variables; only `SBIR_ETL__*` ones are used.
+    pub env_vars: Vec<(String, String)>,
+    /// Command-line overrides: dotted key, value, and the flag that set it.
+    pub flags: Vec<FlagOverride>,
+}
+
+/// One setting given on the command line.
+#[derive(Debug, Clone)]
+pub struct FlagOverride {
+    pub key: String,
+    pub value: Value,
+    pub flag: String,
+}
+
+impl FlagOverride {
+    /// An override of `key` (dotted) by command-line `flag`.
+    pub fn new(key: &str, value: impl Into<Value>, flag: &str) -> Self {
+        Self {
+            key: key.to_string(),
+            value: value.into(),
+            flag: flag.to_string(),
+        }
+    }
+}
+
+/// Validated settings plus where every non-default value came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub settings: Settings,
+    /// Dotted key → origin, for each value not from the built-in defaults.
+    pub origins: BTreeMap<String, String>,
+}
+
+/// Maps `SBIR_ETL__CET__SAMPLE_SIZE` to `["cet", "sample_size"]`; `None` for other variables.
+pub fn env_key_path(name: &str) -> Option<Vec<String>> {
+    let rest = name.strip_prefix(ENV_PREFIX)?;
+    let parts: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return None;
+    }
+    Some(parts)
+}
+
+/// Parses an environment value the way YAML would read it (`50` is a number, `true` a bool).
+fn env_value(raw: &str) -> Value {
+    serde_saphyr::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.to_string()))
+}
+
+fn parse_yaml(text: &str, origin: &str) -> Result<Value, ConfigError> {
+    let value: Value = serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
+        origin: origin.to_string(),
+        message: e.to_string(),
+    })?;
+    match value {
+        Value::Null => Ok(Value::Object(Map::new())),
+        Value::Object(_) => Ok(value),
+        _ => Err(ConfigError::Parse {
+            origin: origin.to_string(),
+            message: "expected a mapping of sections at the top level".into(),
+        }),
+    }
+}
+
+/// Deep-merges `layer` into `base`, recording `origin` for every leaf it sets.
+fn merge(
+    base: &mut Value,
+    layer: Value,
+    prefix: &str,
+    origin: &str,
+    origins: &mut BTreeMap<String, String>,
+) {
+    match (base, layer) {
+        (Value::Object(base), Value::Object(layer)) => {
+            for (k, v) in layer {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                let slot = base.entry(k).or_insert(Value::Null);
+                if v.is_object() && slot.is_object() {
+                    merge(slot, v, &key, origin, origins);
+                } else {
+                    *slot = v;
+                    origins.insert(key, origin.to_string());
+                }
+            }
+        }
+        (base, layer) => *base = layer,
+    }
+}
+
+/// Builds a nested object `{a: {b: value}}` from a dotted or split key.
+fn nested(path: &[String], value: Value) -> Value {
+    path.iter().rev().fold(value, |acc, k| {
+        let mut m = Map::new();
+        m.insert(k.clone(), acc);
+        Value::Object(m)
+    })
+}
+
+fn read_layer(path: &Path) -> Result<Value, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_yaml(&text, &path.display().to_string())
+}
+
+/// Finds the origin recorded for `key` or the nearest enclosing/contained key.
+fn origin_of(origins: &BTreeMap<String, String>, key: &str) -> String {
+    if let Some(o) = origins.get(key) {
+        return o.clone();
+    }
+    origins
+        .iter()
+        .find(|(k, _)| k.starts_with(&format!("{key}.")) || key.starts_with(&format!("{k}.")))
+        .map(|(_, o)| o.clone())
+        .unwrap_or_else(|| "built-in defaults".to_string())
+}
+
+/// Loads, merges and validates settings from every source.
+pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
+    let mut origins = BTreeMap::new();
+    let mut merged = parse_yaml(BASE_YAML, "built-in defaults")?;
+    let mut scratch = BTreeMap::new();
+
+    if let Some(dir) = &sources.config_dir {
+        let base = dir.join("base.yaml");
+        if base.is_file() {
+            // Values equal to the defaults are not overrides; only record real changes.
+            let layer = read_layer(&base)?;
+            let before = merged.clone();
+            merge(
+                &mut merged,
+                layer,
+                "",
+                &base.display().to_string(),
+                &mut scratch,
+            );
+            for (k, o) in scratch {
+                if lookup(&before, &k) != lookup(&merged, &k) {
+                    origins.insert(k, o);
+                }
+            }
+        }
+    }
+    if let Some(env) = &sources.env_name {
+        let path = sources
+            .config_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("config"))
+            .join("envs")
+            .join(format!("{env}.yaml"));
+        if !path.is_file() {
+            return Err(ConfigError::MissingEnvFile {
+                env: env.clone(),
+                path,
+            });
+        }
+        let layer = read_layer(&path)?;
+        merge(
+            &mut merged,
+            layer,
+            "",
+            &path.display().to_string(),
+            &mut origins,
+        );
+    }
+    let mut env_vars: Vec<_> = sources
+        .env_vars
+        .iter()
+        .filter_map(|(k, v)| env_key_path(k).map(|p| (k, p, v)))
+        .collect();
+    env_vars.sort();
+    for (name, path, raw) in env_vars {
+        let origin = format!("environment variable {name}");
+        merge(
+            &mut merged,
+            nested(&path, env_value(raw)),
+            "",
+            &origin,
+            &mut origins,
+        );
+    }
+    for f in &sources.flags {
+        let path: Vec<String> = f.key.split('.').map(str::to_string).collect();
+        let origin = format!("command-line flag {}", f.flag);
+        merge(
+            &mut merged,
+            nested(&path, f.value.clone()),
+            "",
+            &origin,
+            &mut origins,
+        );
+    }
+
+    let settings: Settings = serde_path_to_error::deserialize(merged).map_err(|e| {
+        let key = e.path().to_string();
+        let message = e.inner().to_string();
+        // An unknown key is reported by serde at its parent; name the key itself.
+        let key = match unknown_field(&message) {
+            Some(field) if key == "." => field,
+            Some(field) => format!("{key}.{field}"),
+            None => key,
+        };
+        ConfigError::Invalid {
+            origin: origin_of(&origins, &key),
+            key,
+            message,
+        }
+    })?;
+    let loaded = Loaded { settings, origins };
+    loaded.validate()?;
+    Ok(loaded)
+}
+
+fn unknown_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    Some(rest.split('`').next()?.to_string())
+}
+
+fn lookup<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
+    key.split('.').try_fold(value, |v, k| v.get(k))
+}
+
+impl Loaded {
+    fn invalid(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            key: key.to_string(),
+            origin: origin_of(&self.origins, key),
+            message: message.into(),
+        }
+    }
+
+    /// Range and path checks serde cannot express.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.settings;
+        if s.output.row_group_size == 0 {
+            return Err(self.invalid("output.row_group_size", "must be at least 1"));
+        }
+        if s.ingest.chunk_size == 0 {
+            return Err(self.invalid("ingest.chunk_size", "must be at least 1"));
+        }
+        if !(0.0..=1.0).contains(&s.ingest.gates.max_reject_rate) {
+            return Err(self.invalid("ingest.gates.max_reject_rate", "must be between 0 and 1"));
+        }
+        if let Some(max) = s.ingest.max_award_year
+            && max < s.ingest.min_award_year
+        {
+            return Err(self.invalid(
+                "ingest.max_award_year",
+                format!(
+                    "{max} is before ingest.min_award_year {}",
+                    s.ingest.min_award_year
+                ),
+            ));
+        }
+        if s.ingest.output_name.is_empty() || s.ingest.output_name.contains(['/', '\\']) {
+            return Err(self.invalid("ingest.output_name", "must be a plain file name stem"));
+        }
+        if s.paths.processed_dir.exists() && !s.paths.processed_dir.is_dir() {
+            return Err(self.invalid(
+                "paths.processed_dir",
+                format!(
+                    "{} exists and is not a directory",
+                    s.paths.processed_dir.display()
+                ),
+            ));
+        }
+        if !["error", "warn", "info", "debug", "trace"].contains(&s.logging.level.as_str()) {
+            return Err(self.invalid(
+                "logging.level",
+                "expected one of error, warn, info, debug, trace",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The effective settings as JSON with secrets masked.
+    pub fn masked(&self) -> Value {
+        let mut v = serde_json::to_value(&self.settings).expect("settings serialise");
+        mask_secrets(&mut v);
+        v
+    }
+
+    /// Short, stable digest of the effective settings (secrets masked), for checks files.
+    pub fn digest(&self) -> String {
+        let bytes = serde_json::to_vec(&self.masked()).expect("settings serialise");
+        hex_prefix(&Sha256::digest(bytes), 16)
+    }
+
+    /// YAML of the effective settings, followed by a comment listing every override's origin.
+    pub fn render_yaml(&self) -> String {
+        let mut out = serde_saphyr::to_string(&self.masked()).expect("settings serialise");
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+        if self.origins.is_empty() {
+            out.push_str("# every value is a built-in default\n");
+        } else {
+            out.push_str("# overridden values:\n");
+            for (k, o) in &self.origins {
+                let _ = writeln!(out, "#   {k}: {o}");
+            }
+        }
+        out
+    }
+}
+
+/// Replaces the value of any key that names a secret with `****`.
+pub fn mask_secrets(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                let k = k.to_ascii_lowercase();
+                if ["password", "token", "secret"]
+                    .iter()
+                    .any(|s| k.contains(s))
+                    && !v.is_null()
+                {
+                    *v = Value::String("****".into());
+                } else {
+                    mask_secrets(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(mask_secrets),
+        _ => {}
+    }
+}
+
+/// Lower-case hex of the first `n` hex digits of a digest.
+pub fn hex_prefix(bytes: &[u8], n: usize) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s.truncate(n);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_names_map_to_keys() {
+        let table: &[(&str, Option<&[&str]>)] = &[
+            ("SBIR_ETL__CET__SAMPLE_SIZE", Some(&["cet", "sample_size"])),
+            (
+                "SBIR_ETL__INGEST__GATES__MAX_REJECT_RATE",
+                Some(&["ingest", "gates", "max_reject_rate"]),
+            ),
+            ("SBIR_ETL__OUTPUT__FORMAT", Some(&["output", "format"])),
+            ("SBIR_ETL_OUTPUT__FORMAT", None),
+            ("SBIR_ETL__", None),
+            ("SBIR_ETL__A____B", None),
+            ("PATH", None),
+        ];
+        for (name, want) in table {
+            let got = env_key_path(name);
+            let want = want.map(|w| w.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    fn sources(env: &[(&str, &str)]) -> Sources {
+        Sources {
+            env_vars: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Sources::default()
+        }
+    }
+
+    #[test]
+    fn env_override_wins_and_is_recorded() {
+        let loaded = load(&sources(&[("SBIR_ETL__INGEST__CHUNK_SIZE", "128")])).unwrap();
+        assert_eq!(loaded.settings.ingest.chunk_size, 128);
+        assert_eq!(
+            loaded.origins["ingest.chunk_size"],
+            "environment variable SBIR_ETL__INGEST__CHUNK_SIZE"
+        );
+    }
+
+    #[test]
+    fn flags_win_over_environment() {
+        let mut s = sources(&[("SBIR_ETL__OUTPUT__FORMAT", "ndjson")]);
+        s.flags
+            .push(FlagOverride::new("output.format", "both", "--format"));
+        let loaded = load(&s).unwrap();
+        assert_eq!(loaded.settings.output.format, OutputFormat::Both);
+        assert_eq!(
+            loaded.origins["output.format"],
+            "command-line flag --format"
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_key_and_variable() {
+        let err = load(&sources(&[("SBIR_ETL__INGEST__CHUNK_SIZE", "lots")])).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("ingest.chunk_size"), "{msg}");
+        assert!(msg.contains("SBIR_ETL__INGEST__CHUNK_SIZE"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_key_in_known_section_is_refused() {
+        let err = load(&sources(&[("SBIR_ETL__INGEST__CHUNK_SIZ", "1")])).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("ingest.chunk_siz"), "{msg}");
+        assert!(msg.contains("SBIR_ETL__INGEST__CHUNK_SIZ"), "{msg}");
+    }
+
+    #[test]
+    fn secrets_are_masked() {
+        let mut v = serde_json::json!({"neo4j": {"password": "hunter22", "user": "neo4j"}});
+        mask_secrets(&mut v);
+        assert_eq!(v["neo4j"]["password"], "****");
+        assert_eq!(v["neo4j"]["user"], "neo4j");
+    }
+}

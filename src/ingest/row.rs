@@ -1,0 +1,383 @@
+//! Validation of one CSV row into an [`Award`], or a [`Reject`] that keeps the raw fields and
+//! every reason. Pure and thread-safe: rows are validated in parallel.
+
+use std::borrow::Cow;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use csv::ByteRecord;
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+use sha2::{Digest, Sha256};
+
+use super::columns::{Col, HeaderMap, REQUIRED};
+use super::rules::{self, Parsed, Problem};
+use crate::records::Award;
+
+/// A record as read, with the line it starts on.
+#[derive(Debug, Clone)]
+pub struct RawRow {
+    pub line: u64,
+    pub record: ByteRecord,
+}
+
+/// Limits that depend on settings.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub min_award_year: i32,
+    pub max_award_year: i32,
+    pub large_amount_warning: f64,
+}
+
+/// Why a field failed validation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reason {
+    /// The column header (or `(row)` for whole-row problems).
+    pub field: String,
+    pub code: &'static str,
+    /// What was expected.
+    pub message: String,
+    pub value: String,
+}
+
+/// A quarantined row: where it was, why, and every raw field (by the file's header names).
+#[derive(Debug, Clone, Serialize)]
+pub struct Reject {
+    pub line: u64,
+    pub reasons: Vec<Reason>,
+    pub warnings: Vec<&'static str>,
+    #[serde(serialize_with = "ordered_map")]
+    pub raw: Vec<(String, String)>,
+}
+
+fn ordered_map<S: Serializer>(pairs: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    let mut map = s.serialize_map(Some(pairs.len()))?;
+    for (k, v) in pairs {
+        map.serialize_entry(k, v)?;
+    }
+    map.end()
+}
+
+/// The outcome of validating a row.
+#[derive(Debug, Clone)]
+pub enum Validated {
+    /// A valid award; `content` hashes every field so exact repeats can be dropped.
+    Award {
+        award: Award,
+        content: u64,
+    },
+    Rejected(Reject),
+}
+
+/// Warning codes a kept row may carry.
+pub mod warning {
+    pub const NON_UTF8: &str = "non_utf8_decoded";
+    pub const SHORT_ROW: &str = "short_row";
+    pub const LARGE_AMOUNT: &str = "amount_above_threshold";
+    pub const YEAR_MISMATCH: &str = "award_year_differs_from_award_date";
+    pub const DUNS_PADDED: &str = "duns_zero_padded";
+    pub const ZIP_PADDED: &str = "zip_zero_padded";
+    pub const KEY_COLLISION: &str = "award_key_collision";
+}
+
+fn decode(bytes: &[u8]) -> (Cow<'_, str>, bool) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => (Cow::Borrowed(s), false),
+        Err(_) => {
+            let (s, _) = encoding_rs::WINDOWS_1252.decode_without_bom_handling(bytes);
+            (s, true)
+        }
+    }
+}
+
+/// Decodes a header or data record: UTF-8, else Windows-1252 (reported with `true`).
+pub fn decode_record(record: &ByteRecord) -> (Vec<Cow<'_, str>>, bool) {
+    let mut any = false;
+    let fields = record
+        .iter()
+        .map(|f| {
+            let (s, bad) = decode(f);
+            any |= bad;
+            s
+        })
+        .collect();
+    (fields, any)
+}
+
+struct Fields<'a> {
+    values: Vec<Cow<'a, str>>,
+    map: &'a HeaderMap,
+    reasons: Vec<Reason>,
+    warnings: Vec<&'static str>,
+}
+
+impl<'a> Fields<'a> {
+    fn get(&self, col: Col) -> &str {
+        self.map
+            .position(col)
+            .and_then(|i| self.values.get(i))
+            .map(|v| v.trim())
+            .unwrap_or("")
+    }
+
+    fn text(&self, col: Col) -> Option<String> {
+        let v = self.get(col);
+        (!v.is_empty()).then(|| v.to_string())
+    }
+
+    fn fail(&mut self, col: Col, p: Problem) {
+        let value = self.get(col).to_string();
+        self.reasons.push(Reason {
+            field: col.header().to_string(),
+            code: p.code,
+            message: format!("expected {}", p.expected),
+            value,
+        });
+    }
+
+    fn parse<T>(&mut self, col: Col, f: impl FnOnce(&str) -> Parsed<T>) -> Option<T> {
+        match f(self.get(col)) {
+            Ok(v) => v,
+            Err(p) => {
+                self.fail(col, p);
+                None
+            }
+        }
+    }
+
+    /// A required field: parsed, or a `missing_required` reason when empty.
+    fn require<T>(&mut self, col: Col, f: impl FnOnce(&str) -> Parsed<T>) -> Option<T> {
+        let empty = self.get(col).is_empty();
+        let v = self.parse(col, f);
+        if empty {
+            self.fail(
+                col,
+                Problem {
+                    code: "missing_required",
+                    expected: "a value",
+                },
+            );
+        }
+        v
+    }
+}
+
+fn text_rule(s: &str) -> Parsed<String> {
+    Ok((!s.is_empty()).then(|| s.to_string()))
+}
+
+/// Validates and normalises one row.
+pub fn validate(row: &RawRow, map: &HeaderMap, limits: &Limits) -> Validated {
+    let (values, non_utf8) = decode_record(&row.record);
+    let mut f = Fields {
+        values,
+        map,
+        reasons: Vec::new(),
+        warnings: Vec::new(),
+    };
+    if non_utf8 {
+        f.warnings.push(warning::NON_UTF8);
+    }
+    let width = map.names.len();
+    if f.values.len() > width {
+        f.reasons.push(Reason {
+            field: "(row)".into(),
+            code: "too_many_fields",
+            message: format!(
+                "expected {width} fields as in the header, found {}",
+                f.values.len()
+            ),
+            value: String::new(),
+        });
+    } else if f.values.len() < width {
+        f.warnings.push(warning::SHORT_ROW);
+    }
+
+    let company = f.require(Col::Company, text_rule);
+    let award_title = f.require(Col::AwardTitle, text_rule);
+    let agency = f.require(Col::Agency, text_rule);
+    let phase = f.require(Col::Phase, rules::phase);
+    let program = f.require(Col::Program, rules::program);
+    let award_year = f.require(Col::AwardYear, |s| {
+        rules::year(s, limits.min_award_year, limits.max_award_year)
+    });
+    let award_amount = f.require(Col::AwardAmount, rules::amount);
+    debug_assert_eq!(REQUIRED.len(), 7);
+
+    let proposal_award_date = f.parse(Col::ProposalAwardDate, rules::date);
+    let contract_end_date = f.parse(Col::ContractEndDate, rules::date);
+    let solicitation_close_date = f.parse(Col::SolicitationCloseDate, rules::date);
+    let proposal_receipt_date = f.parse(Col::ProposalReceiptDate, rules::date);
+    let date_of_notification = f.parse(Col::DateOfNotification, rules::date);
+    let solicitation_year = f.parse(Col::SolicitationYear, rules::integer);
+    let number_employees = f.parse(Col::NumberEmployees, rules::integer);
+    let uei = f.parse(Col::Uei, rules::uei);
+    let duns = f.parse(Col::Duns, rules::duns);
+    let hubzone_owned = f.parse(Col::HubzoneOwned, rules::flag);
+    let sed = f.parse(Col::SociallyEconomicallyDisadvantaged, rules::flag);
+    let woman_owned = f.parse(Col::WomanOwned, rules::flag);
+    let state = f.parse(Col::State, rules::state);
+    let zip = f.parse(Col::Zip, rules::zip);
+
+    let (
+        Some(company),
+        Some(award_title),
+        Some(agency),
+        Some(phase),
+        Some(program),
+        Some(award_year),
+        Some(award_amount),
+    ) = (
+        company,
+        award_title,
+        agency,
+        phase,
+        program,
+        award_year,
+        award_amount,
+    )
+    else {
+        return reject(row, f);
+    };
+    if !f.reasons.is_empty() {
+        return reject(row, f);
+    }
+
+    if award_amount > limits.large_amount_warning {
+        f.warnings.push(warning::LARGE_AMOUNT);
+    }
+    if proposal_award_date.is_some_and(|d| rules::year_of(d) != award_year) {
+        f.warnings.push(warning::YEAR_MISMATCH);
+    }
+    let duns = duns.map(|(d, padded)| {
+        if padded {
+            f.warnings.push(warning::DUNS_PADDED);
+        }
+        d
+    });
+    let zip = zip.map(|(z, padded)| {
+        if padded {
+            f.warnings.push(warning::ZIP_PADDED);
+        }
+        z
+    });
+
+    let mut content = DefaultHasher::new();
+    for &col in Col::ALL {
+        f.get(col).hash(&mut content);
+    }
+
+    let award = Award {
+        award_id: String::new(),
+        company,
+        award_title,
+        agency,
+        branch: f.text(Col::Branch),
+        phase: phase.to_string(),
+        program: program.to_string(),
+        agency_tracking_number: f.text(Col::AgencyTrackingNumber),
+        contract: f.text(Col::Contract),
+        proposal_award_date,
+        contract_end_date,
+        solicitation_number: f.text(Col::SolicitationNumber),
+        solicitation_year,
+        solicitation_close_date,
+        proposal_receipt_date,
+        date_of_notification,
+        topic_code: f.text(Col::TopicCode),
+        award_year,
+        award_amount,
+        uei,
+        duns,
+        hubzone_owned,
+        socially_economically_disadvantaged: sed,
+        woman_owned,
+        number_employees,
+        company_website: f.text(Col::CompanyWebsite),
+        address1: f.text(Col::Address1),
+        address2: f.text(Col::Address2),
+        city: f.text(Col::City),
+        state: state.map(str::to_string),
+        state_name: f.text(Col::State),
+        zip,
+        r#abstract: f.text(Col::Abstract),
+        contact_name: f.text(Col::ContactName),
+        contact_title: f.text(Col::ContactTitle),
+        contact_phone: f.text(Col::ContactPhone),
+        contact_email: f.text(Col::ContactEmail),
+        pi_name: f.text(Col::PiName),
+        pi_title: f.text(Col::PiTitle),
+        pi_phone: f.text(Col::PiPhone),
+        pi_email: f.text(Col::PiEmail),
+        ri_name: f.text(Col::RiName),
+        ri_poc_name: f.text(Col::RiPocName),
+        ri_poc_phone: f.text(Col::RiPocPhone),
+        source_line: row.line,
+        warnings: f.warnings.iter().map(|w| w.to_string()).collect(),
+    };
+    let award = Award {
+        award_id: award_id(&award),
+        ..award
+    };
+    Validated::Award {
+        award,
+        content: content.finish(),
+    }
+}
+
+fn reject(row: &RawRow, f: Fields<'_>) -> Validated {
+    let raw = f
+        .values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let name = f
+                .map
+                .names
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("_extra_{}", i + 1 - f.map.names.len()));
+            (name, v.to_string())
+        })
+        .collect();
+    Validated::Rejected(Reject {
+        line: row.line,
+        reasons: f.reasons,
+        warnings: f.warnings,
+        raw,
+    })
+}
+
+/// The stable award key: `sbir-` + the first 16 hex digits of the SHA-256 of these fields,
+/// joined by the unit separator (0x1F): company (upper-case, spaces collapsed), agency
+/// tracking number, contract, agency, branch, phase, program, proposal award date
+/// (ISO, or empty) and solicitation number (upper-case). The same award gets the same id in
+/// every run and every vintage of the file that spells those fields the same way.
+pub fn award_id(a: &Award) -> String {
+    let up = |s: &str| {
+        s.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_uppercase()
+    };
+    let opt = |s: &Option<String>| s.as_deref().map(up).unwrap_or_default();
+    let date = a
+        .proposal_award_date
+        .map(rules::iso_date)
+        .unwrap_or_default();
+    let key = [
+        up(&a.company),
+        opt(&a.agency_tracking_number),
+        opt(&a.contract),
+        up(&a.agency),
+        opt(&a.branch),
+        a.phase.clone(),
+        a.program.clone(),
+        date,
+        opt(&a.solicitation_number),
+    ]
+    .join("\u{1f}");
+    format!(
+        "sbir-{}",
+        crate::config::hex_prefix(&Sha256::digest(key.as_bytes()), 16)
+    )
+}

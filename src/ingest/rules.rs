@@ -1,0 +1,377 @@
+//! Parsing and normalisation of single award fields. Each parser takes the trimmed text and
+//! returns the normalised value, `None` for an empty value, or a [`Problem`] naming the
+//! rule it broke and what was expected.
+
+/// A value that breaks a rule: a stable code and what a valid value looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Problem {
+    pub code: &'static str,
+    pub expected: &'static str,
+}
+
+const fn problem(code: &'static str, expected: &'static str) -> Problem {
+    Problem { code, expected }
+}
+
+/// Result of a field parser.
+pub type Parsed<T> = Result<Option<T>, Problem>;
+
+/// `Phase I`/`PHASE 2`/`ii`/`3` → `Phase I`, `Phase II`, `Phase III`.
+pub fn phase(s: &str) -> Parsed<&'static str> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let up = s.to_ascii_uppercase();
+    let rest = up.strip_prefix("PHASE").unwrap_or(&up).trim();
+    match rest {
+        "I" | "1" => Ok(Some("Phase I")),
+        "II" | "2" => Ok(Some("Phase II")),
+        "III" | "3" => Ok(Some("Phase III")),
+        _ => Err(problem("invalid_phase", "Phase I, Phase II or Phase III")),
+    }
+}
+
+/// `sbir`/`STTR` → `SBIR`/`STTR`.
+pub fn program(s: &str) -> Parsed<&'static str> {
+    match s.to_ascii_uppercase().as_str() {
+        "" => Ok(None),
+        "SBIR" => Ok(Some("SBIR")),
+        "STTR" => Ok(Some("STTR")),
+        _ => Err(problem("invalid_program", "SBIR or STTR")),
+    }
+}
+
+/// An integer, tolerating thousands separators and a `.0` float form.
+pub fn integer(s: &str) -> Parsed<i32> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let cleaned: String = s.chars().filter(|c| *c != ',').collect();
+    let digits = cleaned.strip_suffix(".0").unwrap_or(&cleaned);
+    digits
+        .parse::<i32>()
+        .map(Some)
+        .map_err(|_| problem("invalid_integer", "a whole number"))
+}
+
+/// A year within `min..=max`.
+pub fn year(s: &str, min: i32, max: i32) -> Parsed<i32> {
+    match integer(s) {
+        Ok(Some(y)) if (min..=max).contains(&y) => Ok(Some(y)),
+        Ok(Some(_)) => Err(problem(
+            "year_out_of_range",
+            "a year within the configured range",
+        )),
+        Ok(None) => Ok(None),
+        Err(_) => Err(problem("invalid_year", "a four-digit year")),
+    }
+}
+
+/// A dollar amount: `$1,234.50` → 1234.5; must be positive and finite.
+pub fn amount(s: &str) -> Parsed<f64> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let cleaned: String = s
+        .chars()
+        .filter(|c| !matches!(c, '$' | ',' | ' '))
+        .collect();
+    match cleaned.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(Some(v)),
+        Ok(v) if v.is_finite() => Err(problem("non_positive_amount", "an amount above zero")),
+        _ => Err(problem(
+            "invalid_amount",
+            "a number such as 150000 or $150,000.00",
+        )),
+    }
+}
+
+/// Values that stand for "no identifier" in the bulk file.
+fn is_placeholder(s: &str) -> bool {
+    matches!(
+        s.to_ascii_uppercase().as_str(),
+        "" | "-" | "N/A" | "NA" | "NONE" | "NULL" | "UNKNOWN"
+    ) || s.chars().all(|c| c == '0' || c == '-')
+}
+
+/// A Unique Entity ID: 12 letters or digits, upper-cased.
+pub fn uei(s: &str) -> Parsed<String> {
+    if is_placeholder(s) {
+        return Ok(None);
+    }
+    if s.len() == 12 && s.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Ok(Some(s.to_ascii_uppercase()))
+    } else {
+        Err(problem("invalid_uei", "12 letters or digits"))
+    }
+}
+
+/// A DUNS number: 9 digits after stripping punctuation; 8-digit forms (a lost leading zero)
+/// are zero-padded and reported with `true`.
+pub fn duns(s: &str) -> Parsed<(String, bool)> {
+    if is_placeholder(s) {
+        return Ok(None);
+    }
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '-' | ' ' | '.'))
+    {
+        return Err(problem("invalid_duns", "9 digits, optionally with dashes"));
+    }
+    let digits: String = s.chars().filter(char::is_ascii_digit).collect();
+    match digits.len() {
+        9 => Ok(Some((digits, false))),
+        8 => Ok(Some((format!("0{digits}"), true))),
+        _ => Err(problem("invalid_duns", "9 digits, optionally with dashes")),
+    }
+}
+
+/// `Y`/`Yes`/`True`/`1` → true, `N`/`No`/`False`/`0` → false, `U`/`Unknown`/empty → none.
+pub fn flag(s: &str) -> Parsed<bool> {
+    match s.to_ascii_uppercase().as_str() {
+        "Y" | "YES" | "TRUE" | "T" | "1" => Ok(Some(true)),
+        "N" | "NO" | "FALSE" | "F" | "0" => Ok(Some(false)),
+        "" | "U" | "UNKNOWN" => Ok(None),
+        _ => Err(problem("invalid_flag", "Y, N or U")),
+    }
+}
+
+/// Days since 1970-01-01 for `YYYY-MM-DD`, `YYYY/MM/DD` or `M/D/YYYY`, each optionally
+/// followed by a time (`T12:00:00`, ` 00:00:00`, ` 12:00 AM`), which is ignored.
+pub fn date(s: &str) -> Parsed<i32> {
+    const EXPECTED: &str = "a date like 2024-03-31 or 3/31/2024";
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let day_part = s.split(['T', ' ']).next().unwrap_or(s);
+    let parts: Vec<&str> = day_part.split(['-', '/']).collect();
+    let [a, b, c] = parts.as_slice() else {
+        return Err(problem("invalid_date", EXPECTED));
+    };
+    let num = |x: &str| {
+        x.parse::<u32>()
+            .ok()
+            .filter(|_| !x.is_empty() && x.len() <= 4)
+    };
+    let (y, m, d) = if a.len() == 4 {
+        (num(a), num(b), num(c))
+    } else if c.len() == 4 && day_part.contains('/') {
+        (num(c), num(a), num(b))
+    } else {
+        return Err(problem("invalid_date", EXPECTED));
+    };
+    let (Some(y), Some(m), Some(d)) = (y, m, d) else {
+        return Err(problem("invalid_date", EXPECTED));
+    };
+    let date =
+        chrono::NaiveDate::from_ymd_opt(y as i32, m, d).ok_or(problem("invalid_date", EXPECTED))?;
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+    Ok(Some((date - epoch).num_days() as i32))
+}
+
+fn naive(days: i32) -> chrono::NaiveDate {
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+    epoch + chrono::TimeDelta::days(days as i64)
+}
+
+/// The calendar year of a `Date32` day number.
+pub fn year_of(days: i32) -> i32 {
+    use chrono::Datelike;
+    naive(days).year()
+}
+
+/// `YYYY-MM-DD` of a `Date32` day number.
+pub fn iso_date(days: i32) -> String {
+    naive(days).format("%Y-%m-%d").to_string()
+}
+
+/// ZIP code: `12345`, `12345-6789`, or 9 digits (hyphenated on output). 3-4 digits are
+/// zero-padded (a spreadsheet dropped the leading zeros) and reported with `true`; `-` is none.
+pub fn zip(s: &str) -> Parsed<(String, bool)> {
+    if s.is_empty() || s == "-" {
+        return Ok(None);
+    }
+    let err = problem("invalid_zip", "a ZIP code like 02110 or 02110-1234");
+    let (main, ext) = match s.split_once('-') {
+        Some((m, e)) => (m.trim(), Some(e.trim())),
+        None if s.len() == 9 => (&s[..5], Some(&s[5..])),
+        None => (s, None),
+    };
+    let digits = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
+    if !digits(main) || main.len() > 5 || main.len() < 3 {
+        return Err(err);
+    }
+    let padded = main.len() < 5;
+    let main = format!("{main:0>5}");
+    match ext {
+        None | Some("") => Ok(Some((main, padded))),
+        Some(e) if e.len() == 4 && digits(e) => Ok(Some((format!("{main}-{e}"), padded))),
+        Some(_) => Err(err),
+    }
+}
+
+/// US states, DC, territories and military "states", by name.
+const STATES: &[(&str, &str)] = &[
+    ("ALABAMA", "AL"),
+    ("ALASKA", "AK"),
+    ("ARIZONA", "AZ"),
+    ("ARKANSAS", "AR"),
+    ("CALIFORNIA", "CA"),
+    ("COLORADO", "CO"),
+    ("CONNECTICUT", "CT"),
+    ("DELAWARE", "DE"),
+    ("DISTRICT OF COLUMBIA", "DC"),
+    ("FLORIDA", "FL"),
+    ("GEORGIA", "GA"),
+    ("HAWAII", "HI"),
+    ("IDAHO", "ID"),
+    ("ILLINOIS", "IL"),
+    ("INDIANA", "IN"),
+    ("IOWA", "IA"),
+    ("KANSAS", "KS"),
+    ("KENTUCKY", "KY"),
+    ("LOUISIANA", "LA"),
+    ("MAINE", "ME"),
+    ("MARYLAND", "MD"),
+    ("MASSACHUSETTS", "MA"),
+    ("MICHIGAN", "MI"),
+    ("MINNESOTA", "MN"),
+    ("MISSISSIPPI", "MS"),
+    ("MISSOURI", "MO"),
+    ("MONTANA", "MT"),
+    ("NEBRASKA", "NE"),
+    ("NEVADA", "NV"),
+    ("NEW HAMPSHIRE", "NH"),
+    ("NEW JERSEY", "NJ"),
+    ("NEW MEXICO", "NM"),
+    ("NEW YORK", "NY"),
+    ("NORTH CAROLINA", "NC"),
+    ("NORTH DAKOTA", "ND"),
+    ("OHIO", "OH"),
+    ("OKLAHOMA", "OK"),
+    ("OREGON", "OR"),
+    ("PENNSYLVANIA", "PA"),
+    ("RHODE ISLAND", "RI"),
+    ("SOUTH CAROLINA", "SC"),
+    ("SOUTH DAKOTA", "SD"),
+    ("TENNESSEE", "TN"),
+    ("TEXAS", "TX"),
+    ("UTAH", "UT"),
+    ("VERMONT", "VT"),
+    ("VIRGINIA", "VA"),
+    ("WASHINGTON", "WA"),
+    ("WEST VIRGINIA", "WV"),
+    ("WISCONSIN", "WI"),
+    ("WYOMING", "WY"),
+    ("PUERTO RICO", "PR"),
+    ("GUAM", "GU"),
+    ("VIRGIN ISLANDS", "VI"),
+    ("U.S. VIRGIN ISLANDS", "VI"),
+    ("AMERICAN SAMOA", "AS"),
+    ("NORTHERN MARIANA ISLANDS", "MP"),
+    ("ARMED FORCES AMERICAS", "AA"),
+    ("ARMED FORCES EUROPE", "AE"),
+    ("ARMED FORCES PACIFIC", "AP"),
+];
+
+/// The two-letter code of a state given by name (`Virginia`) or code (`va`).
+pub fn state(s: &str) -> Parsed<&'static str> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let up = s.to_ascii_uppercase();
+    let up = up.split_whitespace().collect::<Vec<_>>().join(" ");
+    STATES
+        .iter()
+        .find(|(name, code)| *name == up || *code == up)
+        .map(|(_, code)| Some(*code))
+        .ok_or(problem(
+            "invalid_state",
+            "a US state name or two-letter code",
+        ))
+}
+
+/// All known state codes, for the sample-data generator.
+pub fn state_names() -> impl Iterator<Item = (&'static str, &'static str)> {
+    STATES.iter().copied().take(51)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases() {
+        for (s, want) in [
+            ("Phase I", "Phase I"),
+            ("PHASE 2", "Phase II"),
+            ("iii", "Phase III"),
+            ("Phase  II", "Phase II"),
+        ] {
+            assert_eq!(phase(s), Ok(Some(want)), "{s}");
+        }
+        assert_eq!(phase("Phase IV").unwrap_err().code, "invalid_phase");
+    }
+
+    #[test]
+    fn amounts() {
+        assert_eq!(amount("$1,234.50"), Ok(Some(1234.5)));
+        assert_eq!(amount("150000"), Ok(Some(150000.0)));
+        assert_eq!(amount("0").unwrap_err().code, "non_positive_amount");
+        assert_eq!(amount("-5").unwrap_err().code, "non_positive_amount");
+        assert_eq!(amount("abc").unwrap_err().code, "invalid_amount");
+        assert_eq!(amount("NaN").unwrap_err().code, "invalid_amount");
+    }
+
+    #[test]
+    fn identifiers() {
+        assert_eq!(uei("abc123def456"), Ok(Some("ABC123DEF456".into())));
+        assert_eq!(uei("N/A"), Ok(None));
+        assert_eq!(uei("ABC123").unwrap_err().code, "invalid_uei");
+        assert_eq!(duns("12-345-6789"), Ok(Some(("123456789".into(), false))));
+        assert_eq!(duns("12345678"), Ok(Some(("012345678".into(), true))));
+        assert_eq!(duns("000000000"), Ok(None));
+        assert_eq!(duns("1234").unwrap_err().code, "invalid_duns");
+        assert_eq!(duns("12345678A").unwrap_err().code, "invalid_duns");
+    }
+
+    #[test]
+    fn dates() {
+        let d = date("2020-01-02").unwrap().unwrap();
+        assert_eq!(d, 18263);
+        assert_eq!(date("1/2/2020"), Ok(Some(18263)));
+        assert_eq!(date("01/02/2020 12:00:00 AM"), Ok(Some(18263)));
+        assert_eq!(date("2020-01-02 00:00:00"), Ok(Some(18263)));
+        assert_eq!(date("2020-01-02T00:00:00Z"), Ok(Some(18263)));
+        assert_eq!(date("2020/01/02"), Ok(Some(18263)));
+        assert_eq!(year_of(18263), 2020);
+        assert_eq!(year_of(-1), 1969);
+        assert_eq!(iso_date(18263), "2020-01-02");
+        for bad in ["2020-02-30", "31/31/2020", "yesterday", "2020-1", "1-2-20"] {
+            assert_eq!(date(bad).unwrap_err().code, "invalid_date", "{bad}");
+        }
+    }
+
+    #[test]
+    fn zips_states_flags() {
+        assert_eq!(zip("02110"), Ok(Some(("02110".into(), false))));
+        assert_eq!(zip("021101234"), Ok(Some(("02110-1234".into(), false))));
+        assert_eq!(zip("2110-1234"), Ok(Some(("02110-1234".into(), true))));
+        assert_eq!(zip("-"), Ok(None));
+        assert_eq!(zip("ABCDE").unwrap_err().code, "invalid_zip");
+        assert_eq!(state("Virginia"), Ok(Some("VA")));
+        assert_eq!(state("new  york"), Ok(Some("NY")));
+        assert_eq!(state("dc"), Ok(Some("DC")));
+        assert_eq!(state("Atlantis").unwrap_err().code, "invalid_state");
+        assert_eq!(flag("Y"), Ok(Some(true)));
+        assert_eq!(flag("n"), Ok(Some(false)));
+        assert_eq!(flag("U"), Ok(None));
+        assert_eq!(flag("maybe").unwrap_err().code, "invalid_flag");
+        assert_eq!(year("2020", 1983, 2027), Ok(Some(2020)));
+        assert_eq!(
+            year("1950", 1983, 2027).unwrap_err().code,
+            "year_out_of_range"
+        );
+        assert_eq!(integer("1,200"), Ok(Some(1200)));
+    }
+}

@@ -1,0 +1,43 @@
+//! Inputs and outputs every stage shares: CSV sources (plain or gzip), atomic Parquet/NDJSON
+//! table writers, reject files and the `<output>.checks.json` envelope.
+
+pub mod atomic;
+pub mod checks;
+pub mod input;
+pub mod table;
+
+use std::path::{Path, PathBuf};
+
+/// A file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum IoError {
+    #[error("cannot read {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("cannot write {path}: {message}")]
+    Write { path: PathBuf, message: String },
+}
+
+impl IoError {
+    /// A read failure of `path`.
+    pub fn read(path: &Path, err: impl std::fmt::Display) -> Self {
+        Self::Read {
+            path: path.to_path_buf(),
+            message: err.to_string(),
+        }
+    }
+
+    /// A write failure of `path`.
+    pub fn write(path: &Path, err: impl std::fmt::Display) -> Self {
+        Self::Write {
+            path: path.to_path_buf(),
+            message: err.to_string(),
+        }
+    }
+}
+
+/// `stem` with `suffix` appended (`data/x` + `.rejects.ndjson`), keeping any dots in the stem.
+pub fn with_suffix(stem: &Path, suffix: &str) -> PathBuf {
+    let mut s = stem.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}

@@ -1,0 +1,13 @@
+//! `sbir`: turn the SBIR/STTR award record into analysis-ready data.
+//!
+//! The library holds every stage; the `sbir` binary only parses arguments, sets up logging
+//! and calls in. Nothing here prints, exits or reads the environment.
+
+pub mod config;
+pub mod ingest;
+pub mod io;
+pub mod metrics;
+pub mod progress;
+pub mod records;
+pub mod rng;
+pub mod sample;

@@ -1,0 +1,89 @@
+//! The `sbir` binary: parse arguments, load settings, set up logging, run one subcommand, and
+//! map the outcome to an exit code (0 done, 1 runtime failure, 2 bad usage or config,
+//! 3 a quality gate of ERROR severity failed).
+
+mod cli;
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use sbir::config::{self, ConfigError, FlagOverride, Sources};
+use sbir::ingest::IngestError;
+use sbir::io::checks::Status;
+
+use cli::{Cli, Command, LogFormatArg};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {err:#}");
+            ExitCode::from(exit_code(&err))
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut flags: Vec<FlagOverride> = match &cli.command {
+        Command::Run(a) => a.overrides(),
+        Command::Ingest(a) => a.overrides(),
+        Command::SampleData(a) => a.overrides(),
+        Command::Config(_) => Vec::new(),
+    };
+    if let Some(f) = cli.global.log_format {
+        let v = match f {
+            LogFormatArg::Text => "text",
+            LogFormatArg::Json => "json",
+        };
+        flags.push(FlagOverride::new("logging.format", v, "--log-format"));
+    }
+    let sources = Sources {
+        config_dir: Some(cli.global.config_dir.clone()),
+        env_name: cli.global.env.clone(),
+        env_vars: std::env::vars().collect(),
+        flags,
+    };
+    let loaded = config::load(&sources)?;
+    let env = cmd::Env::new(loaded, cli.global.quiet, cli.global.verbose);
+    let status = match &cli.command {
+        Command::Run(a) => cmd::run::run(a, &env)?,
+        Command::Ingest(a) => cmd::ingest::run(a, &env)?,
+        Command::SampleData(a) => {
+            cmd::sample_data::run(a, &env)?;
+            Status::Pass
+        }
+        Command::Config(a) => {
+            cmd::config::run(a, &env)?;
+            Status::Pass
+        }
+    };
+    Ok(match status {
+        Status::Pass | Status::Warn => ExitCode::SUCCESS,
+        Status::Fail => ExitCode::from(3),
+    })
+}
+
+/// 2 for bad usage, configuration or input given; 1 for everything else.
+fn exit_code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if cause.is::<ConfigError>() {
+            return 2;
+        }
+        if let Some(e) = cause.downcast_ref::<IngestError>() {
+            return if e.is_usage() { 2 } else { 1 };
+        }
+    }
+    1
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,182 @@
+//! Row types that cross stage boundaries, with their Arrow schemas. A stage writes these rows
+//! with [`to_batch`] and the next stage reads them back with [`from_batch`]: one definition
+//! serves Parquet, NDJSON and the in-memory form.
+
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, Field, FieldRef, Schema, SchemaRef};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+/// One validated, normalised SBIR/STTR award (a row of `sbir_awards.parquet`).
+///
+/// Dates are days since 1970-01-01 (Arrow `Date32`); optional text is `None`, never `""`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Award {
+    /// Stable key: see `ingest::award_id`.
+    pub award_id: String,
+    pub company: String,
+    pub award_title: String,
+    pub agency: String,
+    pub branch: Option<String>,
+    /// `Phase I`, `Phase II` or `Phase III`.
+    pub phase: String,
+    /// `SBIR` or `STTR`.
+    pub program: String,
+    pub agency_tracking_number: Option<String>,
+    pub contract: Option<String>,
+    pub proposal_award_date: Option<i32>,
+    pub contract_end_date: Option<i32>,
+    pub solicitation_number: Option<String>,
+    pub solicitation_year: Option<i32>,
+    pub solicitation_close_date: Option<i32>,
+    pub proposal_receipt_date: Option<i32>,
+    pub date_of_notification: Option<i32>,
+    pub topic_code: Option<String>,
+    pub award_year: i32,
+    pub award_amount: f64,
+    /// 12 upper-case alphanumerics.
+    pub uei: Option<String>,
+    /// 9 digits.
+    pub duns: Option<String>,
+    pub hubzone_owned: Option<bool>,
+    pub socially_economically_disadvantaged: Option<bool>,
+    pub woman_owned: Option<bool>,
+    pub number_employees: Option<i32>,
+    pub company_website: Option<String>,
+    pub address1: Option<String>,
+    pub address2: Option<String>,
+    pub city: Option<String>,
+    /// Two-letter postal code.
+    pub state: Option<String>,
+    /// The State field as the source wrote it.
+    pub state_name: Option<String>,
+    /// `12345` or `12345-6789`.
+    pub zip: Option<String>,
+    pub r#abstract: Option<String>,
+    pub contact_name: Option<String>,
+    pub contact_title: Option<String>,
+    pub contact_phone: Option<String>,
+    pub contact_email: Option<String>,
+    pub pi_name: Option<String>,
+    pub pi_title: Option<String>,
+    pub pi_phone: Option<String>,
+    pub pi_email: Option<String>,
+    pub ri_name: Option<String>,
+    pub ri_poc_name: Option<String>,
+    pub ri_poc_phone: Option<String>,
+    /// 1-based line of the source file where the row starts.
+    pub source_line: u64,
+    /// Codes of the warnings the row was kept with.
+    pub warnings: Vec<String>,
+}
+
+fn field(name: &str, data_type: DataType, nullable: bool) -> Field {
+    Field::new(name, data_type, nullable)
+}
+
+/// The Arrow schema of [`Award`], column for column.
+pub fn award_schema() -> SchemaRef {
+    use DataType::{Boolean, Date32, Float64, Int32, UInt64, Utf8};
+    let text = |n: &str| field(n, Utf8, true);
+    let date = |n: &str| field(n, Date32, true);
+    Arc::new(Schema::new(vec![
+        field("award_id", Utf8, false),
+        field("company", Utf8, false),
+        field("award_title", Utf8, false),
+        field("agency", Utf8, false),
+        text("branch"),
+        field("phase", Utf8, false),
+        field("program", Utf8, false),
+        text("agency_tracking_number"),
+        text("contract"),
+        date("proposal_award_date"),
+        date("contract_end_date"),
+        text("solicitation_number"),
+        field("solicitation_year", Int32, true),
+        date("solicitation_close_date"),
+        date("proposal_receipt_date"),
+        date("date_of_notification"),
+        text("topic_code"),
+        field("award_year", Int32, false),
+        field("award_amount", Float64, false),
+        text("uei"),
+        text("duns"),
+        field("hubzone_owned", Boolean, true),
+        field("socially_economically_disadvantaged", Boolean, true),
+        field("woman_owned", Boolean, true),
+        field("number_employees", Int32, true),
+        text("company_website"),
+        text("address1"),
+        text("address2"),
+        text("city"),
+        text("state"),
+        text("state_name"),
+        text("zip"),
+        text("abstract"),
+        text("contact_name"),
+        text("contact_title"),
+        text("contact_phone"),
+        text("contact_email"),
+        text("pi_name"),
+        text("pi_title"),
+        text("pi_phone"),
+        text("pi_email"),
+        text("ri_name"),
+        text("ri_poc_name"),
+        text("ri_poc_phone"),
+        field("source_line", UInt64, false),
+        field(
+            "warnings",
+            DataType::List(Arc::new(Field::new("item", Utf8, false))),
+            false,
+        ),
+    ]))
+}
+
+/// Serialises rows into a record batch of `schema`.
+pub fn to_batch<T: Serialize>(
+    schema: &SchemaRef,
+    rows: &[T],
+) -> Result<RecordBatch, serde_arrow::Error> {
+    let fields: Vec<FieldRef> = schema.fields().iter().cloned().collect();
+    serde_arrow::to_record_batch(&fields, &rows)
+}
+
+/// Reads rows back from a record batch.
+pub fn from_batch<T: DeserializeOwned>(batch: &RecordBatch) -> Result<Vec<T>, serde_arrow::Error> {
+    serde_arrow::from_record_batch(batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_matches_struct_fields() {
+        let schema = award_schema();
+        let award = crate::ingest::tests::sample_award();
+        let json = serde_json::to_value(&award).unwrap();
+        let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
+        let mut names: Vec<&String> = schema.fields().iter().map(|f| f.name()).collect();
+        let mut keys_sorted = keys.clone();
+        keys_sorted.sort();
+        names.sort();
+        assert_eq!(keys_sorted, names);
+    }
+
+    #[test]
+    fn batch_round_trip_keeps_every_value() {
+        let schema = award_schema();
+        let mut a = crate::ingest::tests::sample_award();
+        let mut b = a.clone();
+        b.award_id = "x".into();
+        b.branch = None;
+        b.warnings = vec![];
+        a.proposal_award_date = Some(-5);
+        let batch = to_batch(&schema, &[a.clone(), b.clone()]).unwrap();
+        assert_eq!(batch.schema(), schema);
+        let back: Vec<Award> = from_batch(&batch).unwrap();
+        assert_eq!(back, vec![a, b]);
+    }
+}
