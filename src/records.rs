@@ -11,68 +11,81 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 /// One validated, normalised SBIR/STTR award (a row of `sbir_awards.parquet`).
 ///
 /// Dates are days since 1970-01-01 (Arrow `Date32`); optional text is `None`, never `""`.
+/// The text type is generic so ingest can build rows that borrow from the CSV buffer
+/// (`Award<Cow<str>>`) and serialise them without copying each field into a `String`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Award {
+pub struct Award<S = String> {
     /// Stable key: see `ingest::award_id`.
-    pub award_id: String,
-    pub company: String,
-    pub award_title: String,
-    pub agency: String,
-    pub branch: Option<String>,
+    pub award_id: S,
+    pub company: S,
+    pub award_title: S,
+    pub agency: S,
+    pub branch: Option<S>,
     /// `Phase I`, `Phase II` or `Phase III`.
-    pub phase: String,
+    pub phase: S,
     /// `SBIR` or `STTR`.
-    pub program: String,
-    pub agency_tracking_number: Option<String>,
-    pub contract: Option<String>,
+    pub program: S,
+    pub agency_tracking_number: Option<S>,
+    pub contract: Option<S>,
     pub proposal_award_date: Option<i32>,
     pub contract_end_date: Option<i32>,
-    pub solicitation_number: Option<String>,
+    pub solicitation_number: Option<S>,
     pub solicitation_year: Option<i32>,
     pub solicitation_close_date: Option<i32>,
     pub proposal_receipt_date: Option<i32>,
     pub date_of_notification: Option<i32>,
-    pub topic_code: Option<String>,
+    pub topic_code: Option<S>,
     pub award_year: i32,
     pub award_amount: f64,
     /// 12 upper-case alphanumerics.
-    pub uei: Option<String>,
+    pub uei: Option<S>,
     /// 9 digits.
-    pub duns: Option<String>,
+    pub duns: Option<S>,
     pub hubzone_owned: Option<bool>,
     pub socially_economically_disadvantaged: Option<bool>,
     pub woman_owned: Option<bool>,
     pub number_employees: Option<i32>,
-    pub company_website: Option<String>,
-    pub address1: Option<String>,
-    pub address2: Option<String>,
-    pub city: Option<String>,
+    pub company_website: Option<S>,
+    pub address1: Option<S>,
+    pub address2: Option<S>,
+    pub city: Option<S>,
     /// Two-letter postal code.
-    pub state: Option<String>,
+    pub state: Option<S>,
     /// The State field as the source wrote it.
-    pub state_name: Option<String>,
+    pub state_name: Option<S>,
     /// `12345` or `12345-6789`.
-    pub zip: Option<String>,
-    pub r#abstract: Option<String>,
-    pub contact_name: Option<String>,
-    pub contact_title: Option<String>,
-    pub contact_phone: Option<String>,
-    pub contact_email: Option<String>,
-    pub pi_name: Option<String>,
-    pub pi_title: Option<String>,
-    pub pi_phone: Option<String>,
-    pub pi_email: Option<String>,
-    pub ri_name: Option<String>,
-    pub ri_poc_name: Option<String>,
-    pub ri_poc_phone: Option<String>,
+    pub zip: Option<S>,
+    pub r#abstract: Option<S>,
+    pub contact_name: Option<S>,
+    pub contact_title: Option<S>,
+    pub contact_phone: Option<S>,
+    pub contact_email: Option<S>,
+    pub pi_name: Option<S>,
+    pub pi_title: Option<S>,
+    pub pi_phone: Option<S>,
+    pub pi_email: Option<S>,
+    pub ri_name: Option<S>,
+    pub ri_poc_name: Option<S>,
+    pub ri_poc_phone: Option<S>,
     /// 1-based line of the source file where the row starts.
     pub source_line: u64,
     /// Codes of the warnings the row was kept with.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<S>,
 }
 
 fn field(name: &str, data_type: DataType, nullable: bool) -> Field {
     Field::new(name, data_type, nullable)
+}
+
+/// Field metadata key marking mostly unique text (ids, titles, abstracts, contacts): Parquet
+/// writers skip dictionary encoding and statistics for it, which would cost time and buy nothing.
+pub const HIGH_CARDINALITY: &str = "sbir.high_cardinality";
+
+fn unique_text(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Utf8, nullable).with_metadata(std::collections::HashMap::from([(
+        HIGH_CARDINALITY.to_string(),
+        "true".to_string(),
+    )]))
 }
 
 /// The Arrow schema of [`Award`], column for column.
@@ -81,15 +94,15 @@ pub fn award_schema() -> SchemaRef {
     let text = |n: &str| field(n, Utf8, true);
     let date = |n: &str| field(n, Date32, true);
     Arc::new(Schema::new(vec![
-        field("award_id", Utf8, false),
+        unique_text("award_id", false),
         field("company", Utf8, false),
-        field("award_title", Utf8, false),
+        unique_text("award_title", false),
         field("agency", Utf8, false),
         text("branch"),
         field("phase", Utf8, false),
         field("program", Utf8, false),
-        text("agency_tracking_number"),
-        text("contract"),
+        unique_text("agency_tracking_number", true),
+        unique_text("contract", true),
         date("proposal_award_date"),
         date("contract_end_date"),
         text("solicitation_number"),
@@ -107,21 +120,21 @@ pub fn award_schema() -> SchemaRef {
         field("woman_owned", Boolean, true),
         field("number_employees", Int32, true),
         text("company_website"),
-        text("address1"),
+        unique_text("address1", true),
         text("address2"),
         text("city"),
         text("state"),
         text("state_name"),
         text("zip"),
-        text("abstract"),
-        text("contact_name"),
+        unique_text("abstract", true),
+        unique_text("contact_name", true),
         text("contact_title"),
-        text("contact_phone"),
-        text("contact_email"),
-        text("pi_name"),
+        unique_text("contact_phone", true),
+        unique_text("contact_email", true),
+        unique_text("pi_name", true),
         text("pi_title"),
-        text("pi_phone"),
-        text("pi_email"),
+        unique_text("pi_phone", true),
+        unique_text("pi_email", true),
         text("ri_name"),
         text("ri_poc_name"),
         text("ri_poc_phone"),

@@ -5,12 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use sbir::config::FlagOverride;
-use sbir::ingest::{self, IngestOptions, Limits, Outputs};
+use sbir::ingest::{self, IngestOptions};
 use sbir::io::checks::{Checks, Status, now_rfc3339};
-use sbir::io::table::{NdjsonWriter, TableWriter};
-use sbir::io::with_suffix;
 use sbir::metrics::StageTimer;
-use sbir::records;
 use serde_json::json;
 
 use super::Env;
@@ -72,37 +69,21 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
     let s = env.settings();
     let started_at = now_rfc3339();
     let timer = StageTimer::start();
-    let max_award_year = s.ingest.max_award_year.unwrap_or_else(|| {
-        use chrono::Datelike;
-        chrono::Utc::now().year() + 1
-    });
     let opts = IngestOptions {
-        input: s.ingest.input.clone(),
-        limits: Limits {
-            min_award_year: s.ingest.min_award_year,
-            max_award_year,
-            large_amount_warning: s.ingest.large_amount_warning,
-        },
-        chunk_size: s.ingest.chunk_size,
         limit: args.limit,
         sample: args.sample.map(|n| (n, args.seed)),
+        ..IngestOptions::from_settings(&s.ingest, chrono::Datelike::year(&chrono::Utc::now()))
     };
     let stem = s.paths.processed_dir.join(&s.ingest.output_name);
-    let mut outputs = Outputs {
-        awards: TableWriter::create(&stem, records::award_schema(), &s.output)?,
-        rejects: NdjsonWriter::create(&with_suffix(&stem, ".rejects.ndjson"))?,
-    };
     tracing::info!("ingest: reading {}", opts.input.display());
     let (span, progress) = env.progress("ingest", "rows");
-    let report = {
+    let written = {
         let _entered = span.enter();
-        ingest::run(&opts, &mut outputs, progress.as_ref())
+        ingest::ingest_to_files(&opts, &stem, &s.output, progress.as_ref())
             .with_context(|| format!("ingest of {} failed", opts.input.display()))?
     };
     drop(span);
-    let completeness = outputs.awards.completeness();
-    let mut paths = outputs.awards.commit()?;
-    paths.push(outputs.rejects.commit()?);
+    let report = written.report;
 
     let mut checks = Checks::new(
         "ingest",
@@ -113,10 +94,10 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
     checks.counts = report.counts();
     checks.metrics = timer.finish(report.input_rows);
     checks.inputs = vec![report.input.clone()];
-    checks.outputs = paths;
+    checks.outputs = written.paths;
     checks.details = json!({
         "reconciled": report.reconciles(),
-        "completeness": completeness,
+        "completeness": written.completeness,
         "warnings_by_code": report.warnings_by_code,
         "rejects_by_code": report.rejects_by_code,
         "rejects_by_field": report.rejects_by_field,

@@ -8,23 +8,25 @@ pub mod columns;
 pub mod row;
 pub mod rules;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
+use arrow_array::RecordBatch;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::config::IngestGates;
+use crate::config::{IngestGates, IngestSettings, OutputSettings};
 use crate::io::IoError;
 use crate::io::checks::{Gate, Severity};
 use crate::io::input::{self, InputInfo};
 use crate::io::table::{NdjsonWriter, TableWriter};
 use crate::progress::Progress;
-use crate::records::{self, Award};
+use crate::records;
 use crate::rng::Rng;
 use columns::HeaderMap;
-use row::{RawRow, Validated};
+use row::{RawRow, ValidAward, Validated};
 
 pub use row::{Limits, award_id};
 
@@ -54,11 +56,10 @@ pub enum IngestError {
 impl IngestError {
     /// True when the input itself is unusable as given (exit code 2), not a runtime failure.
     pub fn is_usage(&self) -> bool {
-        match self {
-            Self::MissingColumns { .. } | Self::Empty { .. } => true,
-            Self::Io(IoError::Read { .. }) => true,
-            _ => false,
-        }
+        matches!(
+            self,
+            Self::MissingColumns { .. } | Self::Empty { .. } | Self::Io(IoError::Read { .. })
+        )
     }
 }
 
@@ -75,10 +76,61 @@ pub struct IngestOptions {
     pub sample: Option<(u64, u64)>,
 }
 
-/// Where the stage's rows go; the caller commits them when the stage returns.
+impl IngestOptions {
+    /// Options from settings; `current_year` bounds Award Year when the settings leave the
+    /// maximum open (next year is the newest accepted).
+    pub fn from_settings(s: &IngestSettings, current_year: i32) -> Self {
+        Self {
+            input: s.input.clone(),
+            limits: Limits {
+                min_award_year: s.min_award_year,
+                max_award_year: s.max_award_year.unwrap_or(current_year + 1),
+                large_amount_warning: s.large_amount_warning,
+            },
+            chunk_size: s.chunk_size,
+            limit: None,
+            sample: None,
+        }
+    }
+}
+
+/// Where the stage's rows go; committed together when the stage has read every row.
 pub struct Outputs {
     pub awards: TableWriter,
     pub rejects: NdjsonWriter,
+}
+
+/// What [`ingest_to_files`] produced.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub report: IngestReport,
+    /// Final paths: the award table(s), then the rejects file.
+    pub paths: Vec<PathBuf>,
+    /// Share of non-null values per output column.
+    pub completeness: BTreeMap<String, f64>,
+}
+
+/// Runs the stage into `<stem>.parquet`/`.ndjson` and `<stem>.rejects.ndjson`, atomically:
+/// on any error nothing is renamed into place.
+pub fn ingest_to_files(
+    opts: &IngestOptions,
+    stem: &Path,
+    output: &OutputSettings,
+    progress: &dyn Progress,
+) -> Result<Written, IngestError> {
+    let mut out = Outputs {
+        awards: TableWriter::create(stem, records::award_schema(), output)?,
+        rejects: NdjsonWriter::create(&crate::io::with_suffix(stem, ".rejects.ndjson"))?,
+    };
+    let report = run(opts, &mut out, progress)?;
+    let completeness = out.awards.completeness();
+    let mut paths = out.awards.commit()?;
+    paths.push(out.rejects.commit()?);
+    Ok(Written {
+        report,
+        paths,
+        completeness,
+    })
 }
 
 /// A row dropped as an exact repeat of an earlier one.
@@ -109,6 +161,9 @@ pub struct IngestReport {
 }
 
 const DUPLICATE_EXAMPLES: usize = 20;
+
+/// Rows per record batch handed to the writer (converted in parallel).
+const BATCH_ROWS: usize = 2048;
 
 impl IngestReport {
     /// Row counts for the checks file.
@@ -155,8 +210,8 @@ impl IngestReport {
 /// Keeps award ids unique: exact repeats are dropped, same-key different rows get a suffix.
 #[derive(Default)]
 struct Dedup {
-    /// award id → (content hashes seen with their first line, rows kept under this key)
-    seen: HashMap<String, (Vec<(u64, u64)>, u32)>,
+    /// award key → (content hashes seen with their first line, rows kept under this key)
+    seen: HashMap<u64, (Vec<(u64, u64)>, u32)>,
 }
 
 enum Seen {
@@ -166,8 +221,8 @@ enum Seen {
 }
 
 impl Dedup {
-    fn check(&mut self, id: &str, content: u64, line: u64) -> Seen {
-        let entry = self.seen.entry(id.to_string()).or_default();
+    fn check(&mut self, key: u64, content: u64, line: u64) -> Seen {
+        let entry = self.seen.entry(key).or_default();
         if let Some((_, first)) = entry.0.iter().find(|(c, _)| *c == content) {
             return Seen::Repeat(*first);
         }
@@ -181,22 +236,19 @@ impl Dedup {
     }
 }
 
+/// Chunks of raw rows (or the read error that ended them) from the reader thread.
+type Chunks = mpsc::Receiver<Result<Vec<RawRow>, IngestError>>;
+
 /// Reads the header, then streams chunks of raw rows from a reader thread.
 fn spawn_reader(
     path: &Path,
     opts: &IngestOptions,
-) -> Result<
-    (
-        HeaderMap,
-        mpsc::Receiver<Result<Vec<RawRow>, IngestError>>,
-        input::Fingerprint,
-    ),
-    IngestError,
-> {
+) -> Result<(HeaderMap, Chunks, input::Fingerprint), IngestError> {
     let (stream, fingerprint) = input::open(path)?;
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(false)
+        .terminator(csv::Terminator::Any(b'\n'))
         .buffer_capacity(1 << 20)
         .from_reader(stream);
     let mut header = csv::ByteRecord::new();
@@ -255,10 +307,10 @@ fn spawn_reader(
                 }
             }
             let line = record.position().map(|p| p.line()).unwrap_or(rows + 2);
-            let raw = RawRow {
-                line,
-                record: record.clone(),
-            };
+            // A compact copy: the reused record's buffer is as large as the longest row so far.
+            let mut copy = csv::ByteRecord::with_capacity(record.as_slice().len(), record.len());
+            record.iter().for_each(|f| copy.push_field(f));
+            let raw = RawRow { line, record: copy };
             rows += 1;
             if let (Some((n, _)), Some(rng)) = (sample, rng.as_mut()) {
                 // Reservoir sampling (Algorithm R): every row is kept with probability n/rows.
@@ -296,78 +348,80 @@ fn spawn_reader(
 }
 
 /// Runs the stage: every input row ends up written, rejected, or counted as a duplicate.
+///
+/// Three steps overlap: a reader thread parses CSV chunks, this thread validates each chunk in
+/// parallel and de-duplicates it, and a writer thread encodes the valid awards.
 pub fn run(
     opts: &IngestOptions,
     out: &mut Outputs,
     progress: &dyn Progress,
 ) -> Result<IngestReport, IngestError> {
     let (map, rx, fingerprint) = spawn_reader(&opts.input, opts)?;
-    let schema = records::award_schema();
     let mut report = IngestReport {
         missing_optional_columns: map.missing_optional.clone(),
         extra_columns: map.extra.clone(),
         ..IngestReport::default()
     };
     let mut dedup = Dedup::default();
+    let Outputs {
+        awards: table,
+        rejects,
+    } = out;
 
-    for chunk in rx {
-        let chunk = chunk?;
-        let validated: Vec<Validated> = chunk
-            .par_iter()
-            .map(|r| row::validate(r, &map, &opts.limits))
-            .collect();
-        report.input_rows += chunk.len() as u64;
-        let mut awards: Vec<Award> = Vec::with_capacity(validated.len());
-        for v in validated {
-            match v {
-                Validated::Rejected(rej) => {
-                    report.rejected += 1;
-                    for r in &rej.reasons {
-                        *report
-                            .rejects_by_code
-                            .entry(r.code.to_string())
-                            .or_default() += 1;
-                        *report.rejects_by_field.entry(r.field.clone()).or_default() += 1;
-                    }
-                    out.rejects.write(&rej)?;
-                }
-                Validated::Award { mut award, content } => {
-                    match dedup.check(&award.award_id, content, award.source_line) {
-                        Seen::Repeat(first) => {
-                            report.duplicates += 1;
-                            if report.duplicate_examples.len() < DUPLICATE_EXAMPLES {
-                                report.duplicate_examples.push(Duplicate {
-                                    line: award.source_line,
-                                    duplicate_of_line: first,
-                                });
-                            }
-                        }
-                        seen => {
-                            if let Seen::Collision(n) = seen {
-                                report.key_collisions += 1;
-                                award.award_id = format!("{}-{n}", award.award_id);
-                                award.warnings.push(row::warning::KEY_COLLISION.to_string());
-                            }
-                            if !award.warnings.is_empty() {
-                                report.rows_with_warnings += 1;
-                            }
-                            for w in &award.warnings {
-                                *report.warnings_by_code.entry(w.clone()).or_default() += 1;
-                            }
-                            awards.push(award);
-                        }
-                    }
-                }
+    std::thread::scope(|scope| {
+        let (tx, batches) = mpsc::sync_channel::<Vec<RecordBatch>>(2);
+        let writer = scope.spawn(move || -> Result<(), IngestError> {
+            for batch in batches.iter().flatten() {
+                table.write(&batch)?;
             }
-        }
-        if !awards.is_empty() {
-            let batch = records::to_batch(&schema, &awards)
-                .map_err(|e| IngestError::Arrow(e.to_string()))?;
-            out.awards.write(&batch)?;
-            report.written += awards.len() as u64;
-        }
-        progress.inc(chunk.len() as u64);
-    }
+            Ok(())
+        });
+        let schema = records::award_schema();
+        let validate = || -> Result<(), IngestError> {
+            for chunk in rx {
+                let chunk = chunk?;
+                let validated: Vec<Validated> = chunk
+                    .par_iter()
+                    .map(|r| row::validate(r, &map, &opts.limits))
+                    .collect();
+                report.input_rows += chunk.len() as u64;
+                let mut awards = Vec::with_capacity(validated.len());
+                for v in validated {
+                    match v {
+                        Validated::Rejected(rej) => {
+                            report.count_reject(&rej);
+                            rejects.write(&rej)?;
+                        }
+                        Validated::Award {
+                            award,
+                            key,
+                            content,
+                        } => {
+                            if let Some(award) = report.dedup(&mut dedup, award, key, content) {
+                                awards.push(award);
+                            }
+                        }
+                    }
+                }
+                report.written += awards.len() as u64;
+                let batches = awards
+                    .par_chunks(BATCH_ROWS)
+                    .map(|part| records::to_batch(&schema, part))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| IngestError::Arrow(e.to_string()))?;
+                if tx.send(batches).is_err() {
+                    break; // the writer failed; its error is returned below
+                }
+                progress.inc(chunk.len() as u64);
+            }
+            Ok(())
+        };
+        let validated = validate();
+        drop(tx);
+        let written = writer.join().expect("writer thread does not panic");
+        validated.and(written)
+    })?;
+
     let (sha256, bytes) = fingerprint.finish();
     report.input = InputInfo {
         path: opts.input.clone(),
@@ -378,9 +432,58 @@ pub fn run(
     Ok(report)
 }
 
+impl IngestReport {
+    fn count_reject(&mut self, rej: &row::Reject) {
+        self.rejected += 1;
+        for r in &rej.reasons {
+            *self.rejects_by_code.entry(r.code.to_string()).or_default() += 1;
+            *self.rejects_by_field.entry(r.field.clone()).or_default() += 1;
+        }
+    }
+
+    /// Counts `award` as a duplicate (returning `None`) or keeps it, suffixing its id when
+    /// an earlier, different row had the same key.
+    fn dedup<'a>(
+        &mut self,
+        dedup: &mut Dedup,
+        mut award: ValidAward<'a>,
+        key: u64,
+        content: u64,
+    ) -> Option<ValidAward<'a>> {
+        match dedup.check(key, content, award.source_line) {
+            Seen::Repeat(first) => {
+                self.duplicates += 1;
+                if self.duplicate_examples.len() < DUPLICATE_EXAMPLES {
+                    self.duplicate_examples.push(Duplicate {
+                        line: award.source_line,
+                        duplicate_of_line: first,
+                    });
+                }
+                return None;
+            }
+            Seen::Collision(n) => {
+                self.key_collisions += 1;
+                award.award_id = Cow::Owned(format!("{}-{n}", award.award_id));
+                award
+                    .warnings
+                    .push(Cow::Borrowed(row::warning::KEY_COLLISION));
+            }
+            Seen::New => {}
+        }
+        if !award.warnings.is_empty() {
+            self.rows_with_warnings += 1;
+        }
+        for w in &award.warnings {
+            *self.warnings_by_code.entry(w.to_string()).or_default() += 1;
+        }
+        Some(award)
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::records::Award;
 
     /// A fully populated award for schema and round-trip tests.
     pub fn sample_award() -> Award {
@@ -438,10 +541,10 @@ pub(crate) mod tests {
     #[test]
     fn dedup_drops_repeats_and_suffixes_collisions() {
         let mut d = Dedup::default();
-        assert!(matches!(d.check("a", 1, 2), Seen::New));
-        assert!(matches!(d.check("a", 1, 3), Seen::Repeat(2)));
-        assert!(matches!(d.check("a", 9, 4), Seen::Collision(2)));
-        assert!(matches!(d.check("a", 9, 5), Seen::Repeat(4)));
-        assert!(matches!(d.check("b", 1, 6), Seen::New));
+        assert!(matches!(d.check(7, 1, 2), Seen::New));
+        assert!(matches!(d.check(7, 1, 3), Seen::Repeat(2)));
+        assert!(matches!(d.check(7, 9, 4), Seen::Collision(2)));
+        assert!(matches!(d.check(7, 9, 5), Seen::Repeat(4)));
+        assert!(matches!(d.check(8, 1, 6), Seen::New));
     }
 }

@@ -2,12 +2,12 @@
 //! every reason. Pure and thread-safe: rows are validated in parallel.
 
 use std::borrow::Cow;
-use std::hash::{DefaultHasher, Hash, Hasher};
 
 use csv::ByteRecord;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use sha2::{Digest, Sha256};
+use xxhash_rust::xxh3::Xxh3;
 
 use super::columns::{Col, HeaderMap, REQUIRED};
 use super::rules::{self, Parsed, Problem};
@@ -57,12 +57,18 @@ fn ordered_map<S: Serializer>(pairs: &[(String, String)], s: S) -> Result<S::Ok,
     map.end()
 }
 
+/// A validated award whose text borrows from the row it came from.
+pub type ValidAward<'a> = Award<Cow<'a, str>>;
+
 /// The outcome of validating a row.
 #[derive(Debug, Clone)]
-pub enum Validated {
-    /// A valid award; `content` hashes every field so exact repeats can be dropped.
+#[allow(clippy::large_enum_variant)] // nearly every row is an award: boxing would allocate per row
+pub enum Validated<'a> {
+    /// A valid award; `key` is its [`award_key`], `content` hashes the raw row so exact
+    /// repeats can be dropped.
     Award {
-        award: Award,
+        award: ValidAward<'a>,
+        key: u64,
         content: u64,
     },
     Rejected(Reject),
@@ -89,12 +95,21 @@ fn decode(bytes: &[u8]) -> (Cow<'_, str>, bool) {
     }
 }
 
-/// Decodes a header or data record: UTF-8, else Windows-1252 (reported with `true`).
+/// Decodes a header or data record: UTF-8, else Windows-1252 (reported with `true`). Records
+/// are split on `\n` only (so line numbers stay exact), and the `\r` of a CRLF line end is
+/// removed here.
 pub fn decode_record(record: &ByteRecord) -> (Vec<Cow<'_, str>>, bool) {
     let mut any = false;
+    let last = record.len().saturating_sub(1);
     let fields = record
         .iter()
-        .map(|f| {
+        .enumerate()
+        .map(|(i, f)| {
+            let f = if i == last {
+                f.strip_suffix(b"\r").unwrap_or(f)
+            } else {
+                f
+            };
             let (s, bad) = decode(f);
             any |= bad;
             s
@@ -119,9 +134,33 @@ impl<'a> Fields<'a> {
             .unwrap_or("")
     }
 
-    fn text(&self, col: Col) -> Option<String> {
-        let v = self.get(col);
-        (!v.is_empty()).then(|| v.to_string())
+    /// The trimmed text of `col`, borrowed from the row when it was valid UTF-8.
+    fn text(&self, col: Col) -> Option<Cow<'a, str>> {
+        let v = self.map.position(col).and_then(|i| self.values.get(i))?;
+        let t = match v {
+            Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
+            Cow::Owned(s) => Cow::Owned(s.trim().to_string()),
+        };
+        (!t.is_empty()).then_some(t)
+    }
+
+    /// Required text: a `missing_required` reason when empty.
+    fn require_text(&mut self, col: Col) -> Option<Cow<'a, str>> {
+        let v = self.text(col);
+        if v.is_none() {
+            self.missing(col);
+        }
+        v
+    }
+
+    fn missing(&mut self, col: Col) {
+        self.fail(
+            col,
+            Problem {
+                code: "missing_required",
+                expected: "a value",
+            },
+        );
     }
 
     fn fail(&mut self, col: Col, p: Problem) {
@@ -149,24 +188,14 @@ impl<'a> Fields<'a> {
         let empty = self.get(col).is_empty();
         let v = self.parse(col, f);
         if empty {
-            self.fail(
-                col,
-                Problem {
-                    code: "missing_required",
-                    expected: "a value",
-                },
-            );
+            self.missing(col);
         }
         v
     }
 }
 
-fn text_rule(s: &str) -> Parsed<String> {
-    Ok((!s.is_empty()).then(|| s.to_string()))
-}
-
 /// Validates and normalises one row.
-pub fn validate(row: &RawRow, map: &HeaderMap, limits: &Limits) -> Validated {
+pub fn validate<'a>(row: &'a RawRow, map: &'a HeaderMap, limits: &Limits) -> Validated<'a> {
     let (values, non_utf8) = decode_record(&row.record);
     let mut f = Fields {
         values,
@@ -192,9 +221,9 @@ pub fn validate(row: &RawRow, map: &HeaderMap, limits: &Limits) -> Validated {
         f.warnings.push(warning::SHORT_ROW);
     }
 
-    let company = f.require(Col::Company, text_rule);
-    let award_title = f.require(Col::AwardTitle, text_rule);
-    let agency = f.require(Col::Agency, text_rule);
+    let company = f.require_text(Col::Company);
+    let award_title = f.require_text(Col::AwardTitle);
+    let agency = f.require_text(Col::Agency);
     let phase = f.require(Col::Phase, rules::phase);
     let program = f.require(Col::Program, rules::program);
     let award_year = f.require(Col::AwardYear, |s| {
@@ -261,19 +290,21 @@ pub fn validate(row: &RawRow, map: &HeaderMap, limits: &Limits) -> Validated {
         z
     });
 
-    let mut content = DefaultHasher::new();
-    for &col in Col::ALL {
-        f.get(col).hash(&mut content);
+    // Exact repeats are detected on the raw bytes and field boundaries.
+    let mut content = Xxh3::new();
+    content.update(row.record.as_slice());
+    for field in row.record.iter() {
+        content.update(&(field.len() as u32).to_le_bytes());
     }
 
     let award = Award {
-        award_id: String::new(),
+        award_id: Cow::Borrowed(""),
         company,
         award_title,
         agency,
         branch: f.text(Col::Branch),
-        phase: phase.to_string(),
-        program: program.to_string(),
+        phase: Cow::Borrowed(phase),
+        program: Cow::Borrowed(program),
         agency_tracking_number: f.text(Col::AgencyTrackingNumber),
         contract: f.text(Col::Contract),
         proposal_award_date,
@@ -286,8 +317,8 @@ pub fn validate(row: &RawRow, map: &HeaderMap, limits: &Limits) -> Validated {
         topic_code: f.text(Col::TopicCode),
         award_year,
         award_amount,
-        uei,
-        duns,
+        uei: uei.map(Cow::Owned),
+        duns: duns.map(Cow::Owned),
         hubzone_owned,
         socially_economically_disadvantaged: sed,
         woman_owned,
@@ -296,9 +327,9 @@ pub fn validate(row: &RawRow, map: &HeaderMap, limits: &Limits) -> Validated {
         address1: f.text(Col::Address1),
         address2: f.text(Col::Address2),
         city: f.text(Col::City),
-        state: state.map(str::to_string),
+        state: state.map(Cow::Borrowed),
         state_name: f.text(Col::State),
-        zip,
+        zip: zip.map(Cow::Owned),
         r#abstract: f.text(Col::Abstract),
         contact_name: f.text(Col::ContactName),
         contact_title: f.text(Col::ContactTitle),
@@ -312,19 +343,21 @@ pub fn validate(row: &RawRow, map: &HeaderMap, limits: &Limits) -> Validated {
         ri_poc_name: f.text(Col::RiPocName),
         ri_poc_phone: f.text(Col::RiPocPhone),
         source_line: row.line,
-        warnings: f.warnings.iter().map(|w| w.to_string()).collect(),
+        warnings: f.warnings.iter().map(|w| Cow::Borrowed(*w)).collect(),
     };
+    let key = award_key(&award);
     let award = Award {
-        award_id: award_id(&award),
+        award_id: Cow::Owned(format_award_id(key)),
         ..award
     };
     Validated::Award {
         award,
-        content: content.finish(),
+        key,
+        content: content.digest(),
     }
 }
 
-fn reject(row: &RawRow, f: Fields<'_>) -> Validated {
+fn reject<'a>(row: &RawRow, f: Fields<'_>) -> Validated<'a> {
     let raw = f
         .values
         .iter()
@@ -352,32 +385,39 @@ fn reject(row: &RawRow, f: Fields<'_>) -> Validated {
 /// tracking number, contract, agency, branch, phase, program, proposal award date
 /// (ISO, or empty) and solicitation number (upper-case). The same award gets the same id in
 /// every run and every vintage of the file that spells those fields the same way.
-pub fn award_id(a: &Award) -> String {
+pub fn award_id<S: AsRef<str>>(a: &Award<S>) -> String {
+    format_award_id(award_key(a))
+}
+
+fn format_award_id(key: u64) -> String {
+    format!("sbir-{key:016x}")
+}
+
+/// The 64-bit key behind [`award_id`].
+pub fn award_key<S: AsRef<str>>(a: &Award<S>) -> u64 {
     let up = |s: &str| {
         s.split_whitespace()
             .collect::<Vec<_>>()
             .join(" ")
             .to_uppercase()
     };
-    let opt = |s: &Option<String>| s.as_deref().map(up).unwrap_or_default();
+    let opt = |s: &Option<S>| s.as_ref().map(|v| up(v.as_ref())).unwrap_or_default();
     let date = a
         .proposal_award_date
         .map(rules::iso_date)
         .unwrap_or_default();
     let key = [
-        up(&a.company),
+        up(a.company.as_ref()),
         opt(&a.agency_tracking_number),
         opt(&a.contract),
-        up(&a.agency),
+        up(a.agency.as_ref()),
         opt(&a.branch),
-        a.phase.clone(),
-        a.program.clone(),
+        a.phase.as_ref().to_string(),
+        a.program.as_ref().to_string(),
         date,
         opt(&a.solicitation_number),
     ]
     .join("\u{1f}");
-    format!(
-        "sbir-{}",
-        crate::config::hex_prefix(&Sha256::digest(key.as_bytes()), 16)
-    )
+    let digest = Sha256::digest(key.as_bytes());
+    u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
 }

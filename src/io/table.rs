@@ -8,19 +8,124 @@ use std::path::{Path, PathBuf};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{
+    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
+};
 use parquet::basic::{Compression as PqCompression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::errors::ParquetError;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::ColumnPath;
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::IoError;
 use super::atomic::AtomicWriter;
 use crate::config::{Compression, OutputFormat, OutputSettings};
 
+/// Parquet file whose column chunks are encoded and compressed in parallel (rayon), one
+/// column writer per leaf column, as arrow-rs documents for parallel writing.
+struct ParquetSink {
+    file: SerializedFileWriter<AtomicWriter>,
+    factory: ArrowRowGroupWriterFactory,
+    schema: SchemaRef,
+    columns: Vec<ArrowColumnWriter>,
+    rows_in_group: usize,
+    row_group_size: usize,
+    row_groups: usize,
+}
+
+impl ParquetSink {
+    fn create(
+        path: &Path,
+        schema: SchemaRef,
+        settings: &OutputSettings,
+    ) -> Result<Self, ParquetError> {
+        let compression = match settings.parquet_compression {
+            Compression::Zstd => PqCompression::ZSTD(ZstdLevel::try_new(1)?),
+            Compression::Snappy => PqCompression::SNAPPY,
+            Compression::None => PqCompression::UNCOMPRESSED,
+        };
+        let mut props = WriterProperties::builder()
+            .set_compression(compression)
+            .set_created_by(format!("sbir {}", env!("CARGO_PKG_VERSION")));
+        for f in schema.fields() {
+            if f.metadata().contains_key(crate::records::HIGH_CARDINALITY) {
+                let col = ColumnPath::from(f.name().as_str());
+                props = props
+                    .set_column_dictionary_enabled(col.clone(), false)
+                    .set_column_statistics_enabled(col, EnabledStatistics::None);
+            }
+        }
+        let out = AtomicWriter::create(path)?;
+        // ArrowWriter sets up the Parquet schema and the embedded Arrow schema; its parts
+        // are then driven column by column.
+        let (file, factory) = ArrowWriter::try_new(out, schema.clone(), Some(props.build()))?
+            .into_serialized_writer()?;
+        let columns = factory.create_column_writers(0)?;
+        Ok(Self {
+            file,
+            factory,
+            schema,
+            columns,
+            rows_in_group: 0,
+            row_group_size: settings.row_group_size,
+            row_groups: 0,
+        })
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<(), ParquetError> {
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let n = (self.row_group_size - self.rows_in_group).min(batch.num_rows() - offset);
+            let part = batch.slice(offset, n);
+            let mut leaves = Vec::with_capacity(self.columns.len());
+            for (field, array) in self.schema.fields().iter().zip(part.columns()) {
+                leaves.extend(compute_leaves(field, array)?);
+            }
+            self.columns
+                .par_iter_mut()
+                .zip(leaves.par_iter())
+                .try_for_each(|(w, leaf)| w.write(leaf))?;
+            self.rows_in_group += n;
+            offset += n;
+            if self.rows_in_group == self.row_group_size {
+                self.flush_row_group()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_row_group(&mut self) -> Result<(), ParquetError> {
+        if self.rows_in_group == 0 {
+            return Ok(());
+        }
+        self.row_groups += 1;
+        let next = self.factory.create_column_writers(self.row_groups)?;
+        let done = std::mem::replace(&mut self.columns, next);
+        let chunks: Vec<ArrowColumnChunk> = done
+            .into_par_iter()
+            .map(ArrowColumnWriter::close)
+            .collect::<Result<_, _>>()?;
+        let mut group = self.file.next_row_group()?;
+        for chunk in chunks {
+            chunk.append_to_row_group(&mut group)?;
+        }
+        group.close()?;
+        self.rows_in_group = 0;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<AtomicWriter, ParquetError> {
+        self.flush_row_group()?;
+        self.file.into_inner()
+    }
+}
+
 /// Writes one table to `<stem>.parquet` and/or `<stem>.ndjson`.
 pub struct TableWriter {
-    parquet: Option<ArrowWriter<AtomicWriter>>,
-    ndjson: Option<arrow_json::LineDelimitedWriter<AtomicWriter>>,
-    paths: Vec<PathBuf>,
+    parquet: Option<(ParquetSink, PathBuf)>,
+    ndjson: Option<(arrow_json::LineDelimitedWriter<AtomicWriter>, PathBuf)>,
     schema: SchemaRef,
     nulls: Vec<u64>,
     rows: u64,
@@ -33,38 +138,21 @@ impl TableWriter {
         schema: SchemaRef,
         settings: &OutputSettings,
     ) -> Result<Self, IoError> {
-        let mut paths = Vec::new();
         let parquet = if settings.format != OutputFormat::Ndjson {
             let path = super::with_suffix(stem, ".parquet");
-            let compression = match settings.parquet_compression {
-                Compression::Zstd => {
-                    PqCompression::ZSTD(ZstdLevel::try_new(1).expect("valid level"))
-                }
-                Compression::Snappy => PqCompression::SNAPPY,
-                Compression::None => PqCompression::UNCOMPRESSED,
-            };
-            let props = WriterProperties::builder()
-                .set_compression(compression)
-                .set_max_row_group_row_count(Some(settings.row_group_size))
-                .set_created_by(format!("sbir {}", env!("CARGO_PKG_VERSION")))
-                .build();
-            let out = AtomicWriter::create(&path).map_err(|e| IoError::write(&path, e))?;
-            let w = ArrowWriter::try_new(out, schema.clone(), Some(props))
+            let sink = ParquetSink::create(&path, schema.clone(), settings)
                 .map_err(|e| IoError::write(&path, e))?;
-            paths.push(path);
-            Some(w)
+            Some((sink, path))
         } else {
             None
         };
         let ndjson = if settings.format != OutputFormat::Parquet {
             let path = super::with_suffix(stem, ".ndjson");
             let out = AtomicWriter::create(&path).map_err(|e| IoError::write(&path, e))?;
-            paths.push(path);
-            Some(
-                arrow_json::WriterBuilder::new()
-                    .with_explicit_nulls(true)
-                    .build::<_, arrow_json::writer::LineDelimited>(out),
-            )
+            let w = arrow_json::WriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, arrow_json::writer::LineDelimited>(out);
+            Some((w, path))
         } else {
             None
         };
@@ -72,7 +160,6 @@ impl TableWriter {
         Ok(Self {
             parquet,
             ndjson,
-            paths,
             schema,
             nulls,
             rows: 0,
@@ -81,12 +168,10 @@ impl TableWriter {
 
     /// Appends a batch to every open format.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), IoError> {
-        if let Some(w) = &mut self.parquet {
-            w.write(batch)
-                .map_err(|e| IoError::write(&self.paths[0], e))?;
+        if let Some((w, path)) = &mut self.parquet {
+            w.write(batch).map_err(|e| IoError::write(path, e))?;
         }
-        if let Some(w) = &mut self.ndjson {
-            let path = self.paths.last().expect("ndjson path");
+        if let Some((w, path)) = &mut self.ndjson {
             w.write(batch).map_err(|e| IoError::write(path, e))?;
         }
         for (n, col) in self.nulls.iter_mut().zip(batch.columns()) {
@@ -94,6 +179,11 @@ impl TableWriter {
         }
         self.rows += batch.num_rows() as u64;
         Ok(())
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
     }
 
     /// Share of non-null values per column over every row written (1.0 for an empty table).
@@ -113,26 +203,19 @@ impl TableWriter {
             .collect()
     }
 
-    /// Rows written so far.
-    pub fn rows(&self) -> u64 {
-        self.rows
-    }
-
     /// Finishes every file and renames it into place; returns the final paths.
     pub fn commit(self) -> Result<Vec<PathBuf>, IoError> {
         let mut done = Vec::new();
-        if let Some(w) = self.parquet {
-            let path = &self.paths[0];
-            let out = w.into_inner().map_err(|e| IoError::write(path, e))?;
-            done.push(out.commit().map_err(|e| IoError::write(path, e))?);
+        if let Some((w, path)) = self.parquet {
+            let out = w.finish().map_err(|e| IoError::write(&path, e))?;
+            done.push(out.commit().map_err(|e| IoError::write(&path, e))?);
         }
-        if let Some(mut w) = self.ndjson {
-            let path = self.paths.last().expect("ndjson path");
-            w.finish().map_err(|e| IoError::write(path, e))?;
+        if let Some((mut w, path)) = self.ndjson {
+            w.finish().map_err(|e| IoError::write(&path, e))?;
             done.push(
                 w.into_inner()
                     .commit()
-                    .map_err(|e| IoError::write(path, e))?,
+                    .map_err(|e| IoError::write(&path, e))?,
             );
         }
         Ok(done)

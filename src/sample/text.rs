@@ -295,12 +295,22 @@ const BENEFITS: &[&str] = &[
 ];
 
 const BOILERPLATE: &[&str] = &[
-    "The Phase I effort will establish technical feasibility through modeling and bench-scale experiments.",
-    "Phase II will mature the design to a field-ready prototype and validate it with government partners.",
-    "The team brings decades of combined experience and strong commercialization partners.",
-    "Anticipated benefits include dual-use commercial markets as well as direct government applications.",
-    "Key risks and their mitigations are identified in the work plan.",
-    "Results will be documented in a final report with recommendations for transition.",
+    "The Phase I effort will establish technical feasibility through modeling, simulation and bench-scale experiments that quantify performance against the solicitation's threshold and objective requirements.",
+    "Phase II will mature the design to a field-ready prototype, validate it with government partners in a relevant environment, and prepare a transition plan with a program of record.",
+    "The team brings decades of combined experience in design, test and manufacturing, and has letters of support from prime contractors and commercial customers.",
+    "Anticipated benefits include dual-use commercial markets as well as direct government applications, with a clear path to affordable production at scale.",
+    "Key technical risks, including integration, reliability and cost, are identified in the work plan together with specific mitigations and decision points.",
+    "Results will be documented in a final report with recommendations for transition, including a preliminary design, test data and an updated cost model.",
+    "The work plan is organized into tasks for requirements analysis, preliminary design, component testing, system integration and evaluation against metrics agreed with the technical point of contact.",
+    "Commercialization will proceed through partnerships with established suppliers, licensing of the core intellectual property, and direct sales to agencies and industry.",
+];
+
+const DETAILS: &[&str] = &[
+    "A key innovation is the tight coupling of {p} with a data-driven calibration procedure that adapts to changing operating conditions.",
+    "Prior work by the team demonstrated {p} in a laboratory setting, achieving results that exceed the current state of the art by a wide margin.",
+    "We will characterize {p} across temperature, vibration and power variations representative of the intended mission profile.",
+    "The proposed {p} approach reduces integration risk because it builds on open standards and commercially available components.",
+    "Trade studies will compare {p} against incumbent solutions on performance, size, weight, power and cost.",
 ];
 
 fn a_or_an(word: &str) -> &'static str {
@@ -327,7 +337,7 @@ pub fn title(rng: &mut Rng, area: usize) -> String {
         2 => format!("Low-cost {phrase} for {}", rng.pick(APPLICATIONS)),
         _ => format!(
             "{} {} enabled by {phrase}",
-            capitalise(*rng.pick(&["compact", "rugged", "scalable", "affordable"])),
+            capitalise(rng.pick::<&str>(&["compact", "rugged", "scalable", "affordable"])),
             rng.pick(OBJECTS)
         ),
     }
@@ -368,7 +378,11 @@ pub fn abstract_text(
             rng.pick(&["smart", "next-generation", "turnkey"])
         ));
     }
-    for _ in 0..rng.range(2, 4) {
+    for _ in 0..rng.range(2, 3) {
+        let p = rng.pick(vocab);
+        s.push(rng.pick(DETAILS).replace("{p}", p));
+    }
+    for _ in 0..rng.range(3, 5) {
         s.push(rng.pick(BOILERPLATE).to_string());
     }
     let sep = if rng.chance(0.12) { "\n\n" } else { " " };

@@ -1,1 +1,8 @@
+//! Integration tests: each runs the built `sbir` binary in a scratch folder and checks its
+//! outputs, exit codes and checks files. One test crate, so the suite links one binary.
 
+mod config;
+mod ingest;
+mod run;
+mod sample_data;
+mod workdir;

@@ -1,0 +1,160 @@
+//! Settings layering: defaults < config/base.yaml < config/envs/<env>.yaml < SBIR_ETL__ variables
+//! < flags, and clear exit-2 errors naming the key and its source.
+
+use crate::workdir::{Workdir, awards_csv, stderr, stdout};
+
+#[test]
+fn show_prints_defaults() {
+    let wd = Workdir::new();
+    let out = wd.run(&["config", "show"], 0);
+    let text = stdout(&out);
+    assert!(text.contains("chunk_size: 4096"), "{text}");
+    assert!(text.contains("every value is a built-in default"), "{text}");
+}
+
+#[test]
+fn layers_apply_in_order_and_origins_are_named() {
+    let wd = Workdir::new();
+    wd.write(
+        "config/base.yaml",
+        "output:\n  format: ndjson\ningest:\n  chunk_size: 100\n",
+    );
+    wd.write(
+        "config/envs/prod.yaml",
+        "ingest:\n  chunk_size: 200\n  min_award_year: 1990\n",
+    );
+    let mut cmd = wd.cmd(&["config", "show", "--env", "prod"]);
+    cmd.env("SBIR_ETL__INGEST__MIN_AWARD_YEAR", "1995");
+    let text = stdout(&wd.run_expect(cmd, 0));
+    assert!(text.contains("format: ndjson"), "{text}");
+    assert!(text.contains("chunk_size: 200"), "{text}");
+    assert!(text.contains("min_award_year: 1995"), "{text}");
+    assert!(text.contains("output.format: config/base.yaml"), "{text}");
+    assert!(
+        text.contains("ingest.chunk_size: config/envs/prod.yaml"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "ingest.min_award_year: environment variable SBIR_ETL__INGEST__MIN_AWARD_YEAR"
+        ),
+        "{text}"
+    );
+
+    // SBIR_ENV selects the layer too, and a flag beats everything.
+    let mut cmd = wd.cmd(&["config", "show", "--log-format", "json"]);
+    cmd.env("SBIR_ENV", "prod")
+        .env("SBIR_ETL__LOGGING__FORMAT", "text");
+    let text = stdout(&wd.run_expect(cmd, 0));
+    assert!(text.contains("chunk_size: 200"), "{text}");
+    assert!(
+        text.contains("logging.format: command-line flag --log-format"),
+        "{text}"
+    );
+}
+
+#[test]
+fn env_override_changes_a_real_run() {
+    let wd = Workdir::new();
+    wd.write("a.csv", awards_csv(&[&[("Award Year", "1990")]]));
+    let mut cmd = wd.cmd(&["ingest", "--input", "a.csv"]);
+    cmd.env("SBIR_ETL__INGEST__MIN_AWARD_YEAR", "2000");
+    wd.run_expect(cmd, 3);
+    let rejects = wd.read("data/processed/sbir_awards.rejects.ndjson");
+    assert!(rejects.contains("year_out_of_range"), "{rejects}");
+}
+
+#[test]
+fn bad_values_stop_with_exit_2_naming_key_and_source() {
+    let wd = Workdir::new();
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "SBIR_ETL__INGEST__CHUNK_SIZE",
+            "lots",
+            &["ingest.chunk_size", "SBIR_ETL__INGEST__CHUNK_SIZE"],
+        ),
+        (
+            "SBIR_ETL__INGEST__CHUNK_SIZE",
+            "0",
+            &["ingest.chunk_size", "at least 1"],
+        ),
+        (
+            "SBIR_ETL__INGEST__CHUNKSIZE",
+            "5",
+            &["ingest.chunksize", "unknown field"],
+        ),
+        (
+            "SBIR_ETL__OUTPUT__FORMAT",
+            "xml",
+            &["output.format", "SBIR_ETL__OUTPUT__FORMAT"],
+        ),
+        (
+            "SBIR_ETL__INGEST__GATES__MAX_REJECT_RATE",
+            "2",
+            &["ingest.gates.max_reject_rate", "between 0 and 1"],
+        ),
+    ];
+    for (var, value, needles) in cases {
+        let mut cmd = wd.cmd(&["config", "show"]);
+        cmd.env(var, value);
+        let err = stderr(&wd.run_expect(cmd, 2));
+        for n in *needles {
+            assert!(err.contains(n), "{var}={value}: {err}");
+        }
+    }
+    wd.write("config/envs/bad.yaml", "ingest:\n  chunk_size: [1, 2]\n");
+    let err = stderr(&wd.run(&["config", "show", "--env", "bad"], 2));
+    assert!(
+        err.contains("config/envs/bad.yaml") && err.contains("ingest.chunk_size"),
+        "{err}"
+    );
+    wd.write("config/envs/broken.yaml", "ingest: [unclosed\n");
+    let err = stderr(&wd.run(&["config", "show", "--env", "broken"], 2));
+    assert!(err.contains("config/envs/broken.yaml"), "{err}");
+    let err = stderr(&wd.run(&["config", "show", "--env", "nowhere"], 2));
+    assert!(err.contains("config/envs/nowhere.yaml"), "{err}");
+    wd.write("afile", "x");
+    let mut cmd = wd.cmd(&["config", "show"]);
+    cmd.env("SBIR_ETL__PATHS__PROCESSED_DIR", "afile");
+    let err = stderr(&wd.run_expect(cmd, 2));
+    assert!(
+        err.contains("paths.processed_dir") && err.contains("not a directory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_subcommand_has_help_with_an_example() {
+    let wd = Workdir::new();
+    for sub in [
+        &["run"][..],
+        &["ingest"],
+        &["sample-data"],
+        &["config", "show"],
+    ] {
+        let mut args = sub.to_vec();
+        args.push("--help");
+        let text = stdout(&wd.run(&args, 0));
+        assert!(text.contains("Example"), "{sub:?}: {text}");
+    }
+    let text = stdout(&wd.run(&["--help"], 0));
+    for sub in ["run", "ingest", "sample-data", "config"] {
+        assert!(text.contains(sub), "{text}");
+    }
+}
+
+#[test]
+fn json_logs_are_json_lines() {
+    let wd = Workdir::new();
+    wd.write("a.csv", awards_csv(&[&[]]));
+    let out = wd.run(&["ingest", "--input", "a.csv", "--log-format", "json"], 0);
+    let err = stderr(&out);
+    assert!(!err.is_empty());
+    for line in err.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert!(v.get("level").is_some(), "{line}");
+    }
+    let quiet = wd.run(&["ingest", "--input", "a.csv", "--quiet"], 0);
+    assert!(quiet.stderr.is_empty() && quiet.stdout.is_empty());
+}
