@@ -80,6 +80,7 @@ pub enum Compression {
 pub struct OutputSettings {
     pub format: OutputFormat,
     pub parquet_compression: Compression,
+    pub zstd_level: i32,
     pub row_group_size: usize,
 }
 
@@ -376,6 +377,9 @@ impl Loaded {
     /// Range and path checks serde cannot express.
     fn validate(&self) -> Result<(), ConfigError> {
         let s = &self.settings;
+        if !(-7..=22).contains(&s.output.zstd_level) {
+            return Err(self.invalid("output.zstd_level", "must be between -7 and 22"));
+        }
         if s.output.row_group_size == 0 {
             return Err(self.invalid("output.row_group_size", "must be at least 1"));
         }

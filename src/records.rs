@@ -1,11 +1,14 @@
 //! Row types that cross stage boundaries, with their Arrow schemas. A stage writes these rows
-//! with [`to_batch`] and the next stage reads them back with [`from_batch`]: one definition
+//! as record batches and the next stage reads them back with [`from_batch`]: one definition
 //! serves Parquet, NDJSON and the in-memory form.
 
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
-use arrow_schema::{DataType, Field, FieldRef, Schema, SchemaRef};
+use arrow_array::builder::{ListBuilder, StringBuilder};
+use arrow_array::{
+    ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, RecordBatch, UInt64Array,
+};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 /// One validated, normalised SBIR/STTR award (a row of `sbir_awards.parquet`).
@@ -88,72 +91,202 @@ fn unique_text(name: &str, nullable: bool) -> Field {
     )]))
 }
 
-/// The Arrow schema of [`Award`], column for column.
-pub fn award_schema() -> SchemaRef {
+/// Builds one column of the award table from a slice of rows.
+type BuildColumn<S> = fn(&[Award<S>]) -> ArrayRef;
+
+/// Strings from `get`, with the value buffer sized up front (no regrowth while appending).
+fn strings<'r, T>(rows: &'r [T], get: impl Fn(&'r T) -> Option<&'r str>) -> ArrayRef {
+    let bytes = rows.iter().filter_map(&get).map(str::len).sum();
+    let mut b = StringBuilder::with_capacity(rows.len(), bytes);
+    for r in rows {
+        b.append_option(get(r));
+    }
+    Arc::new(b.finish())
+}
+
+fn dates<T>(rows: &[T], get: impl Fn(&T) -> Option<i32>) -> ArrayRef {
+    Arc::new(Date32Array::from_iter(rows.iter().map(get)))
+}
+
+fn ints<T>(rows: &[T], get: impl Fn(&T) -> Option<i32>) -> ArrayRef {
+    Arc::new(Int32Array::from_iter(rows.iter().map(get)))
+}
+
+fn flags<T>(rows: &[T], get: impl Fn(&T) -> Option<bool>) -> ArrayRef {
+    Arc::new(BooleanArray::from_iter(rows.iter().map(get)))
+}
+
+fn text_list<'r, T, S: AsRef<str> + 'r>(rows: &'r [T], get: impl Fn(&'r T) -> &'r [S]) -> ArrayRef {
+    let item = Field::new("item", DataType::Utf8, false);
+    let mut b = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(item));
+    for r in rows {
+        for v in get(r) {
+            b.values().append_value(v.as_ref());
+        }
+        b.append(true);
+    }
+    Arc::new(b.finish())
+}
+
+/// The text of an optional field.
+pub(crate) fn opt<S: AsRef<str>>(v: &Option<S>) -> Option<&str> {
+    v.as_ref().map(AsRef::as_ref)
+}
+
+/// Every column of the award table: its field and how to build it from rows. The one place
+/// that lists the columns; [`award_schema`] and [`awards_to_batch`] both come from it.
+fn award_columns<S: AsRef<str>>() -> Vec<(Field, BuildColumn<S>)> {
     use DataType::{Boolean, Date32, Float64, Int32, UInt64, Utf8};
     let text = |n: &str| field(n, Utf8, true);
     let date = |n: &str| field(n, Date32, true);
-    Arc::new(Schema::new(vec![
-        unique_text("award_id", false),
-        field("company", Utf8, false),
-        unique_text("award_title", false),
-        field("agency", Utf8, false),
-        text("branch"),
-        field("phase", Utf8, false),
-        field("program", Utf8, false),
-        unique_text("agency_tracking_number", true),
-        unique_text("contract", true),
-        date("proposal_award_date"),
-        date("contract_end_date"),
-        text("solicitation_number"),
-        field("solicitation_year", Int32, true),
-        date("solicitation_close_date"),
-        date("proposal_receipt_date"),
-        date("date_of_notification"),
-        text("topic_code"),
-        field("award_year", Int32, false),
-        field("award_amount", Float64, false),
-        text("uei"),
-        text("duns"),
-        field("hubzone_owned", Boolean, true),
-        field("socially_economically_disadvantaged", Boolean, true),
-        field("woman_owned", Boolean, true),
-        field("number_employees", Int32, true),
-        text("company_website"),
-        unique_text("address1", true),
-        text("address2"),
-        text("city"),
-        text("state"),
-        text("state_name"),
-        text("zip"),
-        unique_text("abstract", true),
-        unique_text("contact_name", true),
-        text("contact_title"),
-        unique_text("contact_phone", true),
-        unique_text("contact_email", true),
-        unique_text("pi_name", true),
-        text("pi_title"),
-        unique_text("pi_phone", true),
-        unique_text("pi_email", true),
-        text("ri_name"),
-        text("ri_poc_name"),
-        text("ri_poc_phone"),
-        field("source_line", UInt64, false),
-        field(
-            "warnings",
-            DataType::List(Arc::new(Field::new("item", Utf8, false))),
-            false,
+    vec![
+        (unique_text("award_id", false), |r| {
+            strings(r, |a| Some(a.award_id.as_ref()))
+        }),
+        (field("company", Utf8, false), |r| {
+            strings(r, |a| Some(a.company.as_ref()))
+        }),
+        (unique_text("award_title", false), |r| {
+            strings(r, |a| Some(a.award_title.as_ref()))
+        }),
+        (field("agency", Utf8, false), |r| {
+            strings(r, |a| Some(a.agency.as_ref()))
+        }),
+        (text("branch"), |r| strings(r, |a| opt(&a.branch))),
+        (field("phase", Utf8, false), |r| {
+            strings(r, |a| Some(a.phase.as_ref()))
+        }),
+        (field("program", Utf8, false), |r| {
+            strings(r, |a| Some(a.program.as_ref()))
+        }),
+        (unique_text("agency_tracking_number", true), |r| {
+            strings(r, |a| opt(&a.agency_tracking_number))
+        }),
+        (unique_text("contract", true), |r| {
+            strings(r, |a| opt(&a.contract))
+        }),
+        (date("proposal_award_date"), |r| {
+            dates(r, |a| a.proposal_award_date)
+        }),
+        (date("contract_end_date"), |r| {
+            dates(r, |a| a.contract_end_date)
+        }),
+        (text("solicitation_number"), |r| {
+            strings(r, |a| opt(&a.solicitation_number))
+        }),
+        (field("solicitation_year", Int32, true), |r| {
+            ints(r, |a| a.solicitation_year)
+        }),
+        (date("solicitation_close_date"), |r| {
+            dates(r, |a| a.solicitation_close_date)
+        }),
+        (date("proposal_receipt_date"), |r| {
+            dates(r, |a| a.proposal_receipt_date)
+        }),
+        (date("date_of_notification"), |r| {
+            dates(r, |a| a.date_of_notification)
+        }),
+        (text("topic_code"), |r| strings(r, |a| opt(&a.topic_code))),
+        (field("award_year", Int32, false), |r| {
+            ints(r, |a| Some(a.award_year))
+        }),
+        (field("award_amount", Float64, false), |r| {
+            Arc::new(Float64Array::from_iter_values(
+                r.iter().map(|a| a.award_amount),
+            ))
+        }),
+        (text("uei"), |r| strings(r, |a| opt(&a.uei))),
+        (text("duns"), |r| strings(r, |a| opt(&a.duns))),
+        (field("hubzone_owned", Boolean, true), |r| {
+            flags(r, |a| a.hubzone_owned)
+        }),
+        (
+            field("socially_economically_disadvantaged", Boolean, true),
+            |r| flags(r, |a| a.socially_economically_disadvantaged),
         ),
-    ]))
+        (field("woman_owned", Boolean, true), |r| {
+            flags(r, |a| a.woman_owned)
+        }),
+        (field("number_employees", Int32, true), |r| {
+            ints(r, |a| a.number_employees)
+        }),
+        (text("company_website"), |r| {
+            strings(r, |a| opt(&a.company_website))
+        }),
+        (unique_text("address1", true), |r| {
+            strings(r, |a| opt(&a.address1))
+        }),
+        (text("address2"), |r| strings(r, |a| opt(&a.address2))),
+        (text("city"), |r| strings(r, |a| opt(&a.city))),
+        (text("state"), |r| strings(r, |a| opt(&a.state))),
+        (text("state_name"), |r| strings(r, |a| opt(&a.state_name))),
+        (text("zip"), |r| strings(r, |a| opt(&a.zip))),
+        (unique_text("abstract", true), |r| {
+            strings(r, |a| opt(&a.r#abstract))
+        }),
+        (unique_text("contact_name", true), |r| {
+            strings(r, |a| opt(&a.contact_name))
+        }),
+        (text("contact_title"), |r| {
+            strings(r, |a| opt(&a.contact_title))
+        }),
+        (unique_text("contact_phone", true), |r| {
+            strings(r, |a| opt(&a.contact_phone))
+        }),
+        (unique_text("contact_email", true), |r| {
+            strings(r, |a| opt(&a.contact_email))
+        }),
+        (unique_text("pi_name", true), |r| {
+            strings(r, |a| opt(&a.pi_name))
+        }),
+        (text("pi_title"), |r| strings(r, |a| opt(&a.pi_title))),
+        (unique_text("pi_phone", true), |r| {
+            strings(r, |a| opt(&a.pi_phone))
+        }),
+        (unique_text("pi_email", true), |r| {
+            strings(r, |a| opt(&a.pi_email))
+        }),
+        (text("ri_name"), |r| strings(r, |a| opt(&a.ri_name))),
+        (text("ri_poc_name"), |r| strings(r, |a| opt(&a.ri_poc_name))),
+        (text("ri_poc_phone"), |r| {
+            strings(r, |a| opt(&a.ri_poc_phone))
+        }),
+        (field("source_line", UInt64, false), |r| {
+            Arc::new(UInt64Array::from_iter_values(
+                r.iter().map(|a| a.source_line),
+            ))
+        }),
+        (
+            field(
+                "warnings",
+                DataType::List(Arc::new(Field::new("item", Utf8, false))),
+                false,
+            ),
+            |r| text_list(r, |a| a.warnings.as_slice()),
+        ),
+    ]
 }
 
-/// Serialises rows into a record batch of `schema`.
-pub fn to_batch<T: Serialize>(
+/// The Arrow schema of [`Award`], column for column.
+pub fn award_schema() -> SchemaRef {
+    let fields: Vec<Field> = award_columns::<String>()
+        .into_iter()
+        .map(|(f, _)| f)
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// Builds a record batch of `schema` (from [`award_schema`]) from awards, column by column
+/// with buffers sized up front: the hot path of ingest.
+pub fn awards_to_batch<S: AsRef<str>>(
     schema: &SchemaRef,
-    rows: &[T],
-) -> Result<RecordBatch, serde_arrow::Error> {
-    let fields: Vec<FieldRef> = schema.fields().iter().cloned().collect();
-    serde_arrow::to_record_batch(&fields, &rows)
+    rows: &[Award<S>],
+) -> Result<RecordBatch, ArrowError> {
+    let columns = award_columns::<S>()
+        .into_iter()
+        .map(|(_, build)| build(rows))
+        .collect();
+    RecordBatch::try_new(schema.clone(), columns)
 }
 
 /// Reads rows back from a record batch.
@@ -187,7 +320,7 @@ mod tests {
         b.branch = None;
         b.warnings = vec![];
         a.proposal_award_date = Some(-5);
-        let batch = to_batch(&schema, &[a.clone(), b.clone()]).unwrap();
+        let batch = awards_to_batch(&schema, &[a.clone(), b.clone()]).unwrap();
         assert_eq!(batch.schema(), schema);
         let back: Vec<Award> = from_batch(&batch).unwrap();
         assert_eq!(back, vec![a, b]);

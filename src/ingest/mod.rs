@@ -278,7 +278,7 @@ fn spawn_reader(
     let names: Vec<String> = names.iter().map(|n| n.trim().to_string()).collect();
     let map = HeaderMap::resolve(path, &names)?;
 
-    let (tx, rx) = mpsc::sync_channel(4);
+    let (tx, rx) = mpsc::sync_channel(2);
     let chunk_size = opts.chunk_size;
     let limit = opts.limit.unwrap_or(u64::MAX);
     let sample = opts.sample;
@@ -406,7 +406,7 @@ pub fn run(
                 report.written += awards.len() as u64;
                 let batches = awards
                     .par_chunks(BATCH_ROWS)
-                    .map(|part| records::to_batch(&schema, part))
+                    .map(|part| records::awards_to_batch(&schema, part))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| IngestError::Arrow(e.to_string()))?;
                 if tx.send(batches).is_err() {

@@ -11,7 +11,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 use super::columns::{Col, HeaderMap, REQUIRED};
 use super::rules::{self, Parsed, Problem};
-use crate::records::Award;
+use crate::records::{Award, opt};
 
 /// A record as read, with the line it starts on.
 #[derive(Debug, Clone)]
@@ -395,29 +395,49 @@ fn format_award_id(key: u64) -> String {
 
 /// The 64-bit key behind [`award_id`].
 pub fn award_key<S: AsRef<str>>(a: &Award<S>) -> u64 {
-    let up = |s: &str| {
-        s.split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .to_uppercase()
-    };
-    let opt = |s: &Option<S>| s.as_ref().map(|v| up(v.as_ref())).unwrap_or_default();
-    let date = a
-        .proposal_award_date
-        .map(rules::iso_date)
-        .unwrap_or_default();
-    let key = [
-        up(a.company.as_ref()),
+    let date = a.proposal_award_date.map(rules::iso_date);
+    let parts = [
+        Some(a.company.as_ref()),
         opt(&a.agency_tracking_number),
         opt(&a.contract),
-        up(a.agency.as_ref()),
+        Some(a.agency.as_ref()),
         opt(&a.branch),
-        a.phase.as_ref().to_string(),
-        a.program.as_ref().to_string(),
-        date,
+        Some(a.phase.as_ref()),
+        Some(a.program.as_ref()),
+        date.as_deref(),
         opt(&a.solicitation_number),
-    ]
-    .join("\u{1f}");
-    let digest = Sha256::digest(key.as_bytes());
+    ];
+    let mut hasher = Sha256::new();
+    for (i, part) in parts.into_iter().enumerate() {
+        if i > 0 {
+            hasher.update([0x1f]);
+        }
+        feed_upper_collapsed(&mut hasher, part.unwrap_or(""));
+    }
+    let digest = hasher.finalize();
     u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// Hashes `s` upper-cased with runs of whitespace collapsed to one space and the ends trimmed,
+/// without building the normalised string (this runs for every row).
+fn feed_upper_collapsed(hasher: &mut Sha256, s: &str) {
+    let mut utf8 = [0u8; 4];
+    for (i, word) in s.split_whitespace().enumerate() {
+        if i > 0 {
+            hasher.update(b" ");
+        }
+        if word.is_ascii() {
+            for chunk in word.as_bytes().chunks(64) {
+                let mut up = [0u8; 64];
+                for (d, c) in up.iter_mut().zip(chunk) {
+                    *d = c.to_ascii_uppercase();
+                }
+                hasher.update(&up[..chunk.len()]);
+            }
+        } else {
+            for c in word.chars().flat_map(char::to_uppercase) {
+                hasher.update(c.encode_utf8(&mut utf8).as_bytes());
+            }
+        }
+    }
 }

@@ -16,13 +16,25 @@ const fn problem(code: &'static str, expected: &'static str) -> Problem {
 /// Result of a field parser.
 pub type Parsed<T> = Result<Option<T>, Problem>;
 
+/// `s` in ASCII upper case in a stack buffer (parsers run per field per row: no allocation).
+/// `None` when `s` is longer than the buffer, which no valid short token is.
+fn upper<'b>(s: &str, buf: &'b mut [u8; 48]) -> Option<&'b str> {
+    let bytes = s.as_bytes();
+    let out = buf.get_mut(..bytes.len())?;
+    for (d, c) in out.iter_mut().zip(bytes) {
+        *d = c.to_ascii_uppercase();
+    }
+    std::str::from_utf8(out).ok()
+}
+
 /// `Phase I`/`PHASE 2`/`ii`/`3` → `Phase I`, `Phase II`, `Phase III`.
 pub fn phase(s: &str) -> Parsed<&'static str> {
     if s.is_empty() {
         return Ok(None);
     }
-    let up = s.to_ascii_uppercase();
-    let rest = up.strip_prefix("PHASE").unwrap_or(&up).trim();
+    let mut buf = [0; 48];
+    let up = upper(s, &mut buf).unwrap_or("?");
+    let rest = up.strip_prefix("PHASE").unwrap_or(up).trim();
     match rest {
         "I" | "1" => Ok(Some("Phase I")),
         "II" | "2" => Ok(Some("Phase II")),
@@ -33,7 +45,8 @@ pub fn phase(s: &str) -> Parsed<&'static str> {
 
 /// `sbir`/`STTR` → `SBIR`/`STTR`.
 pub fn program(s: &str) -> Parsed<&'static str> {
-    match s.to_ascii_uppercase().as_str() {
+    let mut buf = [0; 48];
+    match upper(s, &mut buf).unwrap_or("?") {
         "" => Ok(None),
         "SBIR" => Ok(Some("SBIR")),
         "STTR" => Ok(Some("STTR")),
@@ -46,7 +59,11 @@ pub fn integer(s: &str) -> Parsed<i32> {
     if s.is_empty() {
         return Ok(None);
     }
-    let cleaned: String = s.chars().filter(|c| *c != ',').collect();
+    let cleaned: std::borrow::Cow<str> = if s.contains(',') {
+        s.replace(',', "").into()
+    } else {
+        s.into()
+    };
     let digits = cleaned.strip_suffix(".0").unwrap_or(&cleaned);
     digits
         .parse::<i32>()
@@ -72,10 +89,14 @@ pub fn amount(s: &str) -> Parsed<f64> {
     if s.is_empty() {
         return Ok(None);
     }
-    let cleaned: String = s
-        .chars()
-        .filter(|c| !matches!(c, '$' | ',' | ' '))
-        .collect();
+    let cleaned: std::borrow::Cow<str> = if s.contains(['$', ',', ' ']) {
+        s.chars()
+            .filter(|c| !matches!(c, '$' | ',' | ' '))
+            .collect::<String>()
+            .into()
+    } else {
+        s.into()
+    };
     match cleaned.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(Some(v)),
         Ok(v) if v.is_finite() => Err(problem("non_positive_amount", "an amount above zero")),
@@ -88,8 +109,9 @@ pub fn amount(s: &str) -> Parsed<f64> {
 
 /// Values that stand for "no identifier" in the bulk file.
 fn is_placeholder(s: &str) -> bool {
+    let mut buf = [0; 48];
     matches!(
-        s.to_ascii_uppercase().as_str(),
+        upper(s, &mut buf).unwrap_or("?"),
         "" | "-" | "N/A" | "NA" | "NONE" | "NULL" | "UNKNOWN"
     ) || s.chars().all(|c| c == '0' || c == '-')
 }
@@ -128,7 +150,8 @@ pub fn duns(s: &str) -> Parsed<(String, bool)> {
 
 /// `Y`/`Yes`/`True`/`1` → true, `N`/`No`/`False`/`0` → false, `U`/`Unknown`/empty → none.
 pub fn flag(s: &str) -> Parsed<bool> {
-    match s.to_ascii_uppercase().as_str() {
+    let mut buf = [0; 48];
+    match upper(s, &mut buf).unwrap_or("?") {
         "Y" | "YES" | "TRUE" | "T" | "1" => Ok(Some(true)),
         "N" | "NO" | "FALSE" | "F" | "0" => Ok(Some(false)),
         "" | "U" | "UNKNOWN" => Ok(None),
@@ -144,8 +167,10 @@ pub fn date(s: &str) -> Parsed<i32> {
         return Ok(None);
     }
     let day_part = s.split(['T', ' ']).next().unwrap_or(s);
-    let parts: Vec<&str> = day_part.split(['-', '/']).collect();
-    let [a, b, c] = parts.as_slice() else {
+    let mut parts = day_part.split(['-', '/']);
+    let (Some(a), Some(b), Some(c), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(problem("invalid_date", EXPECTED));
     };
     let num = |x: &str| {
@@ -279,8 +304,19 @@ pub fn state(s: &str) -> Parsed<&'static str> {
     if s.is_empty() {
         return Ok(None);
     }
-    let up = s.to_ascii_uppercase();
-    let up = up.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut buf = [0; 48];
+    let spaced;
+    let up = match upper(s, &mut buf) {
+        Some(up) if !up.contains("  ") => up,
+        _ => {
+            spaced = s
+                .to_ascii_uppercase()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            spaced.as_str()
+        }
+    };
     STATES
         .iter()
         .find(|(name, code)| *name == up || *code == up)

@@ -42,13 +42,14 @@ impl ParquetSink {
         settings: &OutputSettings,
     ) -> Result<Self, ParquetError> {
         let compression = match settings.parquet_compression {
-            Compression::Zstd => PqCompression::ZSTD(ZstdLevel::try_new(1)?),
+            Compression::Zstd => PqCompression::ZSTD(ZstdLevel::try_new(settings.zstd_level)?),
             Compression::Snappy => PqCompression::SNAPPY,
             Compression::None => PqCompression::UNCOMPRESSED,
         };
         let mut props = WriterProperties::builder()
             .set_compression(compression)
-            .set_created_by(format!("sbir {}", env!("CARGO_PKG_VERSION")));
+            .set_created_by(format!("sbir {}", env!("CARGO_PKG_VERSION")))
+            .set_statistics_enabled(EnabledStatistics::Chunk);
         for f in schema.fields() {
             if f.metadata().contains_key(crate::records::HIGH_CARDINALITY) {
                 let col = ColumnPath::from(f.name().as_str());
