@@ -70,10 +70,12 @@ impl FormatArg {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the main job: ingest (further stages join as they land).
+    /// Run the main job: ingest, then enrich (further stages join as they land).
     Run(cmd::run::Args),
     /// Validate and normalise the SBIR.gov awards bulk CSV into Parquet/NDJSON.
     Ingest(cmd::ingest::Args),
+    /// Link each award to its USAspending recipient (UEI, DUNS, name exact, fuzzy name).
+    Enrich(cmd::enrich::Args),
     /// Write a realistic synthetic awards file, recipients file and ground-truth links.
     SampleData(cmd::sample_data::Args),
     /// Inspect settings.

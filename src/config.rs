@@ -46,6 +46,7 @@ pub struct Settings {
     pub output: OutputSettings,
     pub logging: LoggingSettings,
     pub ingest: IngestSettings,
+    pub enrich: EnrichSettings,
     pub sample_data: SampleDataSettings,
 }
 
@@ -120,6 +121,74 @@ pub struct IngestSettings {
 pub struct IngestGates {
     pub max_reject_rate: f64,
     pub min_rows_written: u64,
+}
+
+/// The `enrich` stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrichSettings {
+    /// Awards to enrich; empty means the ingest output in `paths.processed_dir`.
+    pub awards: Option<PathBuf>,
+    /// USAspending recipients (CSV, CSV.gz or Parquet).
+    pub recipients: PathBuf,
+    pub output_name: String,
+    /// Fuzzy scores at or above this link automatically (`name-fuzzy-auto`).
+    pub high_threshold: f64,
+    /// Fuzzy scores at or above this are recorded as `name-fuzzy-candidate`.
+    pub low_threshold: f64,
+    /// Link `name-fuzzy-candidate` matches too.
+    pub accept_candidates: bool,
+    /// Name matches (exact or fuzzy) link only if the states agree (when both sides have one)
+    /// and the recipient's name is not the award's name plus extra tokens; otherwise they are
+    /// recorded without a link.
+    pub strict_name_links: bool,
+    /// Candidates kept per award with `--candidates` and shown by `--explain`.
+    pub top_k: usize,
+    /// Blocking keys shared by more recipients than this are too common to use.
+    pub max_block_size: usize,
+    /// Recipients scored per award, the best-ranked by shared blocking keys.
+    pub max_candidates: usize,
+    /// Awards matched per parallel chunk.
+    pub chunk_size: usize,
+    pub recipient_columns: RecipientColumns,
+    pub name_rules: NameRules,
+    pub gates: EnrichGates,
+}
+
+/// Header spellings accepted for each recipients column (compared case-insensitively).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecipientColumns {
+    pub recipient_name: Vec<String>,
+    pub recipient_uei: Vec<String>,
+    pub recipient_duns: Vec<String>,
+    pub parent_name: Vec<String>,
+    pub parent_uei: Vec<String>,
+    pub city: Vec<String>,
+    pub state: Vec<String>,
+    pub zip: Vec<String>,
+}
+
+/// Company-name normalisation rules.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameRules {
+    /// Trailing legal suffixes to drop (after punctuation became spaces: `L L C`).
+    pub legal_suffixes: Vec<String>,
+    /// Leading words to drop (`THE`).
+    pub leading_articles: Vec<String>,
+}
+
+/// Quality gates of the `enrich` stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrichGates {
+    /// ERROR gate: linked awards / all awards.
+    pub min_match_rate: f64,
+    /// ERROR gate: null rate of each match column must stay below this.
+    pub max_null_rate: f64,
+    /// ERROR gate: allowed drop of the match rate against the previous run, in rate units.
+    pub max_match_rate_drop: f64,
 }
 
 /// Defaults of `sbir sample-data`.
@@ -379,6 +448,38 @@ impl Loaded {
         let s = &self.settings;
         if !(-7..=22).contains(&s.output.zstd_level) {
             return Err(self.invalid("output.zstd_level", "must be between -7 and 22"));
+        }
+        let e = &s.enrich;
+        if !(0.0..=100.0).contains(&e.low_threshold)
+            || !(0.0..=100.0).contains(&e.high_threshold)
+            || e.low_threshold > e.high_threshold
+        {
+            return Err(self.invalid(
+                "enrich.low_threshold",
+                "thresholds must lie in 0..=100 with low_threshold <= high_threshold",
+            ));
+        }
+        for (key, v) in [
+            ("enrich.top_k", e.top_k),
+            ("enrich.max_block_size", e.max_block_size),
+            ("enrich.max_candidates", e.max_candidates),
+            ("enrich.chunk_size", e.chunk_size),
+        ] {
+            if v == 0 {
+                return Err(self.invalid(key, "must be at least 1"));
+            }
+        }
+        for (key, v) in [
+            ("enrich.gates.min_match_rate", e.gates.min_match_rate),
+            ("enrich.gates.max_null_rate", e.gates.max_null_rate),
+            (
+                "enrich.gates.max_match_rate_drop",
+                e.gates.max_match_rate_drop,
+            ),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(self.invalid(key, "must be between 0 and 1"));
+            }
         }
         if s.output.row_group_size == 0 {
             return Err(self.invalid("output.row_group_size", "must be at least 1"));

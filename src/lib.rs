@@ -4,6 +4,7 @@
 //! and calls in. Nothing here prints, exits or reads the environment.
 
 pub mod config;
+pub mod enrich;
 pub mod ingest;
 pub mod io;
 pub mod metrics;

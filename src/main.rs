@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use sbir::config::{self, ConfigError, FlagOverride, Sources};
+use sbir::enrich::EnrichError;
 use sbir::ingest::IngestError;
 use sbir::io::checks::Status;
 
@@ -36,6 +37,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut flags: Vec<FlagOverride> = match &cli.command {
         Command::Run(a) => a.overrides(),
         Command::Ingest(a) => a.overrides(),
+        Command::Enrich(a) => a.overrides(),
         Command::SampleData(a) => a.overrides(),
         Command::Config(_) => Vec::new(),
     };
@@ -57,6 +59,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let status = match &cli.command {
         Command::Run(a) => cmd::run::run(a, &env)?,
         Command::Ingest(a) => cmd::ingest::run(a, &env)?,
+        Command::Enrich(a) => cmd::enrich::run(a, &env)?,
         Command::SampleData(a) => {
             cmd::sample_data::run(a, &env)?;
             Status::Pass
@@ -79,6 +82,9 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             return 2;
         }
         if let Some(e) = cause.downcast_ref::<IngestError>() {
+            return if e.is_usage() { 2 } else { 1 };
+        }
+        if let Some(e) = cause.downcast_ref::<EnrichError>() {
             return if e.is_usage() { 2 } else { 1 };
         }
     }

@@ -289,6 +289,20 @@ pub fn awards_to_batch<S: AsRef<str>>(
     RecordBatch::try_new(schema.clone(), columns)
 }
 
+/// Reads every award of a `sbir_awards.parquet` file.
+pub fn read_awards(path: &std::path::Path) -> Result<Vec<Award>, crate::io::IoError> {
+    let err = |e: &dyn std::fmt::Display| crate::io::IoError::read(path, e);
+    let file = std::fs::File::open(path).map_err(|e| err(&e))?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 8192)
+        .map_err(|e| err(&e))?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| err(&e))?;
+        out.extend(from_batch::<Award>(&batch).map_err(|e| err(&e))?);
+    }
+    Ok(out)
+}
+
 /// Reads rows back from a record batch.
 pub fn from_batch<T: DeserializeOwned>(batch: &RecordBatch) -> Result<Vec<T>, serde_arrow::Error> {
     serde_arrow::from_record_batch(batch)

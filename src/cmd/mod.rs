@@ -3,6 +3,7 @@
 //! logging set-up and progress display.
 
 pub mod config;
+pub mod enrich;
 pub mod ingest;
 pub mod run;
 pub mod sample_data;

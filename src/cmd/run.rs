@@ -1,5 +1,5 @@
-//! `sbir run`: the main job. Runs the pipeline stage by stage (today: ingest) and stops before
-//! a stage whose upstream quality gate failed.
+//! `sbir run`: the main job. Runs the pipeline stage by stage (today: ingest → enrich) and
+//! stops before a stage whose upstream quality gate failed.
 
 use sbir::config::FlagOverride;
 use sbir::io::checks::Status;
@@ -41,6 +41,21 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
     let status = super::ingest::run(&ingest_args, env)?;
     if status == Status::Fail {
         tracing::error!("run: stopping after ingest: its quality gate failed");
+        return Ok(status);
+    }
+    let enrich_args = super::enrich::Args {
+        awards: None,
+        recipients: None,
+        out_dir: None,
+        format: args.format,
+        truth: None,
+        candidates: false,
+        accept_candidates: false,
+        explain: None,
+    };
+    let status = super::enrich::run(&enrich_args, env)?;
+    if status == Status::Fail {
+        tracing::error!("run: stopping after enrich: its quality gate failed");
     }
     Ok(status)
 }

@@ -164,16 +164,11 @@ fn state_name(code: &str) -> String {
 
 fn entity(i: u64, seed: u64, companies: u64) -> Entity {
     let mut rng = Rng::stream(seed ^ ENTITY_SALT, i);
-    // A few percent of non-awardee recipients share an awardee's base name: near-duplicates
-    // that a name matcher must not confuse.
-    let name = if i >= companies && companies > 0 && rng.chance(0.03) {
+    // One percent of non-awardee recipients take an awardee's base name plus a word ("Holdings"):
+    // related entities that a name matcher must not confuse with the awardee.
+    let name = if i >= companies && companies > 0 && rng.chance(0.01) {
         let twin = entity(rng.below(companies), seed, companies);
-        let base = twin
-            .name
-            .split(',')
-            .next()
-            .unwrap_or(&twin.name)
-            .to_string();
+        let base = names::without_suffix(&twin.name).to_string();
         format!(
             "{base} {} LLC",
             rng.pick(&["Holdings", "Group", "Services", "Federal", "Global"])
@@ -363,12 +358,7 @@ fn award_row(rng: &mut Rng, companies: &[Entity]) -> AwardRow {
     let pi = names::person(rng);
     let contact = names::person(rng);
     let prefix = rng.pick(&["F", "A", "N", "D", "H", "S"]);
-    let abstract_text = text::abstract_text(
-        rng,
-        e.name.split(',').next().unwrap_or(&e.name),
-        area,
-        second_area,
-    );
+    let abstract_text = text::abstract_text(rng, names::without_suffix(&e.name), area, second_area);
     let strings: Vec<String> = vec![
         company,
         text::title(rng, area),

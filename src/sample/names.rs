@@ -269,36 +269,52 @@ fn weighted<'a>(rng: &mut Rng, items: &'a [(&'a str, u32)]) -> &'a str {
     items[0].0
 }
 
-/// A company's base name without legal suffix, e.g. `Nova Photonics`.
+/// An invented brand word such as `Kavorix` or `Trelune` (2-3 syllables): most real company
+/// names carry one, and they keep a large recipient table from being full of exact twins.
+fn brand(rng: &mut Rng) -> String {
+    const ONSETS: &[&str] = &[
+        "b", "br", "c", "cr", "d", "dr", "f", "g", "gr", "h", "j", "k", "kr", "l", "m", "n", "p",
+        "pr", "qu", "r", "s", "st", "t", "tr", "v", "z", "x", "sh", "th", "pl",
+    ];
+    const VOWELS: &[&str] = &["a", "e", "i", "o", "u", "a", "o", "i", "io", "y"];
+    const CODAS: &[&str] = &[
+        "", "", "n", "r", "x", "s", "l", "m", "nt", "rk", "ll", "ne", "ra", "tix", "gen",
+    ];
+    let mut w = String::new();
+    for _ in 0..if rng.chance(0.75) { 2 } else { 3 } {
+        w.push_str(rng.pick::<&str>(ONSETS));
+        w.push_str(rng.pick::<&str>(VOWELS));
+    }
+    w.push_str(rng.pick::<&str>(CODAS));
+    let mut c = w.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+/// A company's base name without legal suffix, e.g. `Nova Photonics` or `Kavorix Systems`.
 pub fn base_name(rng: &mut Rng) -> String {
-    match rng.below(10) {
-        0..=2 => format!("{} {}", rng.pick(PREFIXES), rng.pick(FIELDS)),
-        3..=4 => format!("{} {}", rng.pick(SURNAMES), rng.pick(FIELDS)),
-        5..=6 => format!(
-            "{} {} {}",
-            rng.pick(PREFIXES),
-            rng.pick(FIELDS),
-            rng.pick(TAILS)
-        ),
-        7 => format!(
+    match rng.below(40) {
+        0..=19 => format!("{} {}", brand(rng), rng.pick(FIELDS)),
+        20..=25 => format!("{} {} {}", rng.pick(PREFIXES), brand(rng), rng.pick(FIELDS)),
+        26..=29 => format!("{} {} {}", brand(rng), rng.pick(FIELDS), rng.pick(TAILS)),
+        30..=31 => format!("{} {}", rng.pick(PREFIXES), rng.pick(FIELDS)),
+        32..=33 => format!("{} {} {}", rng.pick(SURNAMES), brand(rng), rng.pick(FIELDS)),
+        34 => format!("{} {}", rng.pick(SURNAMES), rng.pick(FIELDS)),
+        35 => format!(
             "{} & {} {}",
             rng.pick(SURNAMES),
             rng.pick(SURNAMES),
             rng.pick(TAILS)
         ),
-        8 => {
+        36..=37 => {
             let n = rng.range(2, 4) as usize;
             let acronym: String = (0..n)
                 .map(|_| (b'A' + rng.below(26) as u8) as char)
                 .collect();
             format!("{acronym} {}", rng.pick(FIELDS))
         }
-        _ => format!(
-            "{}{} {}",
-            rng.pick(PREFIXES).replace(' ', ""),
-            rng.pick(&["tek", "gen", "ix", "on", "ics"]),
-            rng.pick(TAILS)
-        ),
+        _ => format!("{} {}", brand(rng), rng.pick(TAILS)),
     }
 }
 
@@ -314,6 +330,11 @@ fn with_suffix(base: &str, suffix: &str) -> String {
         s if s.starts_with("Inc") || s.starts_with("Corp") => format!("{base}, {s}"),
         s => format!("{base} {s}"),
     }
+}
+
+/// `name` without its legal suffix.
+pub fn without_suffix(name: &str) -> &str {
+    split_suffix(name).0
 }
 
 fn split_suffix(name: &str) -> (&str, &str) {

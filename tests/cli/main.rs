@@ -2,6 +2,7 @@
 //! outputs, exit codes and checks files. One test crate, so the suite links one binary.
 
 mod config;
+mod enrich;
 mod ingest;
 mod run;
 mod sample_data;

@@ -1,36 +1,52 @@
-//! `sbir run`: the main job on the configured input.
+//! `sbir run`: the main job on the configured input, stage by stage.
 
-use crate::workdir::{Workdir, awards_csv, stdout};
+use crate::workdir::{Workdir, awards_csv, stderr, stdout};
 
 #[test]
-fn run_ingests_the_configured_input_and_prints_outputs() {
+fn run_chains_ingest_and_enrich_and_prints_outputs() {
     let wd = Workdir::new();
     wd.write("data/sample/sbir_awards.csv", awards_csv(&[&[]]));
+    wd.write(
+        "data/sample/usaspending_recipients.csv",
+        "recipient_name,recipient_uei,recipient_duns\nACME PHOTONICS INC,ABC123DEF456,\n",
+    );
     let out = wd.run(&["run"], 0);
     let printed = stdout(&out);
-    assert!(
-        printed.contains("data/processed/sbir_awards.parquet"),
-        "{printed}"
-    );
-    assert!(
-        printed.contains("data/processed/sbir_awards.checks.json"),
-        "{printed}"
-    );
+    for f in [
+        "sbir_awards.parquet",
+        "sbir_awards.checks.json",
+        "enriched_sbir_awards.parquet",
+        "enriched_sbir_awards.checks.json",
+    ] {
+        assert!(
+            printed.contains(&format!("data/processed/{f}")),
+            "{printed}"
+        );
+    }
     assert_eq!(
         wd.json("data/processed/sbir_awards.checks.json")["status"],
         "pass"
     );
+    assert_eq!(
+        wd.json("data/processed/enriched_sbir_awards.checks.json")["counts"]["linked"],
+        1
+    );
 }
 
 #[test]
-fn run_exits_3_when_a_gate_fails() {
+fn run_stops_before_enrich_when_ingest_gate_fails() {
     let wd = Workdir::new();
     wd.write("in.csv", awards_csv(&[&[("Phase", "?")]]));
     let mut cmd = wd.cmd(&["run"]);
     cmd.env("SBIR_ETL__INGEST__INPUT", "in.csv");
-    wd.run_expect(cmd, 3);
+    let out = wd.run_expect(cmd, 3);
     assert_eq!(
         wd.json("data/processed/sbir_awards.checks.json")["status"],
         "fail"
+    );
+    assert!(stderr(&out).contains("stopping after ingest"));
+    assert!(
+        !wd.exists("data/processed/enriched_sbir_awards.checks.json"),
+        "enrich must not run"
     );
 }

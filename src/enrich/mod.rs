@@ -1,0 +1,566 @@
+//! The `enrich` stage: link each award's company to a USAspending recipient (UEI exact, DUNS
+//! exact, normalised name exact, then token-set-ratio fuzzy over blocked candidates), keep
+//! every award, record method and score, and measure the match quality.
+//!
+//! The recipient index is the only large structure held; awards stream through in chunks.
+
+pub mod fuzzy;
+pub mod matcher;
+pub mod names;
+pub mod recipients;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::config::{EnrichSettings, OutputSettings};
+use crate::io::IoError;
+use crate::io::checks::{Gate, Severity};
+use crate::io::input::InputInfo;
+use crate::io::table::{NdjsonWriter, TableWriter};
+use crate::progress::Progress;
+use crate::records::{self, Award};
+pub use matcher::{Match, MatchMethod, Matcher};
+use names::Normalizer;
+use recipients::{LoadReport, RecipientIndex};
+
+/// Why enrichment could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrichError {
+    #[error("{path}: missing required column(s) {}; the header has: {}", missing.join(", "), found.join(", "))]
+    MissingColumns {
+        path: PathBuf,
+        missing: Vec<String>,
+        found: Vec<String>,
+    },
+    #[error("cannot read {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error(transparent)]
+    Io(#[from] IoError),
+    #[error("cannot build the enriched table: {0}")]
+    Arrow(String),
+}
+
+impl EnrichError {
+    /// True when the inputs are unusable as given (exit code 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Self::MissingColumns { .. } | Self::Io(IoError::Read { .. })
+        )
+    }
+}
+
+/// What to enrich and how.
+#[derive(Debug, Clone)]
+pub struct EnrichOptions {
+    pub awards: PathBuf,
+    pub recipients: PathBuf,
+    pub settings: EnrichSettings,
+    /// Add the top-k candidates as a list column.
+    pub candidates: bool,
+    /// Ground-truth links (`award_id,recipient_uei`) to measure precision and recall.
+    pub truth: Option<PathBuf>,
+}
+
+/// Linked and total awards of one group.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Rate {
+    pub awards: u64,
+    pub linked: u64,
+    pub match_rate: f64,
+}
+
+/// Precision, recall and F1 against ground truth.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Quality {
+    pub linked: u64,
+    pub correct: u64,
+    pub precision: f64,
+}
+
+/// Accuracy against a truth file.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TruthReport {
+    pub awards_with_truth: u64,
+    /// Awards whose truth names a recipient.
+    pub positives: u64,
+    pub linked: u64,
+    pub correct: u64,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub by_method: BTreeMap<String, Quality>,
+    /// Of the positives that reached the fuzzy stage, the share whose true recipient was among
+    /// the blocked candidates (blocking recall).
+    pub blocking_recall: f64,
+    pub fuzzy_positives: u64,
+}
+
+/// Counts and quality figures of one enrichment.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EnrichReport {
+    pub awards: u64,
+    pub linked: u64,
+    pub match_rate: f64,
+    /// Awards per method; `none` when no recipient shared an identifier or blocking key.
+    pub by_method: BTreeMap<String, u64>,
+    /// Of those, awards recorded but not linked (candidates, low scores, ambiguous ties).
+    pub unlinked_by_method: BTreeMap<String, u64>,
+    /// Match rate by phase, agency and identifier type.
+    pub breakdown: BTreeMap<String, BTreeMap<String, Rate>>,
+    pub recipients: LoadReport,
+    pub inputs: Vec<InputInfo>,
+    /// Mean blocked candidates per award that reached the fuzzy stage.
+    pub mean_blocked: f64,
+    pub truth: Option<TruthReport>,
+    /// Null rate of each match column.
+    pub null_rates: BTreeMap<String, f64>,
+}
+
+/// Fields added to every award row.
+fn enrichment_fields(candidates: bool) -> Vec<FieldRef> {
+    let text = |n: &str| Arc::new(Field::new(n, DataType::Utf8, true));
+    let mut f = vec![
+        text("_usaspending_match_method"),
+        Arc::new(Field::new(
+            "_usaspending_match_score",
+            DataType::Float64,
+            true,
+        )),
+        Arc::new(Field::new("_usaspending_linked", DataType::Boolean, false)),
+        text("usaspending_recipient_name"),
+        text("usaspending_recipient_uei"),
+        text("usaspending_recipient_duns"),
+        text("usaspending_recipient_parent_name"),
+        text("usaspending_recipient_parent_uei"),
+        text("usaspending_recipient_city"),
+        text("usaspending_recipient_state"),
+        text("usaspending_recipient_zip"),
+    ];
+    if candidates {
+        let item = Fields::from(vec![
+            Field::new("recipient_uei", DataType::Utf8, true),
+            Field::new("recipient_name", DataType::Utf8, true),
+            Field::new("score", DataType::Float64, false),
+        ]);
+        let list = DataType::List(Arc::new(Field::new("item", DataType::Struct(item), false)));
+        f.push(Arc::new(Field::new("_usaspending_candidates", list, false)));
+    }
+    f
+}
+
+/// The schema of `enriched_sbir_awards`: every award column, then the match columns.
+pub fn enriched_schema(candidates: bool) -> SchemaRef {
+    let mut fields: Vec<FieldRef> = records::award_schema().fields().iter().cloned().collect();
+    fields.extend(enrichment_fields(candidates));
+    Arc::new(Schema::new(fields))
+}
+
+#[derive(Serialize)]
+struct CandidateOut<'a> {
+    recipient_uei: Option<&'a str>,
+    recipient_name: Option<&'a str>,
+    score: f64,
+}
+
+#[derive(Serialize)]
+struct EnrichmentRow<'a> {
+    _usaspending_match_method: Option<&'static str>,
+    _usaspending_match_score: Option<f64>,
+    _usaspending_linked: bool,
+    usaspending_recipient_name: Option<&'a str>,
+    usaspending_recipient_uei: Option<&'a str>,
+    usaspending_recipient_duns: Option<&'a str>,
+    usaspending_recipient_parent_name: Option<&'a str>,
+    usaspending_recipient_parent_uei: Option<&'a str>,
+    usaspending_recipient_city: Option<&'a str>,
+    usaspending_recipient_state: Option<&'a str>,
+    usaspending_recipient_zip: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    _usaspending_candidates: Option<Vec<CandidateOut<'a>>>,
+}
+
+fn enrichment_row<'a>(m: &Match, index: &'a RecipientIndex, candidates: bool) -> EnrichmentRow<'a> {
+    let r = &index.recipients;
+    let linked = m.recipient.filter(|_| m.linked);
+    let col = |c: usize| linked.and_then(|i| r.get(c, i));
+    EnrichmentRow {
+        _usaspending_match_method: m.method.map(MatchMethod::as_str),
+        _usaspending_match_score: m.score,
+        _usaspending_linked: m.linked,
+        usaspending_recipient_name: col(0),
+        usaspending_recipient_uei: col(1),
+        usaspending_recipient_duns: col(2),
+        usaspending_recipient_parent_name: col(3),
+        usaspending_recipient_parent_uei: col(4),
+        usaspending_recipient_city: col(5),
+        usaspending_recipient_state: col(6),
+        usaspending_recipient_zip: col(7),
+        _usaspending_candidates: candidates.then(|| {
+            m.candidates
+                .iter()
+                .map(|c| CandidateOut {
+                    recipient_uei: r.uei(c.recipient),
+                    recipient_name: r.name(c.recipient),
+                    score: (c.score * 100.0).round() / 100.0,
+                })
+                .collect()
+        }),
+    }
+}
+
+/// Reads `award_id,recipient_uei` ground truth.
+pub fn read_truth(path: &Path) -> Result<HashMap<String, String>, EnrichError> {
+    let err = |e: &dyn std::fmt::Display| EnrichError::Read {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let mut reader = csv::Reader::from_path(path).map_err(|e| err(&e))?;
+    let headers = reader.headers().map_err(|e| err(&e))?.clone();
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim().eq_ignore_ascii_case(name))
+    };
+    let (Some(a), Some(u)) = (col("award_id"), col("recipient_uei")) else {
+        return Err(EnrichError::MissingColumns {
+            path: path.to_path_buf(),
+            missing: vec!["award_id".into(), "recipient_uei".into()],
+            found: headers.iter().map(str::to_string).collect(),
+        });
+    };
+    let mut truth = HashMap::new();
+    for rec in reader.records() {
+        let rec = rec.map_err(|e| err(&e))?;
+        truth.insert(
+            rec[a].trim().to_string(),
+            rec[u].trim().to_ascii_uppercase(),
+        );
+    }
+    Ok(truth)
+}
+
+#[derive(Default)]
+struct Tally {
+    report: EnrichReport,
+    truth: TruthReport,
+    fuzzy_awards: u64,
+    blocked_total: u64,
+    truth_blocked: u64,
+    nulls: [u64; 3],
+}
+
+impl Tally {
+    fn add(
+        &mut self,
+        award: &Award,
+        m: &Match,
+        index: &RecipientIndex,
+        truth: Option<&HashMap<String, String>>,
+        in_block: Option<bool>,
+    ) {
+        let r = &mut self.report;
+        r.awards += 1;
+        r.linked += m.linked as u64;
+        let method = m.method.map(MatchMethod::as_str).unwrap_or("none");
+        *r.by_method.entry(method.to_string()).or_default() += 1;
+        if !m.linked {
+            *r.unlinked_by_method.entry(method.to_string()).or_default() += 1;
+        }
+        self.nulls[0] += m.method.is_none() as u64;
+        self.nulls[1] += m.score.is_none() as u64;
+        self.nulls[2] += !m.linked as u64;
+        let id_type = match (&award.uei, &award.duns) {
+            (Some(_), _) => "uei_present",
+            (None, Some(_)) => "duns_only",
+            (None, None) => "neither",
+        };
+        for (dim, key) in [
+            ("phase", award.phase.as_str()),
+            ("agency", award.agency.as_str()),
+            ("identifier", id_type),
+        ] {
+            let rate = r
+                .breakdown
+                .entry(dim.to_string())
+                .or_default()
+                .entry(key.to_string())
+                .or_default();
+            rate.awards += 1;
+            rate.linked += m.linked as u64;
+        }
+        if matches!(
+            m.method,
+            Some(
+                MatchMethod::NameFuzzyAuto
+                    | MatchMethod::NameFuzzyCandidate
+                    | MatchMethod::NameFuzzyLow
+            ) | None
+        ) && !m.normalized_name.is_empty()
+        {
+            self.fuzzy_awards += 1;
+            self.blocked_total += m.blocked as u64;
+        }
+        let Some(truth) = truth else { return };
+        let Some(want) = truth.get(&award.award_id) else {
+            return;
+        };
+        let t = &mut self.truth;
+        t.awards_with_truth += 1;
+        t.positives += !want.is_empty() as u64;
+        if let Some(b) = in_block {
+            t.fuzzy_positives += 1;
+            self.truth_blocked += b as u64;
+        }
+        if m.linked {
+            let got = m
+                .recipient
+                .and_then(|i| index.recipients.uei(i))
+                .unwrap_or("");
+            let ok = !want.is_empty() && got == want;
+            t.linked += 1;
+            t.correct += ok as u64;
+            let q = t.by_method.entry(method.to_string()).or_default();
+            q.linked += 1;
+            q.correct += ok as u64;
+        }
+    }
+
+    fn finish(mut self, has_truth: bool) -> EnrichReport {
+        let ratio = |a: u64, b: u64| {
+            if b == 0 {
+                0.0
+            } else {
+                (a as f64 / b as f64 * 1e4).round() / 1e4
+            }
+        };
+        let r = &mut self.report;
+        r.match_rate = ratio(r.linked, r.awards);
+        for group in r.breakdown.values_mut() {
+            for rate in group.values_mut() {
+                rate.match_rate = ratio(rate.linked, rate.awards);
+            }
+        }
+        r.mean_blocked = ratio(self.blocked_total, self.fuzzy_awards);
+        for (name, n) in [
+            "_usaspending_match_method",
+            "_usaspending_match_score",
+            "usaspending_recipient_name",
+        ]
+        .iter()
+        .zip(self.nulls)
+        {
+            r.null_rates.insert(name.to_string(), ratio(n, r.awards));
+        }
+        if has_truth {
+            let t = &mut self.truth;
+            t.precision = ratio(t.correct, t.linked);
+            t.recall = ratio(t.correct, t.positives);
+            t.f1 = if t.precision + t.recall > 0.0 {
+                (2.0 * t.precision * t.recall / (t.precision + t.recall) * 1e4).round() / 1e4
+            } else {
+                0.0
+            };
+            for q in t.by_method.values_mut() {
+                q.precision = ratio(q.correct, q.linked);
+            }
+            t.blocking_recall = ratio(self.truth_blocked, t.fuzzy_positives);
+            r.truth = Some(self.truth);
+        }
+        self.report
+    }
+}
+
+impl EnrichReport {
+    /// The stage's gates; `previous_rate` is the match rate of the last run, when known.
+    pub fn gates(&self, s: &EnrichSettings, previous_rate: Option<f64>) -> Vec<Gate> {
+        let mut gates = vec![Gate::at_least(
+            "match_rate",
+            self.match_rate,
+            s.gates.min_match_rate,
+            Severity::Error,
+        )];
+        for (name, rate) in &self.null_rates {
+            gates.push(Gate::at_most(
+                &format!("completeness:{name}:null_rate"),
+                *rate,
+                s.gates.max_null_rate,
+                Severity::Error,
+            ));
+        }
+        if let Some(prev) = previous_rate {
+            gates.push(Gate::at_most(
+                "match_rate_regression",
+                ((prev - self.match_rate) * 1e4).round() / 1e4,
+                s.gates.max_match_rate_drop,
+                Severity::Error,
+            ));
+        }
+        gates
+    }
+
+    /// Awards per method plus totals, for the checks file.
+    pub fn counts(&self) -> BTreeMap<String, u64> {
+        let mut c: BTreeMap<String, u64> = self
+            .by_method
+            .iter()
+            .map(|(k, v)| (format!("method:{k}"), *v))
+            .collect();
+        c.insert("awards".into(), self.awards);
+        c.insert("written".into(), self.awards);
+        c.insert("linked".into(), self.linked);
+        c.insert("unmatched".into(), self.awards - self.linked);
+        c.insert("recipients_loaded".into(), self.recipients.loaded);
+        c.insert("recipients_rejected".into(), self.recipients.rejected);
+        c
+    }
+}
+
+/// Loads and indexes the recipients, writing rejected rows to `rejects_path`.
+pub fn build_index(
+    path: &Path,
+    settings: &EnrichSettings,
+    normalizer: &Normalizer,
+    rejects_path: &Path,
+) -> Result<(RecipientIndex, LoadReport, InputInfo, PathBuf), EnrichError> {
+    let mut rejects = NdjsonWriter::create(rejects_path)?;
+    let (recipients, mut report, info) =
+        recipients::load(path, &settings.recipient_columns, normalizer, &mut rejects)?;
+    let index = RecipientIndex::build(recipients, &mut report);
+    let written = rejects.commit()?;
+    Ok((index, report, info, written))
+}
+
+/// What [`enrich_to_files`] produced.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub report: EnrichReport,
+    pub paths: Vec<PathBuf>,
+}
+
+/// Runs the stage into `<stem>.parquet`/`.ndjson` (and `recipients.rejects.ndjson` beside it).
+pub fn enrich_to_files(
+    opts: &EnrichOptions,
+    stem: &Path,
+    output: &OutputSettings,
+    progress: &dyn Progress,
+) -> Result<Written, EnrichError> {
+    let normalizer = Normalizer::new(&opts.settings.name_rules);
+    let dir = stem.parent().unwrap_or(Path::new("."));
+    let (index, load_report, recipients_info, rejects_path) = build_index(
+        &opts.recipients,
+        &opts.settings,
+        &normalizer,
+        &dir.join("recipients.rejects.ndjson"),
+    )?;
+    let truth = opts.truth.as_deref().map(read_truth).transpose()?;
+    let matcher = Matcher {
+        index: &index,
+        normalizer: &normalizer,
+        settings: &opts.settings,
+    };
+
+    let read_err = |e: &dyn std::fmt::Display| EnrichError::Read {
+        path: opts.awards.clone(),
+        message: e.to_string(),
+    };
+    let file = std::fs::File::open(&opts.awards)
+        .map_err(|e| EnrichError::Io(IoError::read(&opts.awards, e)))?;
+    let awards_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(
+        file,
+        opts.settings.chunk_size,
+    )
+    .map_err(|e| read_err(&e))?;
+    let schema = enriched_schema(opts.candidates);
+    let award_schema = records::award_schema();
+    let extra = enrichment_fields(opts.candidates);
+    let mut table = TableWriter::create(stem, schema.clone(), output)?;
+    let mut tally = Tally::default();
+
+    for batch in reader {
+        let batch = batch.map_err(|e| read_err(&e))?;
+        let awards: Vec<Award> = records::from_batch(&batch).map_err(|e| read_err(&e))?;
+        let results: Vec<(Match, Option<bool>)> = awards
+            .par_iter()
+            .map(|a| {
+                let target = truth
+                    .as_ref()
+                    .and_then(|t| t.get(&a.award_id))
+                    .filter(|u| !u.is_empty())
+                    .and_then(|u| index.by_uei(u));
+                matcher.match_award_with_target(a, target)
+            })
+            .collect();
+        for (a, (m, in_block)) in awards.iter().zip(&results) {
+            tally.add(a, m, &index, truth.as_ref(), *in_block);
+        }
+        let rows: Vec<EnrichmentRow> = results
+            .iter()
+            .map(|(m, _)| enrichment_row(m, &index, opts.candidates))
+            .collect();
+        let mut columns = records::awards_to_batch(&award_schema, &awards)
+            .map_err(|e| EnrichError::Arrow(e.to_string()))?
+            .columns()
+            .to_vec();
+        columns.extend(
+            serde_arrow::to_arrow(&extra, &rows).map_err(|e| EnrichError::Arrow(e.to_string()))?,
+        );
+        let out = RecordBatch::try_new(schema.clone(), columns)
+            .map_err(|e| EnrichError::Arrow(e.to_string()))?;
+        table.write(&out)?;
+        progress.inc(awards.len() as u64);
+    }
+    let mut report = tally.finish(truth.is_some());
+    report.recipients = load_report;
+    report.inputs = vec![
+        InputInfo {
+            path: opts.awards.clone(),
+            bytes: awards_bytes,
+            rows: report.awards,
+            sha256: String::new(),
+        },
+        recipients_info,
+    ];
+    let mut paths = table.commit()?;
+    paths.push(rejects_path);
+    Ok(Written { report, paths })
+}
+
+/// Why one award matched as it did: its normalised name, the method, and the scored
+/// candidates with their names, identifiers and location agreement.
+pub fn explain(matcher: &Matcher, award: &Award) -> serde_json::Value {
+    let m = matcher.match_award(award);
+    let r = &matcher.index.recipients;
+    let describe = |i: u32| {
+        serde_json::json!({
+            "recipient_name": r.name(i), "recipient_uei": r.uei(i), "normalized_name": r.norm(i),
+            "state": r.state(i), "city": r.city(i),
+        })
+    };
+    serde_json::json!({
+        "award_id": award.award_id,
+        "company": award.company,
+        "normalized_name": m.normalized_name,
+        "uei": award.uei, "duns": award.duns, "state": award.state, "city": award.city,
+        "method": m.method.map(MatchMethod::as_str),
+        "score": m.score,
+        "linked": m.linked,
+        "recipient": m.recipient.map(describe),
+        "blocked_candidates": m.blocked,
+        "candidates": m.candidates.iter().map(|c| {
+            let mut d = describe(c.recipient);
+            d["score"] = serde_json::json!((c.score * 100.0).round() / 100.0);
+            d["same_state"] = c.same_state.into();
+            d["same_city"] = c.same_city.into();
+            d
+        }).collect::<Vec<_>>(),
+        "thresholds": {"high": matcher.settings.high_threshold, "low": matcher.settings.low_threshold},
+    })
+}

@@ -1,0 +1,485 @@
+//! USAspending recipients: loading (CSV, CSV.gz or Parquet) with header spellings from settings,
+//! row validation with rejects, and the lookup index the match cascade uses.
+//!
+//! Memory: columns are held as Arrow string arrays (contiguous bytes plus offsets), identifier
+//! maps are keyed by 64-bit hashes, and the blocking index is one sorted postings array, so the
+//! index grows linearly, about 2.5× the raw text size of the name and identifier columns.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use arrow_array::builder::StringBuilder;
+use arrow_array::{Array, RecordBatch, RecordBatchReader, StringArray};
+use rayon::prelude::*;
+use serde::Serialize;
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::EnrichError;
+use super::names::Normalizer;
+use crate::config::RecipientColumns;
+use crate::ingest::rules;
+use crate::io::input;
+use crate::io::table::NdjsonWriter;
+
+/// Columns of the recipients table, in this order.
+pub const COLUMNS: [&str; 8] = [
+    "recipient_name",
+    "recipient_uei",
+    "recipient_duns",
+    "parent_name",
+    "parent_uei",
+    "city",
+    "state",
+    "zip",
+];
+const REQUIRED: usize = 3;
+
+/// The loaded recipients, column-oriented; row `i` is recipient `i`.
+#[derive(Debug)]
+pub struct Recipients {
+    /// The eight [`COLUMNS`].
+    pub columns: Vec<StringArray>,
+    /// Normalised names.
+    pub norm: StringArray,
+}
+
+impl Recipients {
+    /// Number of recipients.
+    pub fn len(&self) -> usize {
+        self.norm.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Column `c` (index into [`COLUMNS`]) of recipient `i`.
+    pub fn get(&self, c: usize, i: u32) -> Option<&str> {
+        let col = &self.columns[c];
+        (!col.is_null(i as usize)).then(|| col.value(i as usize))
+    }
+
+    pub fn name(&self, i: u32) -> Option<&str> {
+        self.get(0, i)
+    }
+    pub fn uei(&self, i: u32) -> Option<&str> {
+        self.get(1, i)
+    }
+    pub fn state(&self, i: u32) -> Option<&str> {
+        self.get(6, i)
+    }
+    pub fn city(&self, i: u32) -> Option<&str> {
+        self.get(5, i)
+    }
+    pub fn norm(&self, i: u32) -> &str {
+        self.norm.value(i as usize)
+    }
+}
+
+/// Counts from loading, for the checks file.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LoadReport {
+    pub rows: u64,
+    pub loaded: u64,
+    pub rejected: u64,
+    /// Rows whose UEI an earlier row already had: they stay loaded (a name can still match)
+    /// but the UEI and DUNS lookups keep the first row in file order.
+    pub duplicate_uei: u64,
+    pub duplicate_duns: u64,
+    pub without_uei: u64,
+}
+
+#[derive(Serialize)]
+struct Reject<'a> {
+    line: u64,
+    reasons: Vec<String>,
+    raw: HashMap<&'a str, &'a str>,
+}
+
+struct Loader<'n> {
+    builders: Vec<StringBuilder>,
+    norm: StringBuilder,
+    normalizer: &'n Normalizer,
+    report: LoadReport,
+}
+
+impl Loader<'_> {
+    /// Validates and appends one row given as the eight column values.
+    fn push(
+        &mut self,
+        line: u64,
+        values: [&str; 8],
+        rejects: &mut NdjsonWriter,
+    ) -> Result<(), EnrichError> {
+        self.report.rows += 1;
+        let v = values.map(str::trim);
+        let mut reasons = Vec::new();
+        let uei = rules::uei(v[1]).unwrap_or_else(|p| {
+            reasons.push(format!(
+                "recipient_uei: {} (expected {})",
+                p.code, p.expected
+            ));
+            None
+        });
+        let duns = rules::duns(v[2])
+            .map(|d| d.map(|(d, _)| d))
+            .unwrap_or_else(|p| {
+                reasons.push(format!(
+                    "recipient_duns: {} (expected {})",
+                    p.code, p.expected
+                ));
+                None
+            });
+        let norm = self.normalizer.normalize(v[0]);
+        if norm.is_empty() && uei.is_none() && duns.is_none() {
+            reasons.push("no usable name, UEI or DUNS".to_string());
+        }
+        if !reasons.is_empty() {
+            self.report.rejected += 1;
+            let raw = COLUMNS.iter().copied().zip(values).collect();
+            rejects.write(&Reject { line, reasons, raw })?;
+            return Ok(());
+        }
+        self.report.loaded += 1;
+        self.report.without_uei += uei.is_none() as u64;
+        let opt = |s: &str| (!s.is_empty()).then_some(s.to_string());
+        let cleaned = [
+            opt(v[0]),
+            uei,
+            duns,
+            opt(v[3]),
+            rules::uei(v[4]).ok().flatten(),
+            opt(&v[5].to_ascii_uppercase()),
+            opt(&v[6].to_ascii_uppercase()),
+            opt(v[7]),
+        ];
+        for (b, value) in self.builders.iter_mut().zip(cleaned) {
+            b.append_option(value);
+        }
+        self.norm.append_value(norm);
+        Ok(())
+    }
+}
+
+/// Finds each column's position among `headers` by the accepted spellings.
+fn resolve(
+    path: &Path,
+    headers: &[String],
+    spellings: &RecipientColumns,
+) -> Result<[Option<usize>; 8], EnrichError> {
+    let lists = [
+        &spellings.recipient_name,
+        &spellings.recipient_uei,
+        &spellings.recipient_duns,
+        &spellings.parent_name,
+        &spellings.parent_uei,
+        &spellings.city,
+        &spellings.state,
+        &spellings.zip,
+    ];
+    let norm: Vec<String> = headers
+        .iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .collect();
+    let pos: Vec<Option<usize>> = lists
+        .iter()
+        .map(|names| {
+            names
+                .iter()
+                .find_map(|n| norm.iter().position(|h| *h == n.to_ascii_lowercase()))
+        })
+        .collect();
+    let missing: Vec<String> = (0..REQUIRED)
+        .filter(|&c| pos[c].is_none())
+        .map(|c| COLUMNS[c].to_string())
+        .collect();
+    if !missing.is_empty() {
+        return Err(EnrichError::MissingColumns {
+            path: path.to_path_buf(),
+            missing,
+            found: headers.to_vec(),
+        });
+    }
+    Ok(pos.try_into().expect("eight columns"))
+}
+
+/// Loads recipients from CSV (plain or gzip) or Parquet (by its `PAR1` magic), writing rejected
+/// rows to `rejects`.
+pub fn load(
+    path: &Path,
+    spellings: &RecipientColumns,
+    normalizer: &Normalizer,
+    rejects: &mut NdjsonWriter,
+) -> Result<(Recipients, LoadReport, input::InputInfo), EnrichError> {
+    let mut loader = Loader {
+        builders: (0..8).map(|_| StringBuilder::new()).collect(),
+        norm: StringBuilder::new(),
+        normalizer,
+        report: LoadReport::default(),
+    };
+    let is_parquet = std::fs::File::open(path)
+        .and_then(|mut f| {
+            let mut magic = [0u8; 4];
+            std::io::Read::read_exact(&mut f, &mut magic).map(|_| &magic == b"PAR1")
+        })
+        .unwrap_or(false);
+    let info = if is_parquet {
+        load_parquet(path, spellings, &mut loader, rejects)?
+    } else {
+        load_csv(path, spellings, &mut loader, rejects)?
+    };
+    let columns = loader.builders.iter_mut().map(|b| b.finish()).collect();
+    let recipients = Recipients {
+        columns,
+        norm: loader.norm.finish(),
+    };
+    Ok((recipients, loader.report, info))
+}
+
+fn load_csv(
+    path: &Path,
+    spellings: &RecipientColumns,
+    loader: &mut Loader,
+    rejects: &mut NdjsonWriter,
+) -> Result<input::InputInfo, EnrichError> {
+    let (stream, fingerprint) = input::open(path)?;
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(stream);
+    let read_err = |e: csv::Error| EnrichError::Read {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let headers: Vec<String> = reader
+        .byte_headers()
+        .map_err(read_err)?
+        .iter()
+        .map(|h| String::from_utf8_lossy(h).into_owned())
+        .collect();
+    let pos = resolve(path, &headers, spellings)?;
+    let mut record = csv::ByteRecord::new();
+    while reader.read_byte_record(&mut record).map_err(read_err)? {
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let (fields, _) = crate::ingest::row::decode_record(&record);
+        let values = pos.map(|p| {
+            p.and_then(|i| fields.get(i))
+                .map(|f| f.as_ref())
+                .unwrap_or("")
+        });
+        loader.push(line, values, rejects)?;
+    }
+    let (sha256, bytes) = fingerprint.finish();
+    Ok(input::InputInfo {
+        path: path.to_path_buf(),
+        bytes,
+        rows: loader.report.rows,
+        sha256,
+    })
+}
+
+fn load_parquet(
+    path: &Path,
+    spellings: &RecipientColumns,
+    loader: &mut Loader,
+    rejects: &mut NdjsonWriter,
+) -> Result<input::InputInfo, EnrichError> {
+    let read_err = |e: &dyn std::fmt::Display| EnrichError::Read {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let file = std::fs::File::open(path).map_err(|e| read_err(&e))?;
+    let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 8192)
+        .map_err(|e| read_err(&e))?;
+    let headers: Vec<String> = reader
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let pos = resolve(path, &headers, spellings)?;
+    let mut line = 0;
+    for batch in reader {
+        let batch: RecordBatch = batch.map_err(|e| read_err(&e))?;
+        let cols: Vec<Option<StringArray>> = pos
+            .iter()
+            .map(|p| {
+                p.map(|i| arrow_cast_to_strings(batch.column(i)))
+                    .transpose()
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| read_err(&e))?;
+        for row in 0..batch.num_rows() {
+            line += 1;
+            let values = std::array::from_fn(|c| match &cols[c] {
+                Some(a) if !a.is_null(row) => a.value(row),
+                _ => "",
+            });
+            loader.push(line, values, rejects)?;
+        }
+    }
+    Ok(input::InputInfo {
+        path: path.to_path_buf(),
+        bytes,
+        rows: loader.report.rows,
+        sha256: String::new(),
+    })
+}
+
+fn arrow_cast_to_strings(array: &arrow_array::ArrayRef) -> Result<StringArray, String> {
+    array
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .cloned()
+        .ok_or_else(|| {
+            format!(
+                "column of type {} where text was expected",
+                array.data_type()
+            )
+        })
+}
+
+/// Lookup structures over [`Recipients`].
+#[derive(Debug)]
+pub struct RecipientIndex {
+    pub recipients: Recipients,
+    uei: HashMap<u64, u32>,
+    duns: HashMap<u64, u32>,
+    /// Sorted distinct key hashes; postings of `keys[k]` are `postings[offsets[k]..offsets[k+1]]`.
+    keys: Vec<u64>,
+    offsets: Vec<u32>,
+    postings: Vec<u32>,
+}
+
+/// The blocking keys of a normalised name: each token, each adjacent token pair, and each
+/// adjacent pair of 3-letter prefixes and of 3-letter suffixes (so one typo rarely loses every
+/// key); a single-token name also gets its 4-letter prefix and suffix.
+pub fn blocking_keys(norm: &str, out: &mut Vec<u64>) {
+    let toks: Vec<&str> = norm.split(' ').filter(|t| !t.is_empty()).collect();
+    let mut key = |tag: &[u8], parts: &[&str]| {
+        let mut buf = Vec::with_capacity(32);
+        buf.extend_from_slice(tag);
+        for p in parts {
+            buf.push(0);
+            buf.extend_from_slice(p.as_bytes());
+        }
+        out.push(xxh3_64(&buf));
+    };
+    for t in &toks {
+        key(b"T", &[t]);
+    }
+    for w in toks.windows(2) {
+        key(b"P", &[w[0], w[1]]);
+        key(b"Q", &[head(w[0], 3), head(w[1], 3)]);
+        key(b"S", &[tail(w[0], 3), tail(w[1], 3)]);
+    }
+    if toks.len() == 1 && toks[0].len() >= 6 {
+        key(b"A", &[head(toks[0], 4)]);
+        key(b"Z", &[tail(toks[0], 4)]);
+    }
+}
+
+fn head(t: &str, n: usize) -> &str {
+    &t[..t.len().min(n)]
+}
+
+fn tail(t: &str, n: usize) -> &str {
+    &t[t.len().saturating_sub(n)..]
+}
+
+fn exact_key(norm: &str) -> u64 {
+    let mut buf = b"N\0".to_vec();
+    buf.extend_from_slice(norm.as_bytes());
+    xxh3_64(&buf)
+}
+
+fn id_key(id: &str) -> u64 {
+    xxh3_64(id.as_bytes())
+}
+
+impl RecipientIndex {
+    /// Builds the identifier maps and the name/blocking postings (in parallel).
+    pub fn build(recipients: Recipients, report: &mut LoadReport) -> Self {
+        let n = recipients.len() as u32;
+        let (mut uei, mut duns) = (HashMap::new(), HashMap::new());
+        for i in 0..n {
+            if let Some(u) = recipients.get(1, i) {
+                let slot = uei.entry(id_key(u)).or_insert(i);
+                report.duplicate_uei += (*slot != i) as u64;
+            }
+            if let Some(d) = recipients.get(2, i) {
+                let slot = duns.entry(id_key(d)).or_insert(i);
+                report.duplicate_duns += (*slot != i) as u64;
+            }
+        }
+        let mut pairs: Vec<(u64, u32)> = (0..n)
+            .into_par_iter()
+            .fold(Vec::new, |mut acc, i| {
+                let norm = recipients.norm(i);
+                if !norm.is_empty() {
+                    let mut keys = vec![exact_key(norm)];
+                    blocking_keys(norm, &mut keys);
+                    keys.sort_unstable();
+                    keys.dedup();
+                    acc.extend(keys.into_iter().map(|k| (k, i)));
+                }
+                acc
+            })
+            .reduce(Vec::new, |mut a, mut b| {
+                a.append(&mut b);
+                a
+            });
+        pairs.par_sort_unstable();
+        let mut keys = Vec::new();
+        let mut offsets = Vec::new();
+        let mut postings = Vec::with_capacity(pairs.len());
+        for (k, i) in pairs {
+            if keys.last() != Some(&k) {
+                keys.push(k);
+                offsets.push(postings.len() as u32);
+            }
+            postings.push(i);
+        }
+        offsets.push(postings.len() as u32);
+        Self {
+            recipients,
+            uei,
+            duns,
+            keys,
+            offsets,
+            postings,
+        }
+    }
+
+    /// The recipient with this UEI (first in file order).
+    pub fn by_uei(&self, uei: &str) -> Option<u32> {
+        self.uei
+            .get(&id_key(uei))
+            .copied()
+            .filter(|&i| self.recipients.get(1, i) == Some(uei))
+    }
+
+    /// The recipient with this DUNS (first in file order).
+    pub fn by_duns(&self, duns: &str) -> Option<u32> {
+        self.duns
+            .get(&id_key(duns))
+            .copied()
+            .filter(|&i| self.recipients.get(2, i) == Some(duns))
+    }
+
+    /// Recipients whose normalised name equals `norm`.
+    pub fn by_name(&self, norm: &str) -> Vec<u32> {
+        self.postings_of(exact_key(norm))
+            .iter()
+            .copied()
+            .filter(|&i| self.recipients.norm(i) == norm)
+            .collect()
+    }
+
+    /// The postings of a key hash (empty when absent).
+    pub fn postings_of(&self, key: u64) -> &[u32] {
+        match self.keys.binary_search(&key) {
+            Ok(k) => &self.postings[self.offsets[k] as usize..self.offsets[k + 1] as usize],
+            Err(_) => &[],
+        }
+    }
+}

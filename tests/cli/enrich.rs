@@ -1,0 +1,275 @@
+//! `sbir enrich`: the match cascade, gates, truth metrics, --explain and bad recipients input.
+
+use crate::workdir::{Workdir, awards_csv, stderr, stdout};
+
+const RECIPIENTS: &str = "\
+recipient_name,recipient_uei,recipient_duns,parent_name,parent_uei,city,state,zip
+\"ACME PHOTONICS, INC.\",ABC123DEF456,123456789,,,BOSTON,MA,02110
+BETA ROBOTICS LLC,BBB222CCC333,987654321,,,DAYTON,OH,45402
+GAMMA SENSORS CORP,GGG444HHH555,,,,AUSTIN,TX,73301
+DELTA QUANTUM DYNAMICS LLC,DDD666EEE777,,,,BOULDER,CO,80301
+DELTA QUANTUM DYNAMICS LLC,DDD666EEE888,,,,AUSTIN,TX,73301
+EPSILON MATERIALS HOLDINGS LLC,EEE999FFF000,,,,SEATTLE,WA,98101
+,,,,,,,
+ZETA LABS,BAD-UEI,,,,,,
+";
+
+/// One award per cascade step, by company/identifiers.
+fn awards() -> String {
+    awards_csv(&[
+        // uei-exact (wrong DUNS on purpose: UEI wins)
+        &[("Agency Tracking Number", "1"), ("Duns", "111111111")],
+        // duns-exact
+        &[
+            ("Agency Tracking Number", "2"),
+            ("UEI", ""),
+            ("Duns", "98-765-4321"),
+            ("Company", "Whatever Inc"),
+        ],
+        // name-exact (normalisation drops punctuation, suffix, "The")
+        &[
+            ("Agency Tracking Number", "3"),
+            ("UEI", ""),
+            ("Duns", ""),
+            ("Company", "The Gamma Sensors, Corporation"),
+            ("State", "Texas"),
+        ],
+        // name-exact tie broken by state
+        &[
+            ("Agency Tracking Number", "4"),
+            ("UEI", ""),
+            ("Duns", ""),
+            ("Company", "Delta Quantum Dynamics"),
+            ("State", "Texas"),
+        ],
+        // name-fuzzy-auto: a typo
+        &[
+            ("Agency Tracking Number", "5"),
+            ("UEI", ""),
+            ("Duns", ""),
+            ("Company", "Beta Robotcs LLC"),
+            ("State", "Ohio"),
+        ],
+        // name-fuzzy-candidate: related entity with extra words is not linked
+        &[
+            ("Agency Tracking Number", "6"),
+            ("UEI", ""),
+            ("Duns", ""),
+            ("Company", "Epsilon Materials"),
+            ("State", "Washington"),
+        ],
+        // nothing shared at all
+        &[
+            ("Agency Tracking Number", "7"),
+            ("UEI", ""),
+            ("Duns", ""),
+            ("Company", "Omicron Widgets"),
+        ],
+    ])
+}
+
+fn setup() -> Workdir {
+    let wd = Workdir::new();
+    wd.write("awards.csv", awards());
+    wd.write("recipients.csv", RECIPIENTS);
+    wd.run(&["ingest", "--input", "awards.csv"], 0);
+    wd
+}
+
+fn enriched(wd: &Workdir) -> Vec<serde_json::Value> {
+    wd.ndjson("data/processed/enriched_sbir_awards.ndjson")
+}
+
+#[test]
+fn cascade_records_method_score_and_recipient() {
+    let wd = setup();
+    wd.run(
+        &[
+            "enrich",
+            "--recipients",
+            "recipients.csv",
+            "--format",
+            "both",
+            "--candidates",
+        ],
+        0,
+    );
+    let rows = enriched(&wd);
+    assert_eq!(rows.len(), 7, "every award is kept");
+    let method = |i: usize| {
+        rows[i]["_usaspending_match_method"]
+            .as_str()
+            .map(str::to_string)
+    };
+    assert_eq!(method(0).as_deref(), Some("uei-exact"));
+    assert_eq!(rows[0]["usaspending_recipient_uei"], "ABC123DEF456");
+    assert_eq!(rows[0]["_usaspending_match_score"], 100.0);
+    assert_eq!(method(1).as_deref(), Some("duns-exact"));
+    assert_eq!(rows[1]["usaspending_recipient_name"], "BETA ROBOTICS LLC");
+    assert_eq!(method(2).as_deref(), Some("name-exact"));
+    assert_eq!(rows[2]["usaspending_recipient_uei"], "GGG444HHH555");
+    assert_eq!(method(3).as_deref(), Some("name-exact"));
+    assert_eq!(
+        rows[3]["usaspending_recipient_uei"], "DDD666EEE888",
+        "state breaks the tie"
+    );
+    assert_eq!(method(4).as_deref(), Some("name-fuzzy-auto"));
+    assert_eq!(rows[4]["usaspending_recipient_uei"], "BBB222CCC333");
+    assert!(rows[4]["_usaspending_match_score"].as_f64().unwrap() >= 90.0);
+    assert_eq!(method(5).as_deref(), Some("name-fuzzy-candidate"));
+    assert_eq!(rows[5]["_usaspending_linked"], false);
+    assert!(
+        rows[5]["usaspending_recipient_uei"].is_null(),
+        "candidates are not linked"
+    );
+    assert_eq!(
+        rows[5]["_usaspending_candidates"][0]["recipient_uei"],
+        "EEE999FFF000"
+    );
+    assert!(method(6).is_none());
+
+    // 5 of 7 linked = 0.714 passes 0.70; the candidate and the unmatched award do not count.
+    let checks = wd.json("data/processed/enriched_sbir_awards.checks.json");
+    assert_eq!(checks["counts"]["linked"], 5);
+    assert_eq!(checks["details"]["match_rate"], 0.7143);
+    assert_eq!(checks["details"]["by_method"]["name-exact"], 2);
+    assert_eq!(
+        checks["details"]["breakdown"]["identifier"]["uei_present"]["awards"],
+        1
+    );
+    // Two malformed recipient rows were quarantined, not lost.
+    assert_eq!(checks["counts"]["recipients_rejected"], 2);
+    assert_eq!(
+        wd.ndjson("data/processed/recipients.rejects.ndjson").len(),
+        2
+    );
+    assert_eq!(checks["status"], "pass", "{checks}");
+
+    // A second run compares with the first: an unchanged match rate passes the regression gate.
+    wd.run(&["enrich", "--recipients", "recipients.csv"], 0);
+    let checks = wd.json("data/processed/enriched_sbir_awards.checks.json");
+    assert_eq!(checks["details"]["previous_match_rate"], 0.7143);
+    let gate = checks["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "match_rate_regression")
+        .unwrap();
+    assert_eq!(gate["passed"], true);
+}
+
+#[test]
+fn accepting_candidates_links_them() {
+    let wd = setup();
+    wd.run(
+        &[
+            "enrich",
+            "--recipients",
+            "recipients.csv",
+            "--format",
+            "ndjson",
+            "--accept-candidates",
+        ],
+        0,
+    );
+    let rows = enriched(&wd);
+    assert_eq!(rows[5]["_usaspending_linked"], true);
+    assert_eq!(rows[5]["usaspending_recipient_uei"], "EEE999FFF000");
+}
+
+#[test]
+fn match_rate_gate_fails_with_outputs_written() {
+    let wd = setup();
+    wd.write(
+        "other.csv",
+        "recipient_name,recipient_uei,recipient_duns\nUNRELATED CO,ZZZ999ZZZ999,\n",
+    );
+    wd.run(&["enrich", "--recipients", "other.csv"], 3);
+    let checks = wd.json("data/processed/enriched_sbir_awards.checks.json");
+    assert_eq!(checks["status"], "fail");
+    assert!(checks["reason"].as_str().unwrap().contains("match_rate"));
+    assert!(wd.exists("data/processed/enriched_sbir_awards.parquet"));
+}
+
+#[test]
+fn truth_file_adds_precision_and_recall() {
+    let wd = setup();
+    let ids: Vec<String> = wd.awards().into_iter().map(|a| a.award_id).collect();
+    let truth = format!(
+        "award_id,recipient_uei\n{},ABC123DEF456\n{},BBB222CCC333\n{},XXX000XXX000\n",
+        ids[0], ids[1], ids[2]
+    );
+    wd.write("truth.csv", truth);
+    wd.run(
+        &[
+            "enrich",
+            "--recipients",
+            "recipients.csv",
+            "--truth",
+            "truth.csv",
+            "--accept-candidates",
+        ],
+        0,
+    );
+    let t = &wd.json("data/processed/enriched_sbir_awards.checks.json")["details"]["truth"];
+    assert_eq!(t["awards_with_truth"], 3);
+    assert_eq!(t["linked"], 3);
+    assert_eq!(t["correct"], 2);
+    assert_eq!(t["precision"], 0.6667);
+    assert_eq!(t["by_method"]["uei-exact"]["precision"], 1.0);
+    assert_eq!(t["by_method"]["name-exact"]["precision"], 0.0);
+}
+
+#[test]
+fn explain_shows_candidates_and_scores() {
+    let wd = setup();
+    let id = wd.awards()[4].award_id.clone();
+    let out = wd.run(
+        &["enrich", "--recipients", "recipients.csv", "--explain", &id],
+        0,
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["normalized_name"], "BETA ROBOTCS");
+    assert_eq!(v["method"], "name-fuzzy-auto");
+    assert_eq!(v["candidates"][0]["recipient_uei"], "BBB222CCC333");
+    assert_eq!(v["candidates"][0]["same_state"], true);
+    let out = wd.run(
+        &[
+            "enrich",
+            "--recipients",
+            "recipients.csv",
+            "--explain",
+            "sbir-nope",
+        ],
+        1,
+    );
+    assert!(stderr(&out).contains("no award sbir-nope"));
+}
+
+#[test]
+fn recipients_missing_a_required_column_is_usage_error() {
+    let wd = setup();
+    wd.write(
+        "bad.csv",
+        "recipient_name,recipient_uei\nACME,ABC123DEF456\n",
+    );
+    let err = stderr(&wd.run(&["enrich", "--recipients", "bad.csv"], 2));
+    assert!(
+        err.contains("recipient_duns") && err.contains("bad.csv"),
+        "{err}"
+    );
+}
+
+#[test]
+fn header_spellings_come_from_settings() {
+    let wd = setup();
+    wd.write(
+        "lookup.csv",
+        "legal_business_name,uei,duns,recipient_state_code\n\"ACME PHOTONICS, INC.\",ABC123DEF456,,MA\n",
+    );
+    wd.run(
+        &["enrich", "--recipients", "lookup.csv", "--format", "ndjson"],
+        3,
+    );
+    assert_eq!(enriched(&wd)[0]["usaspending_recipient_state"], "MA");
+}
