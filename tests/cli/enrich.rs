@@ -273,3 +273,46 @@ fn header_spellings_come_from_settings() {
     );
     assert_eq!(enriched(&wd)[0]["usaspending_recipient_state"], "MA");
 }
+
+#[test]
+fn generated_set_links_accurately_with_blocking() {
+    let wd = Workdir::new();
+    wd.run(
+        &[
+            "sample-data",
+            "--awards",
+            "3000",
+            "--recipients",
+            "30000",
+            "--seed",
+            "9",
+            "--out",
+            "gen",
+        ],
+        0,
+    );
+    wd.run(&["ingest", "--input", "gen/sbir_awards.csv"], 0);
+    wd.run(
+        &[
+            "enrich",
+            "--recipients",
+            "gen/usaspending_recipients.csv",
+            "--truth",
+            "gen/award_recipient_truth.csv",
+        ],
+        0,
+    );
+    let checks = wd.json("data/processed/enriched_sbir_awards.checks.json");
+    let t = &checks["details"]["truth"];
+    let f = |v: &serde_json::Value| v.as_f64().unwrap();
+    assert!(f(&t["blocking_recall"]) >= 0.9, "{t}");
+    assert!(f(&t["recall"]) >= 0.95, "{t}");
+    assert!(f(&t["precision"]) >= 0.98, "{t}");
+    for m in ["uei-exact", "duns-exact"] {
+        assert!(f(&t["by_method"][m]["precision"]) >= 0.99, "{m}: {t}");
+    }
+    assert!(
+        f(&checks["details"]["mean_blocked_candidates"]) < 30_000.0,
+        "blocking must not scan everything"
+    );
+}
