@@ -311,8 +311,9 @@ fn generated_set_links_accurately_with_blocking() {
     for m in ["uei-exact", "duns-exact"] {
         assert!(f(&t["by_method"][m]["precision"]) >= 0.99, "{m}: {t}");
     }
+    // Blocking proposes a few hundred of the 30,000 recipients per fuzzy award, not all of them.
     assert!(
-        f(&checks["details"]["mean_blocked_candidates"]) < 30_000.0,
-        "blocking must not scan everything"
+        f(&checks["details"]["mean_blocked_candidates"]) < 3_000.0,
+        "{checks}"
     );
 }
