@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use sbir::config::FlagOverride;
 
 use crate::cmd;
 
@@ -64,6 +65,35 @@ impl FormatArg {
             Self::Ndjson => "ndjson",
             Self::Both => "both",
         }
+    }
+}
+
+/// Where and how a stage writes its tables; shared by every stage that writes one.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OutputArgs {
+    /// Folder for the outputs [default: paths.processed_dir].
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+    /// Output format [default: output.format].
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+}
+
+impl OutputArgs {
+    /// The settings these flags override.
+    pub fn overrides(&self) -> Vec<FlagOverride> {
+        let mut o = Vec::new();
+        if let Some(p) = &self.out_dir {
+            o.push(FlagOverride::new(
+                "paths.processed_dir",
+                p.display().to_string(),
+                "--out-dir",
+            ));
+        }
+        if let Some(f) = self.format {
+            o.push(FlagOverride::new("output.format", f.as_str(), "--format"));
+        }
+        o
     }
 }
 

@@ -11,7 +11,7 @@ use sbir::metrics::StageTimer;
 use serde_json::json;
 
 use super::Env;
-use crate::cli::FormatArg;
+use crate::cli::OutputArgs;
 
 /// Flags of `sbir enrich`.
 #[derive(Debug, clap::Args)]
@@ -25,12 +25,8 @@ pub struct Args {
     /// USAspending recipients: CSV, CSV.gz or Parquet [default: enrich.recipients].
     #[arg(long)]
     pub recipients: Option<PathBuf>,
-    /// Folder for the outputs [default: paths.processed_dir].
-    #[arg(long)]
-    pub out_dir: Option<PathBuf>,
-    /// Output format [default: output.format].
-    #[arg(long, value_enum)]
-    pub format: Option<FormatArg>,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// Ground truth (award_id,recipient_uei) to measure precision, recall and F1.
     #[arg(long, value_name = "LINKS.csv")]
     pub truth: Option<PathBuf>,
@@ -48,7 +44,7 @@ pub struct Args {
 impl Args {
     /// The settings these flags override.
     pub fn overrides(&self) -> Vec<FlagOverride> {
-        let mut o = Vec::new();
+        let mut o = self.output.overrides();
         if let Some(p) = &self.awards {
             o.push(FlagOverride::new(
                 "enrich.awards",
@@ -62,16 +58,6 @@ impl Args {
                 p.display().to_string(),
                 "--recipients",
             ));
-        }
-        if let Some(p) = &self.out_dir {
-            o.push(FlagOverride::new(
-                "paths.processed_dir",
-                p.display().to_string(),
-                "--out-dir",
-            ));
-        }
-        if let Some(f) = self.format {
-            o.push(FlagOverride::new("output.format", f.as_str(), "--format"));
         }
         if self.accept_candidates {
             o.push(FlagOverride::new(

@@ -11,7 +11,7 @@ use sbir::metrics::StageTimer;
 use serde_json::json;
 
 use super::Env;
-use crate::cli::FormatArg;
+use crate::cli::OutputArgs;
 
 /// Flags of `sbir ingest`.
 #[derive(Debug, clap::Args)]
@@ -22,12 +22,8 @@ pub struct Args {
     /// The awards bulk CSV, plain or gzip [default: ingest.input].
     #[arg(long, short)]
     pub input: Option<PathBuf>,
-    /// Folder for the outputs [default: paths.processed_dir].
-    #[arg(long)]
-    pub out_dir: Option<PathBuf>,
-    /// Output format [default: output.format].
-    #[arg(long, value_enum)]
-    pub format: Option<FormatArg>,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// Read only the first N data rows.
     #[arg(long, value_name = "N")]
     pub limit: Option<u64>,
@@ -42,23 +38,13 @@ pub struct Args {
 impl Args {
     /// The settings these flags override.
     pub fn overrides(&self) -> Vec<FlagOverride> {
-        let mut o = Vec::new();
+        let mut o = self.output.overrides();
         if let Some(p) = &self.input {
             o.push(FlagOverride::new(
                 "ingest.input",
                 p.display().to_string(),
                 "--input",
             ));
-        }
-        if let Some(p) = &self.out_dir {
-            o.push(FlagOverride::new(
-                "paths.processed_dir",
-                p.display().to_string(),
-                "--out-dir",
-            ));
-        }
-        if let Some(f) = self.format {
-            o.push(FlagOverride::new("output.format", f.as_str(), "--format"));
         }
         o
     }

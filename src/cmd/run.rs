@@ -5,7 +5,7 @@ use sbir::config::FlagOverride;
 use sbir::io::checks::Status;
 
 use super::Env;
-use crate::cli::FormatArg;
+use crate::cli::OutputArgs;
 
 /// Flags of `sbir run`.
 #[derive(Debug, clap::Args)]
@@ -13,27 +13,23 @@ use crate::cli::FormatArg;
     after_help = "Examples:\n  sbir run                       # the configured input (the bundled sample by default)\n  sbir run --env prod\n  SBIR_ETL__INGEST__INPUT=award_data.csv.gz sbir run"
 )]
 pub struct Args {
-    /// Output format [default: output.format].
-    #[arg(long, value_enum)]
-    pub format: Option<FormatArg>,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 impl Args {
     /// The settings these flags override.
     pub fn overrides(&self) -> Vec<FlagOverride> {
-        self.format
-            .map(|f| FlagOverride::new("output.format", f.as_str(), "--format"))
-            .into_iter()
-            .collect()
+        self.output.overrides()
     }
 }
 
-/// Runs every stage in order; the first failed gate stops the chain.
-pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
+/// Runs every stage in order; the first failed gate stops the chain. The flags already took
+/// effect as settings overrides.
+pub fn run(_args: &Args, env: &Env) -> anyhow::Result<Status> {
     let ingest_args = super::ingest::Args {
         input: None,
-        out_dir: None,
-        format: args.format,
+        output: OutputArgs::default(),
         limit: None,
         sample: None,
         seed: 42,
@@ -46,8 +42,7 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
     let enrich_args = super::enrich::Args {
         awards: None,
         recipients: None,
-        out_dir: None,
-        format: args.format,
+        output: OutputArgs::default(),
         truth: None,
         candidates: false,
         accept_candidates: false,
