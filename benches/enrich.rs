@@ -59,6 +59,7 @@ fn main() {
         settings: settings.enrich.clone(),
         candidates: false,
         truth: Some(dir.path().join(sample::TRUTH_FILE)),
+        checkpoint_dir: None,
     };
     let written = enrich::enrich_to_files(
         &opts,

@@ -16,7 +16,7 @@ use crate::cli::OutputArgs;
 /// Flags of `sbir enrich`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  sbir enrich --recipients recipient_lookup.csv.gz\n  sbir enrich --truth data/sample/award_recipient_truth.csv     # adds precision/recall to the checks file\n  sbir enrich --explain sbir-3f2a9c0d1e4b5a6f                    # why one award matched as it did"
+    after_help = "Examples:\n  sbir enrich --recipients recipient_lookup.csv.gz\n  sbir enrich --truth data/sample/award_recipient_truth.csv     # adds precision/recall to the checks file\n  sbir enrich --explain sbir-3f2a9c0d1e4b5a6f                    # why one award matched as it did\n  sbir enrich --checkpoint-dir data/checkpoints/enrich           # resumable after a kill"
 )]
 pub struct Args {
     /// Awards Parquet [default: enrich.awards, else the ingest output].
@@ -36,6 +36,10 @@ pub struct Args {
     /// Link name-fuzzy-candidate matches too [default: enrich.accept_candidates].
     #[arg(long)]
     pub accept_candidates: bool,
+    /// Save finished chunks here; a rerun after a crash or kill resumes from them and writes
+    /// output identical to an uninterrupted run.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
     /// Print why this award matched as it did (JSON) instead of enriching.
     #[arg(long, value_name = "AWARD_ID")]
     pub explain: Option<String>,
@@ -84,6 +88,7 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
         settings: s.enrich.clone(),
         candidates: args.candidates,
         truth: args.truth.clone(),
+        checkpoint_dir: args.checkpoint_dir.clone(),
     };
     if let Some(id) = &args.explain {
         return explain(&opts, id);
@@ -127,6 +132,7 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
         "null_rates": report.null_rates,
         "recipients": report.recipients,
         "mean_blocked_candidates": report.mean_blocked,
+        "resumed_chunks": report.resumed_chunks,
         "truth": report.truth,
         "thresholds": {"high": s.enrich.high_threshold, "low": s.enrich.low_threshold, "accept_candidates": s.enrich.accept_candidates},
     });

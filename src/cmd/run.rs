@@ -46,6 +46,7 @@ pub fn run(_args: &Args, env: &Env) -> anyhow::Result<Status> {
         truth: None,
         candidates: false,
         accept_candidates: false,
+        checkpoint_dir: None,
         explain: None,
     };
     let status = super::enrich::run(&enrich_args, env)?;

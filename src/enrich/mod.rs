@@ -4,6 +4,7 @@
 //!
 //! The recipient index is the only large structure held; awards stream through in chunks.
 
+pub mod checkpoint;
 pub mod fuzzy;
 pub mod matcher;
 pub mod names;
@@ -16,7 +17,8 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::config::{EnrichSettings, OutputSettings};
 use crate::io::IoError;
@@ -66,18 +68,20 @@ pub struct EnrichOptions {
     pub candidates: bool,
     /// Ground-truth links (`award_id,recipient_uei`) to measure precision and recall.
     pub truth: Option<PathBuf>,
+    /// Save finished chunks here and resume from them (see [`checkpoint`]).
+    pub checkpoint_dir: Option<PathBuf>,
 }
 
 /// Linked and total awards of one group.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Rate {
     pub awards: u64,
     pub linked: u64,
     pub match_rate: f64,
 }
 
-/// Precision, recall and F1 against ground truth.
-#[derive(Debug, Clone, Default, Serialize)]
+/// Links made and links correct (precision) for one method.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Quality {
     pub linked: u64,
     pub correct: u64,
@@ -85,7 +89,7 @@ pub struct Quality {
 }
 
 /// Accuracy against a truth file.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TruthReport {
     pub awards_with_truth: u64,
     /// Awards whose truth names a recipient.
@@ -103,7 +107,7 @@ pub struct TruthReport {
 }
 
 /// Counts and quality figures of one enrichment.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct EnrichReport {
     pub awards: u64,
     pub linked: u64,
@@ -121,6 +125,8 @@ pub struct EnrichReport {
     pub truth: Option<TruthReport>,
     /// Null rate of each match column.
     pub null_rates: BTreeMap<String, f64>,
+    /// Chunks loaded from the checkpoint folder instead of matched again.
+    pub resumed_chunks: usize,
 }
 
 /// Fields added to every award row.
@@ -246,7 +252,9 @@ pub fn read_truth(path: &Path) -> Result<HashMap<String, String>, EnrichError> {
     Ok(truth)
 }
 
-#[derive(Default)]
+/// Raw counts of a set of awards; chunk tallies merge into the run's (and are what checkpoints
+/// save), rates are derived once at the end.
+#[derive(Default, Serialize, Deserialize)]
 struct Tally {
     report: EnrichReport,
     truth: TruthReport,
@@ -329,6 +337,44 @@ impl Tally {
             let q = t.by_method.entry(method.to_string()).or_default();
             q.linked += 1;
             q.correct += ok as u64;
+        }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        fn add_all(into: &mut BTreeMap<String, u64>, from: BTreeMap<String, u64>) {
+            for (k, v) in from {
+                *into.entry(k).or_default() += v;
+            }
+        }
+        let (r, o) = (&mut self.report, other.report);
+        r.awards += o.awards;
+        r.linked += o.linked;
+        add_all(&mut r.by_method, o.by_method);
+        add_all(&mut r.unlinked_by_method, o.unlinked_by_method);
+        for (dim, groups) in o.breakdown {
+            let mine = r.breakdown.entry(dim).or_default();
+            for (key, rate) in groups {
+                let m = mine.entry(key).or_default();
+                m.awards += rate.awards;
+                m.linked += rate.linked;
+            }
+        }
+        let (t, o) = (&mut self.truth, other.truth);
+        t.awards_with_truth += o.awards_with_truth;
+        t.positives += o.positives;
+        t.linked += o.linked;
+        t.correct += o.correct;
+        t.fuzzy_positives += o.fuzzy_positives;
+        for (k, q) in o.by_method {
+            let m = t.by_method.entry(k).or_default();
+            m.linked += q.linked;
+            m.correct += q.correct;
+        }
+        self.fuzzy_awards += other.fuzzy_awards;
+        self.blocked_total += other.blocked_total;
+        self.truth_blocked += other.truth_blocked;
+        for (n, o) in self.nulls.iter_mut().zip(other.nulls) {
+            *n += o;
         }
     }
 
@@ -437,6 +483,55 @@ pub fn build_index(
     Ok((index, report, info, written))
 }
 
+/// Everything needed to enrich one chunk of awards.
+struct ChunkContext<'a> {
+    awards_path: &'a Path,
+    matcher: &'a Matcher<'a>,
+    truth: Option<&'a HashMap<String, String>>,
+    schema: &'a SchemaRef,
+    award_schema: &'a SchemaRef,
+    extra: &'a [FieldRef],
+    candidates: bool,
+}
+
+impl ChunkContext<'_> {
+    /// Matches a batch of awards (in parallel) into enriched rows and their tally.
+    fn enrich(&self, batch: &RecordBatch) -> Result<(RecordBatch, Tally), EnrichError> {
+        let index = self.matcher.index;
+        let awards: Vec<Award> = records::from_batch(batch).map_err(|e| EnrichError::Read {
+            path: self.awards_path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let results: Vec<(Match, Option<bool>)> = awards
+            .par_iter()
+            .map(|a| {
+                let target = self
+                    .truth
+                    .and_then(|t| t.get(&a.award_id))
+                    .filter(|u| !u.is_empty())
+                    .and_then(|u| index.by_uei(u));
+                self.matcher.match_award_with_target(a, target)
+            })
+            .collect();
+        let mut tally = Tally::default();
+        for (a, (m, in_block)) in awards.iter().zip(&results) {
+            tally.add(a, m, index, self.truth, *in_block);
+        }
+        let rows: Vec<EnrichmentRow> = results
+            .iter()
+            .map(|(m, _)| enrichment_row(m, index, self.candidates))
+            .collect();
+        let arrow = |e: &dyn std::fmt::Display| EnrichError::Arrow(e.to_string());
+        let mut columns = records::awards_to_batch(self.award_schema, &awards)
+            .map_err(|e| arrow(&e))?
+            .columns()
+            .to_vec();
+        columns.extend(serde_arrow::to_arrow(self.extra, &rows).map_err(|e| arrow(&e))?);
+        let out = RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| arrow(&e))?;
+        Ok((out, tally))
+    }
+}
+
 /// What [`enrich_to_files`] produced.
 #[derive(Debug, Clone)]
 pub struct Written {
@@ -484,47 +579,67 @@ pub fn enrich_to_files(
     let mut table = TableWriter::create(stem, schema.clone(), output)?;
     let mut tally = Tally::default();
 
-    for batch in reader {
-        let batch = batch.map_err(|e| read_err(&e))?;
-        let awards: Vec<Award> = records::from_batch(&batch).map_err(|e| read_err(&e))?;
-        let results: Vec<(Match, Option<bool>)> = awards
-            .par_iter()
-            .map(|a| {
-                let target = truth
-                    .as_ref()
-                    .and_then(|t| t.get(&a.award_id))
-                    .filter(|u| !u.is_empty())
-                    .and_then(|u| index.by_uei(u));
-                matcher.match_award_with_target(a, target)
-            })
-            .collect();
-        for (a, (m, in_block)) in awards.iter().zip(&results) {
-            tally.add(a, m, &index, truth.as_ref(), *in_block);
+    let awards_sha = crate::io::input::sha256_file(&opts.awards)?;
+    let checkpoints = match &opts.checkpoint_dir {
+        Some(dir) => {
+            let truth_sha = opts
+                .truth
+                .as_deref()
+                .map(crate::io::input::sha256_file)
+                .transpose()?;
+            let settings = serde_json::to_string(&opts.settings).expect("settings serialise");
+            let fingerprint = crate::config::hex_prefix(
+                &Sha256::digest(
+                    format!(
+                        "{awards_sha}|{}|{settings}|{}|{truth_sha:?}",
+                        recipients_info.sha256, opts.candidates
+                    )
+                    .as_bytes(),
+                ),
+                64,
+            );
+            Some(checkpoint::Checkpoints::open(dir, &fingerprint)?)
         }
-        let rows: Vec<EnrichmentRow> = results
-            .iter()
-            .map(|(m, _)| enrichment_row(m, &index, opts.candidates))
-            .collect();
-        let mut columns = records::awards_to_batch(&award_schema, &awards)
-            .map_err(|e| EnrichError::Arrow(e.to_string()))?
-            .columns()
-            .to_vec();
-        columns.extend(
-            serde_arrow::to_arrow(&extra, &rows).map_err(|e| EnrichError::Arrow(e.to_string()))?,
-        );
-        let out = RecordBatch::try_new(schema.clone(), columns)
-            .map_err(|e| EnrichError::Arrow(e.to_string()))?;
+        None => None,
+    };
+    let chunk = ChunkContext {
+        awards_path: &opts.awards,
+        matcher: &matcher,
+        truth: truth.as_ref(),
+        schema: &schema,
+        award_schema: &award_schema,
+        extra: &extra,
+        candidates: opts.candidates,
+    };
+    for (k, batch) in reader.enumerate() {
+        let batch = batch.map_err(|e| read_err(&e))?;
+        let saved = match &checkpoints {
+            Some(c) => c.load(k, &schema)?,
+            None => None,
+        };
+        let (out, chunk_tally) = match saved {
+            Some(done) => done,
+            None => {
+                let done = chunk.enrich(&batch)?;
+                if let Some(c) = &checkpoints {
+                    c.save(k, &done.0, &done.1)?;
+                }
+                done
+            }
+        };
         table.write(&out)?;
-        progress.inc(awards.len() as u64);
+        progress.inc(out.num_rows() as u64);
+        tally.merge(chunk_tally);
     }
     let mut report = tally.finish(truth.is_some());
+    report.resumed_chunks = checkpoints.as_ref().map_or(0, |c| c.resumed);
     report.recipients = load_report;
     report.inputs = vec![
         InputInfo {
             path: opts.awards.clone(),
             bytes: awards_bytes,
             rows: report.awards,
-            sha256: String::new(),
+            sha256: awards_sha,
         },
         recipients_info,
     ];

@@ -78,7 +78,7 @@ impl Recipients {
 }
 
 /// Counts from loading, for the checks file.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct LoadReport {
     pub rows: u64,
     pub loaded: u64,

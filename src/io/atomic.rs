@@ -26,11 +26,9 @@ impl AtomicWriter {
         let name = dest.file_name().ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "output path has no file name")
         })?;
-        let tmp = dir.join(format!(
-            ".{}.tmp-{}",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
+        let prefix = format!(".{}.tmp-", name.to_string_lossy());
+        remove_orphans(&dir, &prefix);
+        let tmp = dir.join(format!("{prefix}{}", std::process::id()));
         let file = File::create(&tmp)?;
         Ok(Self {
             out: Some(BufWriter::with_capacity(1 << 20, file)),
@@ -86,6 +84,23 @@ impl Drop for AtomicWriter {
     }
 }
 
+/// Removes temporary files `prefix<pid>` left by processes that no longer run (a run killed
+/// with SIGKILL cannot clean up after itself).
+fn remove_orphans(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Writes `bytes` to `dest` atomically.
 pub fn write_file(dest: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
     let mut w = AtomicWriter::create(dest)?;
@@ -107,6 +122,21 @@ mod tests {
         }
         assert!(!dest.exists());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn orphaned_temp_files_of_dead_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let orphan = dir.path().join(".out.txt.tmp-4294967295");
+        let other = dir.path().join(".other.txt.tmp-4294967295");
+        std::fs::write(&orphan, "x").unwrap();
+        std::fs::write(&other, "x").unwrap();
+        write_file(&dir.path().join("out.txt"), b"new").unwrap();
+        assert!(!orphan.exists());
+        assert!(
+            other.exists(),
+            "only temp files of the same destination are touched"
+        );
     }
 
     #[test]

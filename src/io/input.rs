@@ -74,3 +74,18 @@ pub fn open(path: &Path) -> Result<(Box<dyn Read + Send>, Fingerprint), IoError>
     };
     Ok((reader, state))
 }
+
+/// Hex SHA-256 of a whole file, read in 1 MiB blocks.
+pub fn sha256_file(path: &Path) -> Result<String, IoError> {
+    let mut file = File::open(path).map_err(|e| IoError::read(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| IoError::read(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(crate::config::hex_prefix(&hasher.finalize(), 64))
+}

@@ -317,3 +317,95 @@ fn generated_set_links_accurately_with_blocking() {
         "{checks}"
     );
 }
+
+#[test]
+fn resume_after_kill_gives_identical_output() {
+    let wd = Workdir::new();
+    wd.run(
+        &[
+            "sample-data",
+            "--awards",
+            "6000",
+            "--recipients",
+            "60000",
+            "--seed",
+            "3",
+            "--out",
+            "gen",
+        ],
+        0,
+    );
+    wd.run(&["ingest", "--input", "gen/sbir_awards.csv"], 0);
+    let args = |out: &str, extra: &[&str]| {
+        let mut a = vec![
+            "enrich",
+            "--recipients",
+            "gen/usaspending_recipients.csv",
+            "--out-dir",
+            out,
+        ];
+        a.extend_from_slice(extra);
+        let mut cmd = wd.cmd(&a);
+        cmd.env("SBIR_ETL__ENRICH__CHUNK_SIZE", "50");
+        cmd.env(
+            "SBIR_ETL__ENRICH__AWARDS",
+            "data/processed/sbir_awards.parquet",
+        );
+        cmd
+    };
+    wd.run_expect(args("full", &[]), 0);
+
+    // Kill the checkpointed run as soon as its first chunk is saved.
+    let mut child = args("resumed", &["--checkpoint-dir", "ckpt"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = wd.path("ckpt/chunk-000000.tally.json");
+    let start = std::time::Instant::now();
+    while !first.exists() && start.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(first.exists(), "the first chunk was saved");
+    assert!(
+        !wd.exists("resumed/enriched_sbir_awards.parquet"),
+        "killed before the output was written"
+    );
+
+    wd.run_expect(args("resumed", &["--checkpoint-dir", "ckpt"]), 0);
+    let checks = wd.json("resumed/enriched_sbir_awards.checks.json");
+    assert!(
+        checks["details"]["resumed_chunks"].as_u64().unwrap() >= 1,
+        "{}",
+        checks["details"]
+    );
+    assert_eq!(
+        std::fs::read(wd.path("resumed/enriched_sbir_awards.parquet")).unwrap(),
+        std::fs::read(wd.path("full/enriched_sbir_awards.parquet")).unwrap(),
+        "resumed output is byte-identical to the uninterrupted one"
+    );
+    assert_eq!(
+        checks["counts"],
+        wd.json("full/enriched_sbir_awards.checks.json")["counts"]
+    );
+    let leftovers: Vec<String> = wd
+        .list("resumed")
+        .into_iter()
+        .filter(|f| f.starts_with('.'))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "the killed run's temporary files are cleaned up: {leftovers:?}"
+    );
+
+    // Changed settings invalidate the checkpoints instead of mixing runs.
+    let mut changed = args("changed", &["--checkpoint-dir", "ckpt"]);
+    changed.env("SBIR_ETL__ENRICH__HIGH_THRESHOLD", "95");
+    wd.run_expect(changed, 0);
+    assert_eq!(
+        wd.json("changed/enriched_sbir_awards.checks.json")["details"]["resumed_chunks"],
+        0
+    );
+}
