@@ -317,11 +317,12 @@ fn load_parquet(
             loader.push(line, values, rejects)?;
         }
     }
+    let sha256 = input::sha256_file(path)?;
     Ok(input::InputInfo {
         path: path.to_path_buf(),
         bytes,
         rows: loader.report.rows,
-        sha256: String::new(),
+        sha256,
     })
 }
 

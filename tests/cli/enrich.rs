@@ -409,3 +409,75 @@ fn resume_after_kill_gives_identical_output() {
         0
     );
 }
+
+#[test]
+fn recipients_can_be_gzip_or_parquet() {
+    use std::io::Write;
+    use std::sync::Arc;
+
+    let wd = setup();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(RECIPIENTS.as_bytes()).unwrap();
+    wd.write("recipients.csv.gz", gz.finish().unwrap());
+    wd.run(
+        &[
+            "enrich",
+            "--recipients",
+            "recipients.csv.gz",
+            "--format",
+            "ndjson",
+            "--out-dir",
+            "gz",
+            "--awards",
+            "data/processed/sbir_awards.parquet",
+        ],
+        0,
+    );
+
+    let mut rdr = csv::Reader::from_reader(RECIPIENTS.as_bytes());
+    let headers = rdr.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
+    let fields: Vec<arrow_schema::Field> = headers
+        .iter()
+        .map(|h| arrow_schema::Field::new(h, arrow_schema::DataType::Utf8, true))
+        .collect();
+    let columns: Vec<arrow_array::ArrayRef> = (0..headers.len())
+        .map(|c| {
+            let values = rows
+                .iter()
+                .map(|r| Some(r[c].to_string()).filter(|v| !v.is_empty()));
+            Arc::new(arrow_array::StringArray::from_iter(values)) as arrow_array::ArrayRef
+        })
+        .collect();
+    let schema = Arc::new(arrow_schema::Schema::new(fields));
+    let batch = arrow_array::RecordBatch::try_new(schema.clone(), columns).unwrap();
+    let file = std::fs::File::create(wd.path("recipients.parquet")).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    wd.run(
+        &[
+            "enrich",
+            "--recipients",
+            "recipients.parquet",
+            "--format",
+            "ndjson",
+            "--out-dir",
+            "pq",
+            "--awards",
+            "data/processed/sbir_awards.parquet",
+        ],
+        0,
+    );
+
+    let gz_rows = wd.ndjson("gz/enriched_sbir_awards.ndjson");
+    assert_eq!(
+        gz_rows,
+        wd.ndjson("pq/enriched_sbir_awards.ndjson"),
+        "same matches from either format"
+    );
+    assert_eq!(gz_rows[0]["_usaspending_match_method"], "uei-exact");
+    let pq_checks = wd.json("pq/enriched_sbir_awards.checks.json");
+    assert_eq!(pq_checks["counts"]["recipients_rejected"], 2);
+    assert_eq!(pq_checks["inputs"][1]["sha256"].as_str().unwrap().len(), 64);
+}
