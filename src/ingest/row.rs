@@ -99,18 +99,35 @@ fn decode(bytes: &[u8]) -> (Cow<'_, str>, bool) {
 /// are split on `\n` only (so line numbers stay exact), and the `\r` of a CRLF line end is
 /// removed here.
 pub fn decode_record(record: &ByteRecord) -> (Vec<Cow<'_, str>>, bool) {
+    let trim_cr = |i: usize, f: &'_ [u8]| -> usize {
+        if i + 1 == record.len() && f.ends_with(b"\r") {
+            f.len() - 1
+        } else {
+            f.len()
+        }
+    };
+    // Fast path: one UTF-8 check over the whole record, then borrow each field (a field of a
+    // valid buffer is valid when it starts and ends on character boundaries).
+    if let Ok(all) = std::str::from_utf8(record.as_slice()) {
+        let mut start = 0;
+        let mut fields = Vec::with_capacity(record.len());
+        for (i, f) in record.iter().enumerate() {
+            match all.get(start..start + trim_cr(i, f)) {
+                Some(s) => fields.push(Cow::Borrowed(s)),
+                None => break,
+            }
+            start += f.len();
+        }
+        if fields.len() == record.len() {
+            return (fields, false);
+        }
+    }
     let mut any = false;
-    let last = record.len().saturating_sub(1);
     let fields = record
         .iter()
         .enumerate()
         .map(|(i, f)| {
-            let f = if i == last {
-                f.strip_suffix(b"\r").unwrap_or(f)
-            } else {
-                f
-            };
-            let (s, bad) = decode(f);
+            let (s, bad) = decode(&f[..trim_cr(i, f)]);
             any |= bad;
             s
         })
@@ -439,5 +456,40 @@ fn feed_upper_collapsed(hasher: &mut Sha256, s: &str) {
                 hasher.update(c.encode_utf8(&mut utf8).as_bytes());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(fields: &[&[u8]]) -> ByteRecord {
+        fields.iter().copied().collect()
+    }
+
+    #[test]
+    fn decodes_utf8_borrowed_and_strips_the_crlf_remainder() {
+        let r = record(&[b"caf\xc3\xa9", b"", b"end\r"]);
+        let (fields, bad) = decode_record(&r);
+        assert!(!bad);
+        assert_eq!(fields, vec!["café", "", "end"]);
+        assert!(fields.iter().all(|f| matches!(f, Cow::Borrowed(_))));
+    }
+
+    #[test]
+    fn a_character_split_across_fields_is_not_valid_utf8() {
+        // Together the bytes spell "é", but each field alone is invalid: decode per field.
+        let r = record(&[b"\xc3", b"\xa9"]);
+        let (fields, bad) = decode_record(&r);
+        assert!(bad);
+        assert_eq!(fields, vec!["\u{c3}", "\u{a9}"]);
+    }
+
+    #[test]
+    fn windows_1252_is_decoded_and_flagged() {
+        let r = record(&[b"ok", b"\x93smart\x94"]);
+        let (fields, bad) = decode_record(&r);
+        assert!(bad);
+        assert_eq!(fields[1], "\u{201c}smart\u{201d}");
     }
 }
