@@ -105,13 +105,10 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
         opts.awards.display(),
         opts.recipients.display()
     );
-    let (span, progress) = env.progress("enrich", "awards");
-    let written = {
-        let _entered = span.enter();
-        enrich::enrich_to_files(&opts, &stem, &s.output, progress.as_ref())
-            .with_context(|| format!("enrich of {} failed", opts.awards.display()))?
-    };
-    drop(span);
+    let written = env.with_progress("enrich", "awards", |progress| {
+        enrich::enrich_to_files(&opts, &stem, &s.output, progress)
+            .with_context(|| format!("enrich of {} failed", opts.awards.display()))
+    })?;
     let report = written.report;
     let mut checks = Checks::new(
         "enrich",

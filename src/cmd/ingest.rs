@@ -62,13 +62,10 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
     };
     let stem = s.paths.processed_dir.join(&s.ingest.output_name);
     tracing::info!("ingest: reading {}", opts.input.display());
-    let (span, progress) = env.progress("ingest", "rows");
-    let written = {
-        let _entered = span.enter();
-        ingest::ingest_to_files(&opts, &stem, &s.output, progress.as_ref())
-            .with_context(|| format!("ingest of {} failed", opts.input.display()))?
-    };
-    drop(span);
+    let written = env.with_progress("ingest", "rows", |progress| {
+        ingest::ingest_to_files(&opts, &stem, &s.output, progress)
+            .with_context(|| format!("ingest of {} failed", opts.input.display()))
+    })?;
     let report = written.report;
 
     let mut checks = Checks::new(

@@ -50,16 +50,18 @@ impl Env {
         &self.loaded.settings
     }
 
-    /// Progress for `stage`: a bar on a terminal, periodic log lines otherwise, nothing with
-    /// `--quiet`. The returned span must stay alive (and entered) while the stage runs.
-    pub fn progress(
+    /// Runs `work` with progress for `stage`: a bar on a terminal, periodic log lines
+    /// otherwise, nothing with `--quiet`. The stage's span is entered for the whole call.
+    pub fn with_progress<R>(
         &self,
         stage: &'static str,
         unit: &'static str,
-    ) -> (tracing::Span, Box<dyn Progress>) {
+        work: impl FnOnce(&dyn Progress) -> R,
+    ) -> R {
         let span = tracing::info_span!("stage", name = stage);
+        let _entered = span.enter();
         if self.quiet {
-            return (span, Box::new(sbir::progress::NoProgress));
+            return work(&sbir::progress::NoProgress);
         }
         if self.bars {
             span.pb_set_style(
@@ -68,10 +70,10 @@ impl Env {
                 ))
                 .expect("valid template"),
             );
-            return (span.clone(), Box::new(Bar(span)));
+            return work(&Bar(span.clone()));
         }
         let interval = Duration::from_secs(self.settings().logging.progress_interval_s.max(1));
-        (span, Box::new(LogLines::new(stage, unit, interval)))
+        work(&LogLines::new(stage, unit, interval))
     }
 }
 

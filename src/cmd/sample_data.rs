@@ -66,12 +66,9 @@ pub fn run(_args: &Args, env: &Env) -> anyhow::Result<()> {
         out_dir: s.out_dir.clone(),
     };
     let timer = sbir::metrics::StageTimer::start();
-    let (span, progress) = env.progress("sample-data", "rows");
-    let report = {
-        let _entered = span.enter();
-        sample::generate(&opts, progress.as_ref())?
-    };
-    drop(span);
+    let report = env.with_progress("sample-data", "rows", |progress| {
+        sample::generate(&opts, progress)
+    })?;
     let m = timer.finish(report.award_rows + report.recipients);
     tracing::info!(
         "sample-data: {} award rows ({} companies), {} recipients in {:.2}s, peak RSS {:.0} MB; edge cases: {:?}",
