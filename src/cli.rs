@@ -100,12 +100,14 @@ impl OutputArgs {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the main job: ingest, then enrich (further stages join as they land).
+    /// Run the main job: ingest, enrich, classify-cet (load-neo4j joins when it lands).
     Run(cmd::run::Args),
     /// Validate and normalise the SBIR.gov awards bulk CSV into Parquet/NDJSON.
     Ingest(cmd::ingest::Args),
     /// Link each award to its USAspending recipient (UEI, DUNS, name exact, fuzzy name).
     Enrich(cmd::enrich::Args),
+    /// Score awards against the 21 CET areas, with evidence; company profiles; drift.
+    ClassifyCet(cmd::classify_cet::Args),
     /// Write a realistic synthetic awards file, recipients file and ground-truth links.
     SampleData(cmd::sample_data::Args),
     /// Inspect settings.

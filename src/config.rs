@@ -47,6 +47,7 @@ pub struct Settings {
     pub logging: LoggingSettings,
     pub ingest: IngestSettings,
     pub enrich: EnrichSettings,
+    pub cet: CetSettings,
     pub sample_data: SampleDataSettings,
 }
 
@@ -55,6 +56,8 @@ pub struct Settings {
 #[serde(deny_unknown_fields)]
 pub struct Paths {
     pub processed_dir: PathBuf,
+    /// Alerts and reports (drift alerts, evaluations, benchmarks).
+    pub reports_dir: PathBuf,
 }
 
 /// File formats every stage writes.
@@ -189,6 +192,51 @@ pub struct EnrichGates {
     pub max_null_rate: f64,
     /// ERROR gate: allowed drop of the match rate against the previous run, in rate units.
     pub max_match_rate_drop: f64,
+}
+
+/// Settings of `sbir classify-cet` (the scorer knobs live in `cet.classification`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CetSettings {
+    pub taxonomy: PathBuf,
+    pub classification: PathBuf,
+    /// The trained model artifact (`CET_MODEL_PATH` overrides it).
+    pub model_path: PathBuf,
+    /// Awards to classify; null means the enrich output when present, else the ingest output.
+    pub awards: Option<PathBuf>,
+    pub output_name: String,
+    pub profiles_name: String,
+    pub taxonomy_name: String,
+    /// Classify a deterministic sample of this many awards (null: all).
+    pub sample_size: Option<u64>,
+    pub sample_seed: u64,
+    /// Awards classified per parallel batch.
+    pub batch_size: usize,
+    pub gates: CetGates,
+    pub drift: CetDriftSettings,
+}
+
+/// Quality gates of `classify-cet`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CetGates {
+    /// ERROR gate: classified awards / awards.
+    pub min_success_rate: f64,
+    /// WARNING gate: High-band awards / classified awards.
+    pub min_high_conf_rate: f64,
+    /// WARNING gate: classified awards with at least one evidence excerpt / classified awards.
+    pub min_evidence_coverage: f64,
+}
+
+/// Thresholds of the drift and portfolio alerts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CetDriftSettings {
+    /// PSI at or above which a distribution shift is a warning / an error.
+    pub psi_warning: f64,
+    pub psi_error: f64,
+    /// Absolute change of an area's share of awards that raises a portfolio alert.
+    pub share_change: f64,
 }
 
 /// Defaults of `sbir sample-data`.
@@ -479,6 +527,41 @@ impl Loaded {
         ] {
             if !(0.0..=1.0).contains(&v) {
                 return Err(self.invalid(key, "must be between 0 and 1"));
+            }
+        }
+        let c = &s.cet;
+        for (key, v) in [
+            ("cet.gates.min_success_rate", c.gates.min_success_rate),
+            ("cet.gates.min_high_conf_rate", c.gates.min_high_conf_rate),
+            (
+                "cet.gates.min_evidence_coverage",
+                c.gates.min_evidence_coverage,
+            ),
+            ("cet.drift.share_change", c.drift.share_change),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(self.invalid(key, "must be between 0 and 1"));
+            }
+        }
+        if !(0.0 < c.drift.psi_warning && c.drift.psi_warning <= c.drift.psi_error) {
+            return Err(self.invalid(
+                "cet.drift.psi_warning",
+                "must be positive and at most cet.drift.psi_error",
+            ));
+        }
+        if c.batch_size == 0 || c.sample_size == Some(0) {
+            return Err(self.invalid(
+                "cet.batch_size",
+                "batch_size and sample_size must be at least 1",
+            ));
+        }
+        for (key, name) in [
+            ("cet.output_name", &c.output_name),
+            ("cet.profiles_name", &c.profiles_name),
+            ("cet.taxonomy_name", &c.taxonomy_name),
+        ] {
+            if name.is_empty() || name.contains(['/', '\\']) {
+                return Err(self.invalid(key, "must be a plain file name stem"));
             }
         }
         if s.output.row_group_size == 0 {

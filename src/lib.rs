@@ -3,6 +3,7 @@
 //! The library holds every stage; the `sbir` binary only parses arguments, sets up logging
 //! and calls in. Nothing here prints, exits or reads the environment.
 
+pub mod cet;
 pub mod config;
 pub mod enrich;
 pub mod ingest;

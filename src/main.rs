@@ -8,6 +8,7 @@ mod cmd;
 use std::process::ExitCode;
 
 use clap::Parser;
+use sbir::cet::CetError;
 use sbir::config::{self, ConfigError, FlagOverride, Sources};
 use sbir::enrich::EnrichError;
 use sbir::ingest::IngestError;
@@ -34,13 +35,20 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let mut flags: Vec<FlagOverride> = match &cli.command {
+    // CET_MODEL_PATH sits below the flags: --model wins over it.
+    let mut flags: Vec<FlagOverride> = std::env::var("CET_MODEL_PATH")
+        .ok()
+        .map(|p| FlagOverride::new("cet.model_path", p, "CET_MODEL_PATH"))
+        .into_iter()
+        .collect();
+    flags.extend(match &cli.command {
         Command::Run(a) => a.overrides(),
         Command::Ingest(a) => a.overrides(),
         Command::Enrich(a) => a.overrides(),
+        Command::ClassifyCet(a) => a.overrides(),
         Command::SampleData(a) => a.overrides(),
         Command::Config(_) => Vec::new(),
-    };
+    });
     if let Some(f) = cli.global.log_format {
         let v = match f {
             LogFormatArg::Text => "text",
@@ -60,6 +68,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(a) => cmd::run::run(a, &env)?,
         Command::Ingest(a) => cmd::ingest::run(a, &env)?,
         Command::Enrich(a) => cmd::enrich::run(a, &env)?,
+        Command::ClassifyCet(a) => cmd::classify_cet::run(a, &env)?,
         Command::SampleData(a) => {
             cmd::sample_data::run(a, &env)?;
             Status::Pass
@@ -85,6 +94,9 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             return if e.is_usage() { 2 } else { 1 };
         }
         if let Some(e) = cause.downcast_ref::<EnrichError>() {
+            return if e.is_usage() { 2 } else { 1 };
+        }
+        if let Some(e) = cause.downcast_ref::<CetError>() {
             return if e.is_usage() { 2 } else { 1 };
         }
     }

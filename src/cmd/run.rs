@@ -1,5 +1,5 @@
-//! `sbir run`: the main job. Runs the pipeline stage by stage (today: ingest → enrich) and
-//! stops before a stage whose upstream quality gate failed.
+//! `sbir run`: the main job. Runs the pipeline stage by stage (today: ingest → enrich →
+//! classify-cet) and stops before a stage whose upstream quality gate failed.
 
 use sbir::config::FlagOverride;
 use sbir::io::checks::Status;
@@ -52,6 +52,18 @@ pub fn run(_args: &Args, env: &Env) -> anyhow::Result<Status> {
     let status = super::enrich::run(&enrich_args, env)?;
     if status == Status::Fail {
         tracing::error!("run: stopping after enrich: its quality gate failed");
+        return Ok(status);
+    }
+    let classify_args = super::classify_cet::Args {
+        action: None,
+        common: Default::default(),
+        output: OutputArgs::default(),
+        require_model: false,
+        check_taxonomy: false,
+    };
+    let status = super::classify_cet::run(&classify_args, env)?;
+    if status == Status::Fail {
+        tracing::error!("run: classify-cet's quality gate failed");
     }
     Ok(status)
 }

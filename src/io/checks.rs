@@ -70,7 +70,8 @@ impl Gate {
         }
     }
 
-    fn describe(&self) -> String {
+    /// "name is actual (must be op threshold)", as the checks file reason lists it.
+    pub fn describe(&self) -> String {
         format!(
             "{} is {} (must be {} {})",
             self.name, self.actual, self.comparison, self.threshold

@@ -3,7 +3,7 @@
 use crate::workdir::{Workdir, awards_csv, stderr, stdout};
 
 #[test]
-fn run_chains_ingest_and_enrich_and_prints_outputs() {
+fn run_chains_ingest_enrich_and_classify_and_prints_outputs() {
     let wd = Workdir::new();
     wd.write("data/sample/sbir_awards.csv", awards_csv(&[&[]]));
     wd.write(
@@ -17,6 +17,9 @@ fn run_chains_ingest_and_enrich_and_prints_outputs() {
         "sbir_awards.checks.json",
         "enriched_sbir_awards.parquet",
         "enriched_sbir_awards.checks.json",
+        "cet_award_classifications.parquet",
+        "cet_company_profiles.parquet",
+        "cet_taxonomy.parquet",
     ] {
         assert!(
             printed.contains(&format!("data/processed/{f}")),
@@ -31,6 +34,10 @@ fn run_chains_ingest_and_enrich_and_prints_outputs() {
         wd.json("data/processed/enriched_sbir_awards.checks.json")["counts"]["linked"],
         1
     );
+    // No model artifact here: the rules scorer runs and the checks file says why.
+    let cet = wd.json("data/processed/cet_award_classifications.checks.json");
+    assert_eq!(cet["details"]["reason"], "model_missing");
+    assert_eq!(cet["counts"]["num_classified"], 1);
 }
 
 #[test]

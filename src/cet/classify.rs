@@ -1,0 +1,289 @@
+//! One award's classification: area scores from the active scorer, agency priors, the
+//! primary area and its band, supporting areas, and evidence excerpts.
+
+use serde::{Deserialize, Serialize};
+
+use super::model::Model;
+use super::params::ClassifierParams;
+use super::rules::{Hit, PhraseMatcher, Source};
+use super::taxonomy::Taxonomy;
+use super::text::{Token, excerpt, sentences, tokenize};
+
+/// The text and context of one award the scorers read.
+#[derive(Debug, Clone, Copy)]
+pub struct AwardText<'a> {
+    pub title: &'a str,
+    pub r#abstract: Option<&'a str>,
+    pub topic_code: Option<&'a str>,
+    pub agency: Option<&'a str>,
+    pub branch: Option<&'a str>,
+}
+
+/// A non-primary area that also applies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Supporting {
+    pub cet_id: String,
+    pub score: f64,
+}
+
+/// A sentence that supports an area, with the phrase found in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub cet_id: String,
+    pub excerpt: String,
+    pub phrase: String,
+    pub source: String,
+    pub weight: f64,
+}
+
+/// One row of `cet_award_classifications`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Classification {
+    pub award_id: String,
+    /// None when no area has any evidence.
+    pub primary_cet_id: Option<String>,
+    pub primary_score: f64,
+    /// High, Medium or Low; None when unclassified.
+    pub band: Option<String>,
+    pub supporting: Vec<Supporting>,
+    pub evidence: Vec<Evidence>,
+    pub scorer: String,
+    pub model_version: Option<String>,
+    pub taxonomy_version: String,
+}
+
+/// Buffers reused from award to award by one worker.
+#[derive(Default)]
+pub struct Scratch {
+    buf: String,
+    /// Tokens of title, abstract and topic code.
+    pub tokens: [Vec<Token>; 3],
+    pub hits: Vec<Hit>,
+}
+
+const SOURCES: [Source; 3] = [Source::Title, Source::Abstract, Source::TopicCode];
+
+/// The CET classifier: taxonomy, knobs, phrase matcher and (when loaded) the trained model.
+pub struct Classifier {
+    pub taxonomy: Taxonomy,
+    pub params: ClassifierParams,
+    pub matcher: PhraseMatcher,
+    pub model: Option<Model>,
+    /// (area, agency, branch, boost), names lower-cased.
+    priors: Vec<(usize, String, Option<String>, f64)>,
+}
+
+impl Classifier {
+    /// Builds the classifier; priors naming unknown areas are an error.
+    pub fn new(
+        taxonomy: Taxonomy,
+        params: ClassifierParams,
+        model: Option<Model>,
+    ) -> Result<Self, super::CetError> {
+        let priors = params
+            .priors
+            .iter()
+            .map(|p| {
+                let area = taxonomy.index_of(&p.cet_id).ok_or_else(|| {
+                    super::CetError::Invalid(format!(
+                        "prior for agency {:?} names unknown CET area `{}`",
+                        p.agency, p.cet_id
+                    ))
+                })?;
+                Ok((
+                    area,
+                    p.agency.to_lowercase(),
+                    p.branch.as_ref().map(|b| b.to_lowercase()),
+                    p.boost,
+                ))
+            })
+            .collect::<Result<_, super::CetError>>()?;
+        Ok(Self {
+            matcher: PhraseMatcher::new(&taxonomy),
+            taxonomy,
+            params,
+            model,
+            priors,
+        })
+    }
+
+    /// Name of the scorer in use.
+    pub fn scorer(&self) -> &'static str {
+        if self.model.is_some() {
+            "model"
+        } else {
+            "rules"
+        }
+    }
+
+    /// Tokenises and matches the award's fields into `s`, and returns the 0-100 score of
+    /// every area, priors included.
+    pub fn scores(&self, a: &AwardText, s: &mut Scratch) -> Vec<f64> {
+        s.hits.clear();
+        for (i, text) in texts(a).into_iter().enumerate() {
+            s.tokens[i].clear();
+            tokenize(text, &mut s.buf, &mut s.tokens[i]);
+            self.matcher.find(&s.tokens[i], SOURCES[i], &mut s.hits);
+        }
+        let n = self.taxonomy.areas.len();
+        let mut scores = match &self.model {
+            Some(m) => m.scores(&s.tokens, texts(a)),
+            None => self.matcher.scores(&s.hits, &self.params, n),
+        };
+        let agency = a.agency.map(str::to_lowercase);
+        let branch = a.branch.map(str::to_lowercase);
+        for (area, ag, br, boost) in &self.priors {
+            if agency.as_ref() == Some(ag)
+                && (br.is_none() || branch.as_ref() == br.as_ref())
+                && scores[*area] >= self.params.priors_min_score
+            {
+                scores[*area] = (scores[*area] + boost).min(100.0);
+            }
+        }
+        scores
+    }
+
+    /// Classifies one award.
+    pub fn classify(&self, award_id: &str, a: &AwardText, s: &mut Scratch) -> Classification {
+        let scores = self.scores(a, s);
+        let mut order: Vec<usize> = (0..scores.len()).collect();
+        order.sort_by(|&x, &y| scores[y].total_cmp(&scores[x]).then(x.cmp(&y)));
+        let p = &self.params;
+        let top = order[0];
+        let classified = scores[top] > 0.0;
+        let supporting: Vec<usize> = if classified {
+            order[1..]
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    scores[i] >= p.supporting.min_score
+                        && scores[i] <= scores[top] - p.supporting.min_gap
+                })
+                .take(p.supporting.max)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let areas: Vec<usize> = classified
+            .then_some(top)
+            .into_iter()
+            .chain(supporting.iter().copied())
+            .collect();
+        Classification {
+            award_id: award_id.to_string(),
+            primary_cet_id: classified.then(|| self.taxonomy.areas[top].id.clone()),
+            primary_score: round2(scores[top]),
+            band: classified.then(|| self.band(scores[top]).to_string()),
+            supporting: supporting
+                .iter()
+                .map(|&i| Supporting {
+                    cet_id: self.taxonomy.areas[i].id.clone(),
+                    score: round2(scores[i]),
+                })
+                .collect(),
+            evidence: self.evidence(a, s, &areas),
+            scorer: self.scorer().to_string(),
+            model_version: self.model.as_ref().map(|m| m.version.clone()),
+            taxonomy_version: self.taxonomy.version.clone(),
+        }
+    }
+
+    /// High, Medium or Low.
+    pub fn band(&self, score: f64) -> &'static str {
+        if score >= self.params.bands.high {
+            "High"
+        } else if score >= self.params.bands.medium {
+            "Medium"
+        } else {
+            "Low"
+        }
+    }
+
+    /// Up to `max_excerpts` sentences holding matched phrases of `areas` (primary first, each
+    /// area's heaviest phrases first, one excerpt per sentence); when the model classified an
+    /// area none of whose phrases occur, the sentence with its strongest model feature.
+    fn evidence(&self, a: &AwardText, s: &Scratch, areas: &[usize]) -> Vec<Evidence> {
+        let p = &self.params.evidence;
+        let abstract_sentences = a.r#abstract.map(sentences).unwrap_or_default();
+        let mut out: Vec<Evidence> = Vec::new();
+        let mut used: Vec<(Source, usize)> = Vec::new();
+        for &area in areas {
+            let mut hits: Vec<(Hit, f64)> = s
+                .hits
+                .iter()
+                .filter(|h| {
+                    let ph = &self.matcher.phrases[h.phrase as usize];
+                    ph.area == area && !ph.negative
+                })
+                .map(|h| {
+                    let w = self.matcher.phrases[h.phrase as usize].weight
+                        * h.source.weight(&self.params.field_weights);
+                    (*h, w)
+                })
+                .collect();
+            if hits.is_empty()
+                && let Some(m) = &self.model
+            {
+                hits.extend(m.strongest_feature(area, &s.tokens, texts(a)).map(
+                    |(i, start, end, w)| {
+                        (
+                            Hit {
+                                phrase: u32::MAX,
+                                source: SOURCES[i],
+                                start,
+                                end,
+                            },
+                            w,
+                        )
+                    },
+                ));
+            }
+            hits.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.start.cmp(&y.0.start)));
+            for (h, w) in hits {
+                if out.len() >= p.max_excerpts {
+                    return out;
+                }
+                let text = match h.source {
+                    Source::Title => a.title,
+                    Source::Abstract => a.r#abstract.unwrap_or(""),
+                    Source::TopicCode => a.topic_code.unwrap_or(""),
+                };
+                let (from, to) = match h.source {
+                    Source::Abstract => abstract_sentences
+                        .iter()
+                        .copied()
+                        .find(|&(st, en)| (st..en).contains(&(h.start as usize)))
+                        .unwrap_or((0, text.len())),
+                    _ => (0, text.len()),
+                };
+                if used.contains(&(h.source, from)) {
+                    continue;
+                }
+                used.push((h.source, from));
+                let focus = (h.start as usize - from, h.end as usize - from);
+                out.push(Evidence {
+                    cet_id: self.taxonomy.areas[area].id.clone(),
+                    excerpt: excerpt(&text[from..to], focus, p.max_words),
+                    phrase: text[h.start as usize..h.end as usize].to_string(),
+                    source: h.source.as_str().to_string(),
+                    weight: round2(w),
+                });
+            }
+        }
+        out
+    }
+}
+
+/// The three scored fields of an award, absent ones empty.
+fn texts<'a>(a: &AwardText<'a>) -> [&'a str; 3] {
+    [
+        a.title,
+        a.r#abstract.unwrap_or(""),
+        a.topic_code.unwrap_or(""),
+    ]
+}
+
+/// Rounds to two decimals (scores are reported, not computed with, at this precision).
+pub fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}

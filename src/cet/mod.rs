@@ -1,0 +1,516 @@
+//! `classify-cet`: score every award against the CET taxonomy (rules or a trained model),
+//! with evidence; aggregate company profiles; compare with the previous run for drift.
+//!
+//! The pipeline streams the awards Parquet batch by batch (only the columns it needs),
+//! classifies each batch in parallel, and writes classifications as it goes; profiles and the
+//! drift distribution are small accumulators, so memory does not grow with the award count.
+
+pub mod classify;
+pub mod drift;
+pub mod eval;
+pub mod model;
+pub mod params;
+pub mod profiles;
+pub mod rules;
+pub mod taxonomy;
+pub mod text;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{CetSettings, NameRules, OutputSettings};
+use crate::enrich::names::Normalizer;
+use crate::io::IoError;
+use crate::io::input::InputInfo;
+use crate::io::table::TableWriter;
+use crate::progress::Progress;
+use classify::{AwardText, Classification, Classifier, Scratch};
+use drift::{Distribution, DriftReport};
+use model::Model;
+use params::{ClassifierParams, ScorerChoice};
+use profiles::{ProfileAward, ProfileBuilder};
+use taxonomy::Taxonomy;
+
+/// What can go wrong in CET classification.
+#[derive(Debug, thiserror::Error)]
+pub enum CetError {
+    #[error("cannot read {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("cannot write {path}: {message}")]
+    Write { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("taxonomy {path} has {} problem(s):\n  {}", issues.len(), issues.join("\n  "))]
+    Taxonomy { path: PathBuf, issues: Vec<String> },
+    #[error("{path}, line {line}: {message}")]
+    Labels {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+    #[error("no model artifact at {path}: {message}")]
+    ModelMissing { path: PathBuf, message: String },
+    #[error("model artifact rejected: {0}")]
+    ModelInvalid(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("awards file {path} lacks column `{column}`")]
+    MissingColumn { path: PathBuf, column: String },
+    #[error(transparent)]
+    Io(#[from] IoError),
+}
+
+impl CetError {
+    /// Errors caused by what the user gave (exit code 2) rather than by the run.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Self::Read { .. }
+                | Self::Parse { .. }
+                | Self::Taxonomy { .. }
+                | Self::Labels { .. }
+                | Self::MissingColumn { .. }
+                | Self::Invalid(_)
+        )
+    }
+}
+
+/// The award columns classification reads (USAspending ones only when present).
+#[derive(Debug, Clone, Deserialize)]
+pub struct AwardInput {
+    pub award_id: String,
+    pub company: String,
+    pub award_title: String,
+    #[serde(default)]
+    pub r#abstract: Option<String>,
+    #[serde(default)]
+    pub topic_code: Option<String>,
+    pub agency: String,
+    #[serde(default)]
+    pub branch: Option<String>,
+    pub award_year: i32,
+    pub award_amount: f64,
+    #[serde(default)]
+    pub uei: Option<String>,
+    #[serde(default)]
+    pub usaspending_recipient_uei: Option<String>,
+    #[serde(default)]
+    pub _usaspending_linked: Option<bool>,
+}
+
+const REQUIRED: &[&str] = &[
+    "award_id",
+    "company",
+    "award_title",
+    "abstract",
+    "topic_code",
+    "agency",
+    "branch",
+    "award_year",
+    "award_amount",
+    "uei",
+];
+const OPTIONAL: &[&str] = &["usaspending_recipient_uei", "_usaspending_linked"];
+
+impl AwardInput {
+    pub fn text(&self) -> AwardText<'_> {
+        AwardText {
+            title: &self.award_title,
+            r#abstract: self.r#abstract.as_deref(),
+            topic_code: self.topic_code.as_deref(),
+            agency: Some(&self.agency),
+            branch: self.branch.as_deref(),
+        }
+    }
+
+    /// The company's UEI: its own, else the linked USAspending recipient's.
+    fn company_uei(&self) -> Option<&str> {
+        self.uei
+            .as_deref()
+            .or(if self._usaspending_linked == Some(true) {
+                self.usaspending_recipient_uei.as_deref()
+            } else {
+                None
+            })
+    }
+}
+
+/// Reads the awards Parquet batch by batch, only the columns classification needs.
+pub fn read_award_batches(
+    path: &Path,
+    batch_size: usize,
+) -> Result<impl Iterator<Item = Result<Vec<AwardInput>, CetError>>, CetError> {
+    let err = |e: &dyn std::fmt::Display| CetError::Io(IoError::read(path, e));
+    let file = std::fs::File::open(path).map_err(|e| err(&e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| err(&e))?;
+    let schema = builder.schema().clone();
+    let mut wanted: Vec<usize> = Vec::new();
+    for name in REQUIRED.iter().chain(OPTIONAL) {
+        match schema.index_of(name) {
+            Ok(i) => wanted.push(i),
+            Err(_) if OPTIONAL.contains(name) => {}
+            Err(_) => {
+                return Err(CetError::MissingColumn {
+                    path: path.to_path_buf(),
+                    column: name.to_string(),
+                });
+            }
+        }
+    }
+    let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(batch_size)
+        .build()
+        .map_err(|e| err(&e))?;
+    let path = path.to_path_buf();
+    Ok(reader.map(move |b| {
+        let e = |e: &dyn std::fmt::Display| CetError::Io(IoError::read(&path, e));
+        let batch = b.map_err(|x| e(&x))?;
+        crate::records::from_batch::<AwardInput>(&batch).map_err(|x| e(&x))
+    }))
+}
+
+/// Why the rules scorer runs instead of the model.
+#[derive(Debug, Clone, Serialize)]
+pub struct Fallback {
+    /// `model_missing` or `model_load_failed`.
+    pub reason: &'static str,
+    pub detail: String,
+}
+
+/// Builds the classifier: the model when the choice allows it and its artifact loads.
+pub fn load_classifier(
+    taxonomy: Taxonomy,
+    params: ClassifierParams,
+    choice: ScorerChoice,
+    model_path: &Path,
+) -> Result<(Classifier, Option<Fallback>), CetError> {
+    let (model, fallback) = match choice {
+        ScorerChoice::Rules => (None, None),
+        ScorerChoice::Auto | ScorerChoice::Model => match Model::load(model_path, &taxonomy) {
+            Ok(m) => (Some(m), None),
+            Err(e @ CetError::ModelMissing { .. }) => (
+                None,
+                Some(Fallback {
+                    reason: "model_missing",
+                    detail: e.to_string(),
+                }),
+            ),
+            Err(e) => (
+                None,
+                Some(Fallback {
+                    reason: "model_load_failed",
+                    detail: e.to_string(),
+                }),
+            ),
+        },
+    };
+    Ok((Classifier::new(taxonomy, params, model)?, fallback))
+}
+
+/// Inputs of one classification run.
+#[derive(Debug, Clone)]
+pub struct ClassifyOptions {
+    pub awards: PathBuf,
+    pub settings: CetSettings,
+    pub name_rules: NameRules,
+    /// Where the two tables go: `<dir>/<output_name>` and `<dir>/<profiles_name>`.
+    pub out_dir: PathBuf,
+    /// With `--require-model`, a fallback writes empty outputs and fails.
+    pub require_model: bool,
+}
+
+/// Counts and figures of a run, for the checks files.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassifyReport {
+    pub awards: u64,
+    pub classified: u64,
+    pub bands: BTreeMap<String, u64>,
+    pub with_evidence: u64,
+    pub per_area: BTreeMap<String, u64>,
+    pub scorer: String,
+    pub model_version: Option<String>,
+    pub taxonomy_version: String,
+    pub fallback: Option<Fallback>,
+    pub companies: u64,
+    pub companies_by_key: BTreeMap<String, u64>,
+    pub input: Option<InputInfo>,
+    pub drift: Option<DriftReport>,
+    /// Sampled awards (of how many), when sampling.
+    pub sampled_from: Option<u64>,
+}
+
+impl ClassifyReport {
+    pub fn success_rate(&self) -> f64 {
+        ratio(self.classified, self.awards)
+    }
+    pub fn high_conf_rate(&self) -> f64 {
+        ratio(
+            self.bands.get("High").copied().unwrap_or(0),
+            self.classified,
+        )
+    }
+    pub fn evidence_coverage(&self) -> f64 {
+        ratio(self.with_evidence, self.classified)
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+/// Schema of `cet_award_classifications`.
+pub fn classification_schema() -> SchemaRef {
+    let f = |n: &str, t: DataType, null: bool| -> FieldRef { Arc::new(Field::new(n, t, null)) };
+    let list = |fields: Vec<FieldRef>| {
+        DataType::List(Arc::new(Field::new(
+            "item",
+            DataType::Struct(Fields::from(fields)),
+            false,
+        )))
+    };
+    Arc::new(Schema::new(vec![
+        f("award_id", DataType::Utf8, false),
+        f("primary_cet_id", DataType::Utf8, true),
+        f("primary_score", DataType::Float64, false),
+        f("band", DataType::Utf8, true),
+        f(
+            "supporting",
+            list(vec![
+                f("cet_id", DataType::Utf8, false),
+                f("score", DataType::Float64, false),
+            ]),
+            false,
+        ),
+        f(
+            "evidence",
+            list(vec![
+                f("cet_id", DataType::Utf8, false),
+                f("excerpt", DataType::Utf8, false),
+                f("phrase", DataType::Utf8, false),
+                f("source", DataType::Utf8, false),
+                f("weight", DataType::Float64, false),
+            ]),
+            false,
+        ),
+        f("scorer", DataType::Utf8, false),
+        f("model_version", DataType::Utf8, true),
+        f("taxonomy_version", DataType::Utf8, false),
+    ]))
+}
+
+fn to_batch(rows: &[Classification]) -> Result<RecordBatch, serde_arrow::Error> {
+    serde_arrow::to_record_batch(classification_schema().fields(), &rows)
+}
+
+/// Award ids of a deterministic sample: the `n` ids with the smallest seeded hash.
+fn sample_ids(path: &Path, n: u64, seed: u64) -> Result<(HashSet<u64>, u64), CetError> {
+    let err = |e: &dyn std::fmt::Display| CetError::Io(IoError::read(path, e));
+    let file = std::fs::File::open(path).map_err(|e| err(&e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| err(&e))?;
+    let i = builder
+        .schema()
+        .index_of("award_id")
+        .map_err(|_| CetError::MissingColumn {
+            path: path.to_path_buf(),
+            column: "award_id".into(),
+        })?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [i]);
+    let mut keys = Vec::new();
+    for b in builder.with_projection(mask).build().map_err(|e| err(&e))? {
+        let b = b.map_err(|e| err(&e))?;
+        let ids = arrow_array::cast::AsArray::as_string::<i32>(b.column(0));
+        keys.extend(ids.iter().flatten().map(|id| sample_key(id, seed)));
+    }
+    let total = keys.len() as u64;
+    if (n as usize) < keys.len() {
+        keys.select_nth_unstable(n as usize);
+        keys.truncate(n as usize);
+    }
+    Ok((keys.into_iter().collect(), total))
+}
+
+fn sample_key(id: &str, seed: u64) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(id.as_bytes(), seed)
+}
+
+/// The classifications and profiles written, with the report.
+pub struct Written {
+    pub report: ClassifyReport,
+    pub classifications: Vec<PathBuf>,
+    pub profiles: Vec<PathBuf>,
+}
+
+/// Reads the primary-area and score distribution of an earlier classifications Parquet.
+pub fn read_distribution(path: &Path, taxonomy: &Taxonomy) -> Result<Distribution, CetError> {
+    let err = |e: &dyn std::fmt::Display| CetError::Io(IoError::read(path, e));
+    let file = std::fs::File::open(path).map_err(|e| err(&e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| err(&e))?;
+    let cols = ["primary_cet_id", "primary_score"]
+        .iter()
+        .map(|c| {
+            builder
+                .schema()
+                .index_of(c)
+                .map_err(|_| CetError::MissingColumn {
+                    path: path.to_path_buf(),
+                    column: c.to_string(),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), cols);
+    let mut d = Distribution::new(taxonomy.areas.len());
+    for b in builder.with_projection(mask).build().map_err(|e| err(&e))? {
+        let b = b.map_err(|e| err(&e))?;
+        use arrow_array::cast::AsArray;
+        let ids = b.column(0).as_string::<i32>();
+        let scores = b
+            .column(1)
+            .as_primitive::<arrow_array::types::Float64Type>();
+        for (id, score) in ids.iter().zip(scores.iter()) {
+            d.add(id.and_then(|i| taxonomy.index_of(i)), score.unwrap_or(0.0));
+        }
+    }
+    Ok(d)
+}
+
+/// Classifies every (or every sampled) award of `opts.awards`, writes
+/// `cet_award_classifications` and `cet_company_profiles`, and compares with the previous
+/// classifications when there are some.
+pub fn classify_to_files(
+    opts: &ClassifyOptions,
+    classifier: &Classifier,
+    fallback: Option<Fallback>,
+    output: &OutputSettings,
+    progress: &dyn Progress,
+) -> Result<Written, CetError> {
+    let s = &opts.settings;
+    let tax = &classifier.taxonomy;
+    let ids: Vec<String> = tax.areas.iter().map(|a| a.id.clone()).collect();
+    let stem = opts.out_dir.join(&s.output_name);
+    let previous = crate::io::with_suffix(&stem, ".parquet");
+    let baseline = previous
+        .exists()
+        .then(|| read_distribution(&previous, tax))
+        .transpose()
+        .unwrap_or_else(|e| {
+            tracing::warn!("classify-cet: previous output not comparable: {e}");
+            None
+        });
+    let failed_required = opts.require_model && fallback.is_some();
+
+    let sample = match s.sample_size {
+        Some(n) if !failed_required => Some(sample_ids(&opts.awards, n, s.sample_seed)?),
+        _ => None,
+    };
+    let mut writer = TableWriter::create(&stem, classification_schema(), output)?;
+    let mut report = ClassifyReport {
+        awards: 0,
+        classified: 0,
+        bands: BTreeMap::new(),
+        with_evidence: 0,
+        per_area: BTreeMap::new(),
+        scorer: classifier.scorer().into(),
+        model_version: classifier.model.as_ref().map(|m| m.version.clone()),
+        taxonomy_version: tax.version.clone(),
+        fallback,
+        companies: 0,
+        companies_by_key: BTreeMap::new(),
+        input: None,
+        drift: None,
+        sampled_from: sample.as_ref().map(|s| s.1),
+    };
+    let normalizer = Normalizer::new(&opts.name_rules);
+    let mut profiles = ProfileBuilder::default();
+    let mut dist = Distribution::new(tax.areas.len());
+    if !failed_required {
+        for batch in read_award_batches(&opts.awards, s.batch_size)? {
+            let mut awards = batch?;
+            if let Some((keep, _)) = &sample {
+                awards.retain(|a| keep.contains(&sample_key(&a.award_id, s.sample_seed)));
+            }
+            let rows: Vec<(Classification, String)> = awards
+                .par_iter()
+                .map_init(Scratch::default, |scratch, a| {
+                    (
+                        classifier.classify(&a.award_id, &a.text(), scratch),
+                        normalizer.normalize(&a.company),
+                    )
+                })
+                .collect();
+            for (a, (c, normalized)) in awards.iter().zip(&rows) {
+                let primary = c.primary_cet_id.as_deref().and_then(|id| tax.index_of(id));
+                report.awards += 1;
+                if let Some(id) = &c.primary_cet_id {
+                    report.classified += 1;
+                    *report.per_area.entry(id.clone()).or_default() += 1;
+                    if !c.evidence.is_empty() {
+                        report.with_evidence += 1;
+                    }
+                }
+                if let Some(b) = &c.band {
+                    *report.bands.entry(b.clone()).or_default() += 1;
+                }
+                dist.add(primary, c.primary_score);
+                profiles.add(&ProfileAward {
+                    uei: a.company_uei(),
+                    company: &a.company,
+                    normalized_name: normalized.clone(),
+                    year: a.award_year,
+                    amount: a.award_amount,
+                    primary,
+                });
+            }
+            let classifications: Vec<Classification> = rows.into_iter().map(|r| r.0).collect();
+            let batch =
+                to_batch(&classifications).map_err(|e| CetError::Io(IoError::write(&stem, e)))?;
+            writer.write(&batch)?;
+            progress.inc(awards.len() as u64);
+        }
+    }
+    let classifications = writer.commit()?;
+    report.input = Some(InputInfo {
+        path: opts.awards.clone(),
+        bytes: std::fs::metadata(&opts.awards)
+            .map(|m| m.len())
+            .unwrap_or(0),
+        rows: report.sampled_from.unwrap_or(report.awards),
+        sha256: crate::io::input::sha256_file(&opts.awards)?,
+    });
+
+    let profiles = profiles.finish(&ids);
+    report.companies = profiles.len() as u64;
+    for p in &profiles {
+        *report
+            .companies_by_key
+            .entry(p.key_type.clone())
+            .or_default() += 1;
+    }
+    let pstem = opts.out_dir.join(&s.profiles_name);
+    let mut pw = TableWriter::create(&pstem, profiles::profile_schema(), output)?;
+    for chunk in profiles.chunks(8192) {
+        let batch = profiles::profiles_to_batch(chunk)
+            .map_err(|e| CetError::Io(IoError::write(&pstem, e)))?;
+        pw.write(&batch)?;
+    }
+    let profile_paths = pw.commit()?;
+    if let Some(b) = baseline
+        && !failed_required
+    {
+        report.drift = Some(drift::compare(&b, &dist, &ids, &s.drift));
+    }
+    Ok(Written {
+        report,
+        classifications,
+        profiles: profile_paths,
+    })
+}

@@ -1,0 +1,152 @@
+//! `config/cet/classification.yaml`: every knob of the CET scorers, read and checked once.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::CetError;
+
+/// The shipped knobs, compiled in so the binary works from any folder.
+pub const BUILTIN_YAML: &str = include_str!("../../config/cet/classification.yaml");
+/// Where the shipped knobs live in a checkout (the default setting).
+pub const DEFAULT_PATH: &str = "config/cet/classification.yaml";
+
+/// Which scorer classifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ScorerChoice {
+    /// The trained model when its artifact loads, else rules.
+    Auto,
+    /// Weighted keyword phrases; needs no training.
+    Rules,
+    /// The trained model (falls back to rules, or fails with --require-model).
+    Model,
+}
+
+/// Weight of a match per field.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldWeights {
+    pub title: f64,
+    pub r#abstract: f64,
+    pub topic_code: f64,
+}
+
+/// The rules scorer's evidence-to-score mapping.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesParams {
+    pub saturation: f64,
+    pub repeat_bonus: f64,
+    pub max_repeats: u32,
+}
+
+/// Score band thresholds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bands {
+    pub high: f64,
+    pub medium: f64,
+}
+
+/// Which non-primary areas are reported.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupportingParams {
+    pub max: usize,
+    pub min_score: f64,
+    pub min_gap: f64,
+}
+
+/// Evidence excerpt limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceParams {
+    pub max_excerpts: usize,
+    pub max_words: usize,
+}
+
+/// A score boost for awards of one agency (and branch).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prior {
+    pub agency: String,
+    #[serde(default)]
+    pub branch: Option<String>,
+    pub cet_id: String,
+    pub boost: f64,
+}
+
+/// Training knobs of the TF-IDF + logistic regression model.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelParams {
+    pub ngram_max: usize,
+    pub min_df: u32,
+    pub max_df: f64,
+    pub sublinear_tf: bool,
+    pub keyword_boost: f64,
+    pub max_features: usize,
+    pub l2: f64,
+    pub balance_classes: bool,
+    pub max_positive_weight: f64,
+    pub max_iter: usize,
+    pub tolerance: f64,
+    pub memory: usize,
+    pub calibration_fraction: f64,
+    pub seed: u64,
+    pub stop_words: Vec<String>,
+}
+
+/// Every knob of `config/cet/classification.yaml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifierParams {
+    pub scorer: ScorerChoice,
+    pub field_weights: FieldWeights,
+    pub rules: RulesParams,
+    pub bands: Bands,
+    pub supporting: SupportingParams,
+    pub evidence: EvidenceParams,
+    pub priors_min_score: f64,
+    pub priors: Vec<Prior>,
+    pub model: ModelParams,
+    pub bootstrap_min_score: f64,
+}
+
+impl ClassifierParams {
+    /// Reads the file and checks ranges serde cannot express.
+    pub fn load(path: &Path) -> Result<Self, CetError> {
+        let text = super::taxonomy::read_or_builtin(path, DEFAULT_PATH, BUILTIN_YAML)?;
+        let p: Self = serde_saphyr::from_str(&text).map_err(|e| CetError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let bad = |key: &str, why: &str| {
+            Err(CetError::Parse {
+                path: path.to_path_buf(),
+                message: format!("`{key}` {why}"),
+            })
+        };
+        let m = &p.model;
+        if !(p.bands.medium <= p.bands.high && (0.0..=100.0).contains(&p.bands.high)) {
+            return bad("bands", "must satisfy 0 <= medium <= high <= 100");
+        }
+        if p.rules.saturation <= 0.0 {
+            return bad("rules.saturation", "must be positive");
+        }
+        if !(1..=2).contains(&m.ngram_max) {
+            return bad("model.ngram_max", "must be 1 or 2");
+        }
+        if !(m.max_df > 0.0 && m.max_df <= 1.0) {
+            return bad("model.max_df", "must be in (0, 1]");
+        }
+        if !(m.calibration_fraction > 0.0 && m.calibration_fraction < 0.5) {
+            return bad("model.calibration_fraction", "must be in (0, 0.5)");
+        }
+        if m.max_features == 0 || m.max_iter == 0 || m.memory == 0 {
+            return bad("model.max_features/max_iter/memory", "must be at least 1");
+        }
+        Ok(p)
+    }
+}

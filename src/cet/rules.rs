@@ -1,0 +1,144 @@
+//! The rules scorer: the taxonomy's keyword phrases matched word by word over an award's
+//! title, abstract and topic code, weighted by phrase and field, with negative phrases.
+
+use std::collections::HashMap;
+
+use super::params::{ClassifierParams, FieldWeights};
+use super::taxonomy::Taxonomy;
+use super::text::{Token, phrase_keys};
+
+/// The award field a match was found in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    Title,
+    Abstract,
+    TopicCode,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Title => "title",
+            Source::Abstract => "abstract",
+            Source::TopicCode => "topic_code",
+        }
+    }
+
+    /// This field's weight.
+    pub fn weight(self, w: &FieldWeights) -> f64 {
+        match self {
+            Source::Title => w.title,
+            Source::Abstract => w.r#abstract,
+            Source::TopicCode => w.topic_code,
+        }
+    }
+}
+
+/// One keyword phrase of one area, as word keys.
+#[derive(Debug, Clone)]
+pub struct Phrase {
+    pub keys: Vec<u64>,
+    pub area: usize,
+    pub weight: f64,
+    pub negative: bool,
+    pub text: String,
+}
+
+/// A phrase found in a field, with its byte range there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    pub phrase: u32,
+    pub source: Source,
+    pub start: u32,
+    pub end: u32,
+}
+
+/// Every phrase of the taxonomy, indexed by its first word.
+#[derive(Debug, Clone)]
+pub struct PhraseMatcher {
+    pub phrases: Vec<Phrase>,
+    by_first: HashMap<u64, Vec<u32>>,
+}
+
+impl PhraseMatcher {
+    pub fn new(taxonomy: &Taxonomy) -> Self {
+        let mut phrases = Vec::new();
+        for (area, a) in taxonomy.areas.iter().enumerate() {
+            for (list, negative) in [(&a.keywords, false), (&a.negative_keywords, true)] {
+                for k in list {
+                    phrases.push(Phrase {
+                        keys: phrase_keys(k.phrase()),
+                        area,
+                        weight: k.weight(),
+                        negative,
+                        text: k.phrase().to_string(),
+                    });
+                }
+            }
+        }
+        let mut by_first: HashMap<u64, Vec<u32>> = HashMap::new();
+        for (i, p) in phrases.iter().enumerate() {
+            if let Some(&k) = p.keys.first() {
+                by_first.entry(k).or_default().push(i as u32);
+            }
+        }
+        Self { phrases, by_first }
+    }
+
+    /// Appends every phrase occurrence in `tokens` (of `text`, from `source`) to `out`.
+    pub fn find(&self, tokens: &[Token], source: Source, out: &mut Vec<Hit>) {
+        for (i, t) in tokens.iter().enumerate() {
+            let Some(candidates) = self.by_first.get(&t.key) else {
+                continue;
+            };
+            for &pi in candidates {
+                let keys = &self.phrases[pi as usize].keys;
+                let end = i + keys.len();
+                if end <= tokens.len() && tokens[i..end].iter().zip(keys).all(|(t, k)| t.key == *k)
+                {
+                    out.push(Hit {
+                        phrase: pi,
+                        source,
+                        start: t.start,
+                        end: tokens[end - 1].end,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The rules scorer's 0-100 score per area from the hits of one award: each distinct phrase
+    /// counts once at its best field's weight, plus a bonus per repeat; negative phrases
+    /// subtract; the sum maps to 100 * (1 - exp(-sum / saturation)).
+    pub fn scores(&self, hits: &[Hit], params: &ClassifierParams, n_areas: usize) -> Vec<f64> {
+        let mut evidence = vec![0.0f64; n_areas];
+        // (phrase, best field weight, occurrences)
+        let mut seen: Vec<(u32, f64, u32)> = Vec::with_capacity(hits.len());
+        for h in hits {
+            let fw = h.source.weight(&params.field_weights);
+            match seen.iter_mut().find(|s| s.0 == h.phrase) {
+                Some(s) => {
+                    s.1 = s.1.max(fw);
+                    s.2 += 1;
+                }
+                None => seen.push((h.phrase, fw, 1)),
+            }
+        }
+        for (pi, fw, n) in seen {
+            let p = &self.phrases[pi as usize];
+            let repeats = (n - 1).min(params.rules.max_repeats) as f64;
+            let w = p.weight * fw * (1.0 + params.rules.repeat_bonus * repeats);
+            evidence[p.area] += if p.negative { -w } else { w };
+        }
+        evidence
+            .into_iter()
+            .map(|e| {
+                if e > 0.0 {
+                    100.0 * (1.0 - (-e / params.rules.saturation).exp())
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,660 @@
+//! `sbir classify-cet`: awards → `cet_award_classifications` + `cet_company_profiles` (+ the
+//! taxonomy table and drift alerts), and the `train`, `evaluate` and `drift` actions.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use sbir::cet::classify::{Classifier, Scratch};
+use sbir::cet::eval::{Evaluation, LabelKey, evaluate, read_labels};
+use sbir::cet::model::{LabelledDoc, Model};
+use sbir::cet::params::{ClassifierParams, ScorerChoice};
+use sbir::cet::taxonomy::Taxonomy;
+use sbir::cet::{self, ClassifyOptions, drift};
+use sbir::config::{FlagOverride, Settings};
+use sbir::io::checks::{Checks, Gate, Severity, Status, now_rfc3339};
+use sbir::io::table::TableWriter;
+use sbir::metrics::StageTimer;
+use serde_json::json;
+
+use super::Env;
+use crate::cli::OutputArgs;
+
+/// Flags of `sbir classify-cet`.
+#[derive(Debug, clap::Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:\n  sbir classify-cet                                   # the enrich (else ingest) output\n  sbir classify-cet --check-taxonomy                  # validate config/cet/taxonomy.yaml\n  sbir classify-cet train --bootstrap                 # train the model from confident rule decisions\n  sbir classify-cet train --labels data/sample/award_cet_labels.csv\n  sbir classify-cet evaluate --labels data/sample/award_cet_labels.csv\n  sbir classify-cet drift --baseline old/cet_award_classifications.parquet\n  SBIR_ETL__CET__SAMPLE_SIZE=500 sbir classify-cet    # a deterministic sample"
+)]
+pub struct Args {
+    #[command(subcommand)]
+    pub action: Option<Action>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Fail (exit 3, empty outputs) instead of falling back to rules when the model is missing
+    /// or fails its checks.
+    #[arg(long)]
+    pub require_model: bool,
+    /// Validate the taxonomy and write cet_taxonomy.parquet, nothing else.
+    #[arg(long)]
+    pub check_taxonomy: bool,
+}
+
+/// Flags every classify-cet action shares.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CommonArgs {
+    /// Awards Parquet [default: cet.awards, else the enrich output, else the ingest output].
+    #[arg(long, global = true)]
+    pub awards: Option<PathBuf>,
+    /// Scorer [default: the `scorer` of cet.classification].
+    #[arg(long, value_enum, global = true)]
+    pub scorer: Option<ScorerChoice>,
+    /// Model artifact [default: cet.model_path; CET_MODEL_PATH overrides it].
+    #[arg(long, global = true)]
+    pub model: Option<PathBuf>,
+}
+
+/// What `classify-cet` does besides classifying.
+#[derive(Debug, clap::Subcommand)]
+pub enum Action {
+    /// Train the model artifact from labels, or from the rules' confident decisions.
+    Train(TrainArgs),
+    /// Precision, recall and F1 of each scorer against labelled awards.
+    Evaluate(EvaluateArgs),
+    /// Compare two classification outputs: area and score distribution shift.
+    Drift(DriftArgs),
+}
+
+/// Flags of `classify-cet train`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["labels", "bootstrap"])))]
+pub struct TrainArgs {
+    /// CSV of award_id (or text) and CET ids (primary_cet, optional secondary_cets).
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Train on the rules scorer's decisions scoring at least bootstrap_min_score.
+    #[arg(long)]
+    pub bootstrap: bool,
+}
+
+/// Flags of `classify-cet evaluate`.
+#[derive(Debug, clap::Args)]
+pub struct EvaluateArgs {
+    /// CSV of award_id (or text) and CET ids (primary first).
+    #[arg(long)]
+    pub labels: PathBuf,
+    /// Where the JSON report goes [default: <reports_dir>/cet_evaluation.json].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Flags of `classify-cet drift`.
+#[derive(Debug, clap::Args)]
+pub struct DriftArgs {
+    /// The earlier cet_award_classifications.parquet.
+    #[arg(long)]
+    pub baseline: PathBuf,
+    /// The later one [default: the current output].
+    #[arg(long)]
+    pub current: Option<PathBuf>,
+}
+
+impl Args {
+    /// The settings these flags override.
+    pub fn overrides(&self) -> Vec<FlagOverride> {
+        let mut o = self.output.overrides();
+        if let Some(p) = &self.common.awards {
+            o.push(FlagOverride::new(
+                "cet.awards",
+                p.display().to_string(),
+                "--awards",
+            ));
+        }
+        if let Some(p) = &self.common.model {
+            o.push(FlagOverride::new(
+                "cet.model_path",
+                p.display().to_string(),
+                "--model",
+            ));
+        }
+        o
+    }
+}
+
+/// The awards file classify-cet reads: the setting, else the enrich output when present,
+/// else the ingest output.
+pub fn awards_path(s: &Settings) -> PathBuf {
+    if let Some(p) = &s.cet.awards {
+        return p.clone();
+    }
+    let enriched = s
+        .paths
+        .processed_dir
+        .join(format!("{}.parquet", s.enrich.output_name));
+    if enriched.exists() {
+        enriched
+    } else {
+        s.paths
+            .processed_dir
+            .join(format!("{}.parquet", s.ingest.output_name))
+    }
+}
+
+fn load_parts(s: &Settings) -> anyhow::Result<(Taxonomy, ClassifierParams)> {
+    Ok((
+        Taxonomy::load(&s.cet.taxonomy)?,
+        ClassifierParams::load(&s.cet.classification)?,
+    ))
+}
+
+/// Runs the chosen action.
+pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
+    match &args.action {
+        Some(Action::Train(t)) => train(t, &args.common, env),
+        Some(Action::Evaluate(e)) => evaluate_cmd(e, &args.common, env),
+        Some(Action::Drift(d)) => drift_cmd(d, env),
+        None if args.check_taxonomy => check_taxonomy(env),
+        None => classify(args, env),
+    }
+}
+
+/// Writes `cet_taxonomy` (when valid) and its checks file.
+fn check_taxonomy(env: &Env) -> anyhow::Result<Status> {
+    let s = env.settings();
+    let started_at = now_rfc3339();
+    let timer = StageTimer::start();
+    let taxonomy = Taxonomy::read(&s.cet.taxonomy)?;
+    let issues = taxonomy.issues();
+    for i in &issues {
+        tracing::error!("taxonomy {}: {i}", s.cet.taxonomy.display());
+    }
+    let stem = s.paths.processed_dir.join(&s.cet.taxonomy_name);
+    let mut checks = Checks::new(
+        "classify-cet.taxonomy",
+        &env.ctx,
+        started_at,
+        vec![Gate::at_most(
+            "taxonomy_issues",
+            issues.len() as f64,
+            0.0,
+            Severity::Error,
+        )],
+    );
+    if issues.is_empty() {
+        checks.outputs = write_taxonomy(&taxonomy, &stem, s)?;
+    }
+    checks.counts = [
+        ("areas".to_string(), taxonomy.areas.len() as u64),
+        (
+            "keywords".to_string(),
+            taxonomy.areas.iter().map(|a| a.keywords.len() as u64).sum(),
+        ),
+        ("issues".to_string(), issues.len() as u64),
+    ]
+    .into();
+    checks.metrics = timer.finish(taxonomy.areas.len() as u64);
+    // The compiled-in taxonomy (no file at the default path) has no file to fingerprint.
+    checks.inputs = input_info(&s.cet.taxonomy).into_iter().collect();
+    checks.details = json!({
+        "taxonomy_version": taxonomy.version,
+        "effective_date": taxonomy.effective_date,
+        "issues": issues,
+    });
+    super::finish_stage(env, &checks, &Checks::path_for(&stem))
+}
+
+fn write_taxonomy(t: &Taxonomy, stem: &Path, s: &Settings) -> anyhow::Result<Vec<PathBuf>> {
+    let mut w = TableWriter::create(stem, sbir::cet::taxonomy::taxonomy_schema(), &s.output)?;
+    w.write(&t.to_batch()?)?;
+    Ok(w.commit()?)
+}
+
+fn input_info(path: &Path) -> Result<sbir::io::input::InputInfo, std::io::Error> {
+    Ok(sbir::io::input::InputInfo {
+        path: path.to_path_buf(),
+        bytes: std::fs::metadata(path)?.len(),
+        rows: 0,
+        sha256: sbir::io::input::sha256_file(path).map_err(std::io::Error::other)?,
+    })
+}
+
+/// Classifies the awards and writes every output and checks file.
+fn classify(args: &Args, env: &Env) -> anyhow::Result<Status> {
+    let s = env.settings();
+    let started_at = now_rfc3339();
+    let timer = StageTimer::start();
+    let (taxonomy, params) = load_parts(s)?;
+    let choice = args.common.scorer.unwrap_or(params.scorer);
+    let (classifier, fallback) = cet::load_classifier(taxonomy, params, choice, &s.cet.model_path)?;
+    if let Some(f) = &fallback {
+        tracing::warn!(
+            "classify-cet: using the rules scorer ({}): {}",
+            f.reason,
+            f.detail
+        );
+    }
+    let opts = ClassifyOptions {
+        awards: awards_path(s),
+        settings: s.cet.clone(),
+        name_rules: s.enrich.name_rules.clone(),
+        out_dir: s.paths.processed_dir.clone(),
+        require_model: args.require_model,
+    };
+    tracing::info!(
+        "classify-cet: {} with the {} scorer",
+        opts.awards.display(),
+        classifier.scorer()
+    );
+    let taxonomy_paths = write_taxonomy(
+        &classifier.taxonomy,
+        &s.paths.processed_dir.join(&s.cet.taxonomy_name),
+        s,
+    )?;
+    let written = env.with_progress("classify-cet", "awards", |progress| {
+        cet::classify_to_files(&opts, &classifier, fallback.clone(), &s.output, progress)
+            .with_context(|| format!("classify-cet of {} failed", opts.awards.display()))
+    })?;
+    let r = &written.report;
+    let g = &s.cet.gates;
+    let mut gates = vec![
+        Gate::at_least(
+            "classification_success_rate",
+            r.success_rate(),
+            g.min_success_rate,
+            Severity::Error,
+        ),
+        Gate::at_least(
+            "high_conf_rate",
+            r.high_conf_rate(),
+            g.min_high_conf_rate,
+            Severity::Warning,
+        ),
+        Gate::at_least(
+            "evidence_coverage_rate",
+            r.evidence_coverage(),
+            g.min_evidence_coverage,
+            Severity::Warning,
+        ),
+    ];
+    // A fallback is a warning, or with --require-model the one failure (nothing was scored).
+    let model_gate = r.fallback.as_ref().map(|_| {
+        let severity = if args.require_model {
+            gates.clear();
+            Severity::Error
+        } else {
+            Severity::Warning
+        };
+        Gate::at_least("model_loaded", 0.0, 1.0, severity)
+    });
+    gates.extend(model_gate.clone());
+    let mut checks = Checks::new("classify-cet", &env.ctx, started_at.clone(), gates);
+    if let (Some(f), Some(gate), Some(reason)) = (&r.fallback, &model_gate, &checks.reason) {
+        checks.reason = Some(reason.replace(&gate.describe(), f.reason));
+    }
+    checks.counts = [
+        ("num_awards".to_string(), r.awards),
+        ("num_classified".to_string(), r.classified),
+        ("num_with_evidence".to_string(), r.with_evidence),
+    ]
+    .into_iter()
+    .chain(r.bands.iter().map(|(b, n)| (format!("band_{b}"), *n)))
+    .collect();
+    checks.metrics = timer.finish(r.awards);
+    checks.inputs = r.input.iter().cloned().collect();
+    checks.outputs = written
+        .classifications
+        .iter()
+        .chain(&taxonomy_paths)
+        .cloned()
+        .collect();
+    checks.details = json!({
+        "scorer": r.scorer,
+        "reason": r.fallback.as_ref().map(|f| f.reason),
+        "fallback": r.fallback,
+        "model_version": r.model_version,
+        "taxonomy_version": r.taxonomy_version,
+        "high_conf_rate": r.high_conf_rate(),
+        "evidence_coverage_rate": r.evidence_coverage(),
+        "classification_success_rate": r.success_rate(),
+        "per_area": r.per_area,
+        "bands": r.bands,
+        "sample": s.cet.sample_size.map(|n| json!({"size": n, "seed": s.cet.sample_seed, "from": r.sampled_from})),
+        "drift": r.drift.as_ref().map(|d| json!({"area_psi": d.area_psi, "score_psi": d.score_psi, "alerts": d.drift_alerts.len() + d.analytics_alerts.len()})),
+    });
+    let stem = s.paths.processed_dir.join(&s.cet.output_name);
+    let status = super::finish_stage(env, &checks, &Checks::path_for(&stem))?;
+
+    let pstem = s.paths.processed_dir.join(&s.cet.profiles_name);
+    let mut pchecks = Checks::new("classify-cet.profiles", &env.ctx, started_at, Vec::new());
+    pchecks.counts = [("num_companies".to_string(), r.companies)]
+        .into_iter()
+        .chain(
+            r.companies_by_key
+                .iter()
+                .map(|(k, n)| (format!("companies_keyed_by_{k}"), *n)),
+        )
+        .collect();
+    pchecks.metrics = timer.finish(r.companies);
+    pchecks.inputs = checks.inputs.clone();
+    pchecks.outputs = written.profiles.clone();
+    pchecks.details = json!({
+        "specialization_score": "share of a company's classified awards whose primary area is its dominant area",
+        "key": "UEI when known (the award's, else its linked USAspending recipient's), else name:<normalised company name>",
+    });
+    super::finish_stage(env, &pchecks, &Checks::path_for(&pstem))?;
+    if let Some(d) = &r.drift {
+        write_alerts(env, d, &stem.with_extension("parquet"))?;
+    }
+    Ok(status)
+}
+
+/// Writes the two alert files and logs their alerts.
+fn write_alerts(env: &Env, d: &drift::DriftReport, current: &Path) -> anyhow::Result<()> {
+    let dir = env.settings().paths.reports_dir.join("alerts");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let header =
+        json!({"run_id": env.ctx.run_id, "generated_at": now_rfc3339(), "current": current});
+    let files = [
+        (
+            "cet_drift_detection.alerts.json",
+            json!({"meta": header, "area_psi": d.area_psi, "score_psi": d.score_psi,
+                "baseline_awards": d.baseline_awards, "current_awards": d.current_awards,
+                "baseline_mean_score": d.baseline_mean_score, "current_mean_score": d.current_mean_score,
+                "shares": d.shares, "alerts": d.drift_alerts}),
+        ),
+        (
+            "cet_analytics.alerts.json",
+            json!({"meta": header, "shares": d.shares, "alerts": d.analytics_alerts}),
+        ),
+    ];
+    for (name, value) in files {
+        let path = dir.join(name);
+        let mut bytes = serde_json::to_vec_pretty(&value)?;
+        bytes.push(b'\n');
+        sbir::io::atomic::write_file(&path, &bytes)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        if !env.quiet {
+            println!("{}", path.display());
+        }
+    }
+    for a in d.drift_alerts.iter().chain(&d.analytics_alerts) {
+        tracing::warn!("classify-cet drift ({}): {}", a.severity, a.message);
+    }
+    Ok(())
+}
+
+/// `classify-cet drift`: compare two outputs and write the alert files; exit 3 on an
+/// error-severity alert.
+fn drift_cmd(args: &DriftArgs, env: &Env) -> anyhow::Result<Status> {
+    let s = env.settings();
+    let taxonomy = Taxonomy::load(&s.cet.taxonomy)?;
+    let current = args.current.clone().unwrap_or_else(|| {
+        s.paths
+            .processed_dir
+            .join(format!("{}.parquet", s.cet.output_name))
+    });
+    let base = cet::read_distribution(&args.baseline, &taxonomy)?;
+    let cur = cet::read_distribution(&current, &taxonomy)?;
+    let ids: Vec<String> = taxonomy.areas.iter().map(|a| a.id.clone()).collect();
+    let d = drift::compare(&base, &cur, &ids, &s.cet.drift);
+    write_alerts(env, &d, &current)?;
+    tracing::info!(
+        "classify-cet drift: area PSI {:.4}, score PSI {:.4}, {} alert(s)",
+        d.area_psi,
+        d.score_psi,
+        d.drift_alerts.len() + d.analytics_alerts.len()
+    );
+    Ok(if d.drift_alerts.iter().any(|a| a.severity == "error") {
+        Status::Fail
+    } else {
+        Status::Pass
+    })
+}
+
+/// Awards keyed by id, only those `wanted` (all when None).
+fn awards_by_id(
+    path: &Path,
+    wanted: Option<&std::collections::HashSet<&str>>,
+) -> anyhow::Result<HashMap<String, cet::AwardInput>> {
+    let mut out = HashMap::new();
+    for batch in cet::read_award_batches(path, 8192)? {
+        for a in batch? {
+            if wanted.is_none_or(|w| w.contains(a.award_id.as_str())) {
+                out.insert(a.award_id.clone(), a);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Labelled documents from a labels file, award ids resolved against the awards file.
+fn labelled_docs(
+    labels: &Path,
+    taxonomy: &Taxonomy,
+    awards: &Path,
+) -> anyhow::Result<Vec<LabelledDoc>> {
+    let labels = read_labels(labels, taxonomy)?;
+    let wanted: std::collections::HashSet<&str> = labels
+        .iter()
+        .filter_map(|l| match &l.key {
+            LabelKey::AwardId(id) => Some(id.as_str()),
+            LabelKey::Text(_) => None,
+        })
+        .collect();
+    let by_id = if wanted.is_empty() {
+        HashMap::new()
+    } else {
+        awards_by_id(awards, Some(&wanted))?
+    };
+    let mut missing = 0;
+    let docs: Vec<LabelledDoc> = labels
+        .into_iter()
+        .filter_map(|l| match l.key {
+            LabelKey::AwardId(id) => match by_id.get(&id) {
+                Some(a) => Some(LabelledDoc {
+                    id,
+                    title: a.award_title.clone(),
+                    r#abstract: a.r#abstract.clone(),
+                    topic_code: a.topic_code.clone(),
+                    areas: l.areas,
+                }),
+                None => {
+                    missing += 1;
+                    None
+                }
+            },
+            LabelKey::Text(text) => Some(LabelledDoc {
+                id: format!("line-{}", l.line),
+                title: String::new(),
+                r#abstract: Some(text),
+                topic_code: None,
+                areas: l.areas,
+            }),
+        })
+        .collect();
+    if missing > 0 {
+        tracing::warn!(
+            "{missing} labelled award id(s) are not in {}; skipped",
+            awards.display()
+        );
+    }
+    Ok(docs)
+}
+
+/// `classify-cet train`.
+fn train(args: &TrainArgs, common: &CommonArgs, env: &Env) -> anyhow::Result<Status> {
+    let s = env.settings();
+    let (taxonomy, params) = load_parts(s)?;
+    let awards = awards_path(s);
+    let timer = StageTimer::start();
+    let (docs, source) = match &args.labels {
+        Some(labels) => (
+            labelled_docs(labels, &taxonomy, &awards)?,
+            format!("labels:{}", labels.display()),
+        ),
+        None => (
+            bootstrap_docs(&taxonomy, &params, &awards)?,
+            format!("bootstrap:{}", awards.display()),
+        ),
+    };
+    tracing::info!(
+        "classify-cet train: {} labelled documents ({source})",
+        docs.len()
+    );
+    let model = env.with_progress("classify-cet train", "docs", |_| {
+        Model::train(
+            &docs,
+            &taxonomy,
+            &params.model,
+            &params.field_weights,
+            &source,
+        )
+    })?;
+    let path = common
+        .model
+        .clone()
+        .unwrap_or_else(|| s.cet.model_path.clone());
+    model.save(&path)?;
+    let m = timer.finish(docs.len() as u64);
+    let t = &model.body.trained_on;
+    tracing::info!(
+        "classify-cet train: {} features, {} classes, {} L-BFGS iterations (loss {:.4}), {} calibration docs, {:.1}s, peak RSS {:.0} MB",
+        model.body.features.len(),
+        model.body.classes.len(),
+        t.iterations,
+        t.final_loss,
+        t.calibration_documents,
+        m.duration_s,
+        m.peak_rss_mb.unwrap_or_default()
+    );
+    if !env.quiet {
+        println!("{}", path.display());
+        println!("{}", model.version);
+    }
+    Ok(Status::Pass)
+}
+
+/// Training documents from the rules scorer's confident decisions on the awards file.
+fn bootstrap_docs(
+    taxonomy: &Taxonomy,
+    params: &ClassifierParams,
+    awards: &Path,
+) -> anyhow::Result<Vec<LabelledDoc>> {
+    let rules = Classifier::new(taxonomy.clone(), params.clone(), None)?;
+    let min = params.bootstrap_min_score;
+    let mut docs = Vec::new();
+    let mut scratch = Scratch::default();
+    for batch in cet::read_award_batches(awards, 8192)? {
+        for a in batch? {
+            let c = rules.classify(&a.award_id, &a.text(), &mut scratch);
+            let Some(primary) = c.primary_cet_id.filter(|_| c.primary_score >= min) else {
+                continue;
+            };
+            let areas = std::iter::once(primary.as_str())
+                .chain(
+                    c.supporting
+                        .iter()
+                        .filter(|s| s.score >= min)
+                        .map(|s| s.cet_id.as_str()),
+                )
+                .filter_map(|id| taxonomy.index_of(id))
+                .collect();
+            docs.push(LabelledDoc {
+                id: a.award_id,
+                title: a.award_title,
+                r#abstract: a.r#abstract,
+                topic_code: a.topic_code,
+                areas,
+            });
+        }
+    }
+    Ok(docs)
+}
+
+/// `classify-cet evaluate`: every available scorer against the labels.
+fn evaluate_cmd(args: &EvaluateArgs, common: &CommonArgs, env: &Env) -> anyhow::Result<Status> {
+    let s = env.settings();
+    let (taxonomy, params) = load_parts(s)?;
+    let docs = labelled_docs(&args.labels, &taxonomy, &awards_path(s))?;
+    anyhow::ensure!(!docs.is_empty(), "no labelled awards to evaluate");
+    let ids: Vec<String> = taxonomy.areas.iter().map(|a| a.id.clone()).collect();
+    let choices: Vec<ScorerChoice> = match common.scorer {
+        Some(ScorerChoice::Auto) | None => vec![ScorerChoice::Rules, ScorerChoice::Model],
+        Some(c) => vec![c],
+    };
+    let mut results: Vec<Evaluation> = Vec::new();
+    for choice in choices {
+        let (classifier, fallback) =
+            cet::load_classifier(taxonomy.clone(), params.clone(), choice, &s.cet.model_path)?;
+        if let Some(f) = fallback {
+            tracing::warn!("evaluate: no model scorer ({}): {}", f.reason, f.detail);
+            continue;
+        }
+        let items: Vec<(Vec<usize>, Vec<f64>)> = {
+            use rayon::prelude::*;
+            docs.par_iter()
+                .map_init(Scratch::default, |scratch, d| {
+                    let text = sbir::cet::classify::AwardText {
+                        title: &d.title,
+                        r#abstract: d.r#abstract.as_deref(),
+                        topic_code: d.topic_code.as_deref(),
+                        agency: None,
+                        branch: None,
+                    };
+                    (d.areas.clone(), classifier.scores(&text, scratch))
+                })
+                .collect()
+        };
+        results.push(evaluate(classifier.scorer(), &items, &ids));
+    }
+    for e in &results {
+        print_evaluation(e);
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| s.paths.reports_dir.join("cet_evaluation.json"));
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let report = json!({"labels": args.labels, "generated_at": now_rfc3339(), "taxonomy_version": taxonomy.version, "scorers": results});
+    sbir::io::atomic::write_file(&out, &serde_json::to_vec_pretty(&report)?)?;
+    if !env.quiet {
+        println!("{}", out.display());
+    }
+    Ok(Status::Pass)
+}
+
+fn print_evaluation(e: &Evaluation) {
+    println!(
+        "scorer {}: {} awards, top-1 accuracy {:.3}, top-3 recall {:.3}, micro F1 {:.3}, macro P/R/F1 {:.3}/{:.3}/{:.3}, unclassified {}",
+        e.scorer,
+        e.awards,
+        e.top1_accuracy,
+        e.top3_recall,
+        e.micro.f1,
+        e.macro_avg.precision,
+        e.macro_avg.recall,
+        e.macro_avg.f1,
+        e.unclassified
+    );
+    println!(
+        "  {:<56} {:>7} {:>9} {:>6} {:>6}",
+        "area", "support", "precision", "recall", "f1"
+    );
+    for a in e
+        .per_area
+        .iter()
+        .filter(|a| a.support > 0 || a.predicted > 0)
+    {
+        println!(
+            "  {:<56} {:>7} {:>9.3} {:>6.3} {:>6.3}",
+            a.cet_id, a.support, a.precision, a.recall, a.f1
+        );
+    }
+    for (t, p, n) in e.confusions.iter().take(5) {
+        println!("  confused: {t} → {p} ({n})");
+    }
+}
