@@ -4,37 +4,22 @@
 //!
 //! Run: `cargo bench --bench ingest` (size: `SBIR_BENCH_AWARDS=50000 cargo bench --bench ingest`).
 
+mod common;
+
 use std::time::Instant;
 
-use sbir::config::{self, Sources};
 use sbir::ingest::{self, IngestOptions};
 use sbir::metrics;
 use sbir::progress::NoProgress;
-use sbir::sample::{self, SampleOptions};
+use sbir::sample;
 
 fn main() {
-    let awards: u64 = std::env::var("SBIR_BENCH_AWARDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(250_000);
-    let repeats: usize = std::env::var("SBIR_BENCH_REPEAT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let settings = config::load(&Sources::default())
-        .expect("default settings")
-        .settings;
-
+    let awards = common::env_u64("SBIR_BENCH_AWARDS", 250_000);
+    let repeats = common::env_u64("SBIR_BENCH_REPEAT", 3) as usize;
     let t = Instant::now();
-    let opts = SampleOptions {
-        awards,
-        recipients: awards,
-        seed: 42,
-        out_dir: dir.path().to_path_buf(),
-    };
-    sample::generate(&opts, &NoProgress).expect("generate");
-    let input = dir.path().join(sample::AWARDS_FILE);
+    let fx = common::Fixture::generate(awards, awards);
+    let (dir, settings) = (fx.dir.path(), &fx.settings);
+    let input = fx.path(sample::AWARDS_FILE);
     let bytes = std::fs::metadata(&input).expect("input").len();
     println!(
         "generated {awards} awards ({:.0} MB) in {:.2}s",
@@ -49,13 +34,9 @@ fn main() {
     for run in 1..=repeats {
         metrics::reset_peak_rss();
         let t = Instant::now();
-        let written = ingest::ingest_to_files(
-            &opts,
-            &dir.path().join("out"),
-            &settings.output,
-            &NoProgress,
-        )
-        .expect("ingest");
+        let written =
+            ingest::ingest_to_files(&opts, &dir.join("out"), &settings.output, &NoProgress)
+                .expect("ingest");
         let secs = t.elapsed().as_secs_f64();
         best = best.min(secs);
         println!(

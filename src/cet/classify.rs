@@ -238,7 +238,16 @@ impl Classifier {
                     },
                 ));
             }
+            // Heaviest first, but each distinct phrase before any repeat of one.
             hits.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.start.cmp(&y.0.start)));
+            let mut seen = Vec::new();
+            let (first, repeats): (Vec<_>, Vec<_>) = hits.into_iter().partition(|(h, _)| {
+                let key = (h.phrase, h.source);
+                let new = !seen.contains(&key);
+                seen.push(key);
+                new
+            });
+            let hits = first.into_iter().chain(repeats);
             for (h, w) in hits {
                 if out.len() >= p.max_excerpts {
                     return out;

@@ -339,7 +339,8 @@ fn sample_ids(path: &Path, n: u64, seed: u64) -> Result<(HashSet<u64>, u64), Cet
     Ok((keys.into_iter().collect(), total))
 }
 
-fn sample_key(id: &str, seed: u64) -> u64 {
+/// The seeded hash that orders awards for deterministic samples.
+pub fn sample_key(id: &str, seed: u64) -> u64 {
     xxhash_rust::xxh3::xxh3_64_with_seed(id.as_bytes(), seed)
 }
 
@@ -395,7 +396,7 @@ pub fn classify_to_files(
 ) -> Result<Written, CetError> {
     let s = &opts.settings;
     let tax = &classifier.taxonomy;
-    let ids: Vec<String> = tax.areas.iter().map(|a| a.id.clone()).collect();
+    let ids: Vec<String> = tax.ids();
     let stem = opts.out_dir.join(&s.output_name);
     let previous = crate::io::with_suffix(&stem, ".parquet");
     let baseline = previous
@@ -513,4 +514,131 @@ pub fn classify_to_files(
         classifications,
         profiles: profile_paths,
     })
+}
+
+/// Labelled documents from a labels file (see [`eval::read_labels`]), award ids resolved
+/// against the awards Parquet; also returns how many labelled ids the awards file lacks.
+pub fn labelled_docs(
+    labels: &Path,
+    taxonomy: &Taxonomy,
+    awards: &Path,
+) -> Result<(Vec<model::LabelledDoc>, usize), CetError> {
+    use eval::LabelKey;
+    let labels = eval::read_labels(labels, taxonomy)?;
+    let wanted: HashSet<&str> = labels
+        .iter()
+        .filter_map(|l| match &l.key {
+            LabelKey::AwardId(id) => Some(id.as_str()),
+            LabelKey::Text(_) => None,
+        })
+        .collect();
+    let mut by_id = std::collections::HashMap::new();
+    if !wanted.is_empty() {
+        for batch in read_award_batches(awards, 8192)? {
+            for a in batch? {
+                if wanted.contains(a.award_id.as_str()) {
+                    by_id.insert(a.award_id.clone(), a);
+                }
+            }
+        }
+    }
+    let mut missing = 0;
+    let mut docs = Vec::with_capacity(labels.len());
+    for l in labels {
+        match l.key {
+            LabelKey::AwardId(id) => match by_id.get(&id) {
+                Some(a) => docs.push(model::LabelledDoc {
+                    id,
+                    title: a.award_title.clone(),
+                    r#abstract: a.r#abstract.clone(),
+                    topic_code: a.topic_code.clone(),
+                    areas: l.areas,
+                }),
+                None => missing += 1,
+            },
+            LabelKey::Text(text) => docs.push(model::LabelledDoc {
+                id: format!("line-{}", l.line),
+                title: String::new(),
+                r#abstract: Some(text),
+                topic_code: None,
+                areas: l.areas,
+            }),
+        }
+    }
+    Ok((docs, missing))
+}
+
+/// Training documents from the rules scorer's confident decisions on the awards file: the
+/// primary area (and supporting areas) scoring at least `bootstrap_min_score`, at most
+/// `bootstrap_max_docs` of them, chosen by seeded hash of the award id.
+pub fn bootstrap_docs(
+    taxonomy: &Taxonomy,
+    params: &ClassifierParams,
+    awards: &Path,
+) -> Result<Vec<model::LabelledDoc>, CetError> {
+    let rules = Classifier::new(taxonomy.clone(), params.clone(), None)?;
+    let min = params.bootstrap_min_score;
+    let mut docs = Vec::new();
+    for batch in read_award_batches(awards, 8192)? {
+        let batch = batch?;
+        let decided: Vec<Option<Vec<usize>>> = batch
+            .par_iter()
+            .map_init(Scratch::default, |scratch, a| {
+                let c = rules.classify(&a.award_id, &a.text(), scratch);
+                let primary = c.primary_cet_id.filter(|_| c.primary_score >= min)?;
+                Some(
+                    std::iter::once(primary.as_str())
+                        .chain(
+                            c.supporting
+                                .iter()
+                                .filter(|s| s.score >= min)
+                                .map(|s| s.cet_id.as_str()),
+                        )
+                        .filter_map(|id| taxonomy.index_of(id))
+                        .collect(),
+                )
+            })
+            .collect();
+        for (a, areas) in batch.into_iter().zip(decided) {
+            if let Some(areas) = areas {
+                docs.push(model::LabelledDoc {
+                    id: a.award_id,
+                    title: a.award_title,
+                    r#abstract: a.r#abstract,
+                    topic_code: a.topic_code,
+                    areas,
+                });
+            }
+        }
+    }
+    if docs.len() > params.bootstrap_max_docs {
+        let seed = params.model.seed;
+        docs.sort_by_cached_key(|d| sample_key(&d.id, seed));
+        docs.truncate(params.bootstrap_max_docs);
+    }
+    Ok(docs)
+}
+
+/// Scores labelled documents and evaluates the classifier's primary area against them.
+pub fn evaluate_docs(classifier: &Classifier, docs: &[model::LabelledDoc]) -> eval::Evaluation {
+    let ids: Vec<String> = classifier
+        .taxonomy
+        .areas
+        .iter()
+        .map(|a| a.id.clone())
+        .collect();
+    let items: Vec<(Vec<usize>, Vec<f64>)> = docs
+        .par_iter()
+        .map_init(Scratch::default, |scratch, d| {
+            let text = AwardText {
+                title: &d.title,
+                r#abstract: d.r#abstract.as_deref(),
+                topic_code: d.topic_code.as_deref(),
+                agency: None,
+                branch: None,
+            };
+            (d.areas.clone(), classifier.scores(&text, scratch))
+        })
+        .collect();
+    eval::evaluate(classifier.scorer(), &items, &ids)
 }

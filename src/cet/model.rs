@@ -55,12 +55,45 @@ pub struct ModelBody {
     /// Feature texts ("word" or "word word"), normalised as the tokenizer does.
     pub features: Vec<String>,
     /// IDF per feature, keyword boost included.
+    #[serde(with = "f32_base64")]
     pub idf: Vec<f32>,
     /// Row-major features × classes.
+    #[serde(with = "f32_base64")]
     pub weights: Vec<f32>,
+    #[serde(with = "f32_base64")]
     pub intercepts: Vec<f32>,
-    /// Platt calibration (a, b) per class: probability = 1 / (1 + exp(-(a·f + b))).
-    pub platt: Vec<(f32, f32)>,
+    /// Platt calibration per class, (a, b) pairs flattened: probability =
+    /// 1 / (1 + exp(-(a·f + b))).
+    #[serde(with = "f32_base64")]
+    pub platt: Vec<f32>,
+}
+
+/// Float arrays stored as base64 of little-endian `f32` bytes: exact (decimal text would round
+/// on the way back, breaking the checksum) and compact. NumPy reads them with
+/// `np.frombuffer(base64.b64decode(s), "<f4")`.
+mod f32_base64 {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Error> {
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
+        let text = String::deserialize(d)?;
+        let bytes = STANDARD.decode(text).map_err(D::Error::custom)?;
+        if bytes.len() % 4 != 0 {
+            return Err(D::Error::custom(
+                "float array length is not a multiple of 4 bytes",
+            ));
+        }
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
 }
 
 /// What a model was trained on, and how well it fits its held-out awards.
@@ -358,14 +391,14 @@ impl Model {
         let (w, b) = theta.split_at(vocab.len() * n_classes);
 
         // Platt scaling per class on the held-out decisions.
-        let platt: Vec<(f32, f32)> = (0..n_classes)
-            .map(|c| {
+        let platt: Vec<f32> = (0..n_classes)
+            .flat_map(|c| {
                 let scored: Vec<(f64, bool)> = cal_idx
                     .iter()
                     .map(|&i| (decision(&rows[i], w, b, n_classes, c), labels[i][c]))
                     .collect();
                 let (a, bb) = platt_fit(&scored);
-                (a as f32, bb as f32)
+                [a as f32, bb as f32]
             })
             .collect();
 
@@ -387,7 +420,7 @@ impl Model {
             params: params.clone(),
             field_weights: field_w.clone(),
             stop_words,
-            classes: taxonomy.areas.iter().map(|a| a.id.clone()).collect(),
+            classes: taxonomy.ids(),
             features,
             idf,
             weights: w.iter().map(|&v| v as f32).collect(),
@@ -420,7 +453,7 @@ impl Model {
         if body.idf.len() != d
             || body.weights.len() != d * k
             || body.intercepts.len() != k
-            || body.platt.len() != k
+            || body.platt.len() != 2 * k
         {
             return Err(bad("array sizes do not match features × classes".into()));
         }
@@ -517,8 +550,8 @@ impl Model {
         }
         let mut out = vec![0.0; self.area_class.len()];
         for (c, zc) in z.into_iter().enumerate() {
-            let (a, bb) = b.platt[c];
-            out[self.class_area[c]] = 100.0 * sigmoid(a as f64 * zc + bb as f64);
+            let (a, bb) = (b.platt[2 * c] as f64, b.platt[2 * c + 1] as f64);
+            out[self.class_area[c]] = 100.0 * sigmoid(a * zc + bb);
         }
         out
     }
@@ -957,6 +990,47 @@ mod tests {
         let p_hi = sigmoid(a * 4.5 + b);
         let p_lo = sigmoid(a * -4.5 + b);
         assert!(p_hi > 0.7 && p_lo < 0.2, "{p_hi} {p_lo}");
+    }
+
+    #[test]
+    fn save_load_round_trip_is_exact_and_tampering_is_caught() {
+        let taxonomy = Taxonomy::load(Path::new(super::super::taxonomy::DEFAULT_PATH)).unwrap();
+        let params = super::super::params::ClassifierParams::load(Path::new(
+            "config/cet/classification.yaml",
+        ))
+        .unwrap();
+        let mut rng = Rng::new(5);
+        let docs: Vec<LabelledDoc> = (0..300)
+            .map(|i| {
+                let area = i % 21;
+                LabelledDoc {
+                    id: format!("d{i}"),
+                    title: crate::sample::text::title(&mut rng, area),
+                    r#abstract: Some(crate::sample::text::abstract_text(
+                        &mut rng, "Acme", area, None,
+                    )),
+                    topic_code: None,
+                    areas: vec![area],
+                }
+            })
+            .collect();
+        let mut p = params.model.clone();
+        p.min_df = 1;
+        let m = Model::train(&docs, &taxonomy, &p, &params.field_weights, "test").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        m.save(&path).unwrap();
+        let back = Model::load(&path, &taxonomy).unwrap();
+        assert_eq!(back.version, m.version);
+        assert_eq!(back.body.weights, m.body.weights);
+        assert_eq!(back.body.platt, m.body.platt);
+
+        let text = std::fs::read_to_string(&path).unwrap();
+        let tampered = text.replacen("\"documents\":300", "\"documents\":301", 1);
+        assert_ne!(tampered, text);
+        std::fs::write(&path, tampered).unwrap();
+        let err = Model::load(&path, &taxonomy).unwrap_err().to_string();
+        assert!(err.contains("checksum mismatch"), "{err}");
     }
 
     #[test]

@@ -112,6 +112,7 @@ pub struct ClassifierParams {
     pub priors: Vec<Prior>,
     pub model: ModelParams,
     pub bootstrap_min_score: f64,
+    pub bootstrap_max_docs: usize,
 }
 
 impl ClassifierParams {

@@ -227,6 +227,11 @@ impl Taxonomy {
         out
     }
 
+    /// Area ids in file order (the order scores and classes use).
+    pub fn ids(&self) -> Vec<String> {
+        self.areas.iter().map(|a| a.id.clone()).collect()
+    }
+
     /// Position of an area by id.
     pub fn index_of(&self, id: &str) -> Option<usize> {
         self.areas.iter().position(|a| a.id == id)

@@ -1,12 +1,10 @@
 //! `sbir classify-cet`: awards → `cet_award_classifications` + `cet_company_profiles` (+ the
 //! taxonomy table and drift alerts), and the `train`, `evaluate` and `drift` actions.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use sbir::cet::classify::{Classifier, Scratch};
-use sbir::cet::eval::{Evaluation, LabelKey, evaluate, read_labels};
+use sbir::cet::eval::Evaluation;
 use sbir::cet::model::{LabelledDoc, Model};
 use sbir::cet::params::{ClassifierParams, ScorerChoice};
 use sbir::cet::taxonomy::Taxonomy;
@@ -397,8 +395,7 @@ fn drift_cmd(args: &DriftArgs, env: &Env) -> anyhow::Result<Status> {
     });
     let base = cet::read_distribution(&args.baseline, &taxonomy)?;
     let cur = cet::read_distribution(&current, &taxonomy)?;
-    let ids: Vec<String> = taxonomy.areas.iter().map(|a| a.id.clone()).collect();
-    let d = drift::compare(&base, &cur, &ids, &s.cet.drift);
+    let d = drift::compare(&base, &cur, &taxonomy.ids(), &s.cet.drift);
     write_alerts(env, &d, &current)?;
     tracing::info!(
         "classify-cet drift: area PSI {:.4}, score PSI {:.4}, {} alert(s)",
@@ -413,67 +410,9 @@ fn drift_cmd(args: &DriftArgs, env: &Env) -> anyhow::Result<Status> {
     })
 }
 
-/// Awards keyed by id, only those `wanted` (all when None).
-fn awards_by_id(
-    path: &Path,
-    wanted: Option<&std::collections::HashSet<&str>>,
-) -> anyhow::Result<HashMap<String, cet::AwardInput>> {
-    let mut out = HashMap::new();
-    for batch in cet::read_award_batches(path, 8192)? {
-        for a in batch? {
-            if wanted.is_none_or(|w| w.contains(a.award_id.as_str())) {
-                out.insert(a.award_id.clone(), a);
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Labelled documents from a labels file, award ids resolved against the awards file.
-fn labelled_docs(
-    labels: &Path,
-    taxonomy: &Taxonomy,
-    awards: &Path,
-) -> anyhow::Result<Vec<LabelledDoc>> {
-    let labels = read_labels(labels, taxonomy)?;
-    let wanted: std::collections::HashSet<&str> = labels
-        .iter()
-        .filter_map(|l| match &l.key {
-            LabelKey::AwardId(id) => Some(id.as_str()),
-            LabelKey::Text(_) => None,
-        })
-        .collect();
-    let by_id = if wanted.is_empty() {
-        HashMap::new()
-    } else {
-        awards_by_id(awards, Some(&wanted))?
-    };
-    let mut missing = 0;
-    let docs: Vec<LabelledDoc> = labels
-        .into_iter()
-        .filter_map(|l| match l.key {
-            LabelKey::AwardId(id) => match by_id.get(&id) {
-                Some(a) => Some(LabelledDoc {
-                    id,
-                    title: a.award_title.clone(),
-                    r#abstract: a.r#abstract.clone(),
-                    topic_code: a.topic_code.clone(),
-                    areas: l.areas,
-                }),
-                None => {
-                    missing += 1;
-                    None
-                }
-            },
-            LabelKey::Text(text) => Some(LabelledDoc {
-                id: format!("line-{}", l.line),
-                title: String::new(),
-                r#abstract: Some(text),
-                topic_code: None,
-                areas: l.areas,
-            }),
-        })
-        .collect();
+/// Labelled documents, warning about labelled award ids the awards file lacks.
+fn labelled(labels: &Path, taxonomy: &Taxonomy, awards: &Path) -> anyhow::Result<Vec<LabelledDoc>> {
+    let (docs, missing) = cet::labelled_docs(labels, taxonomy, awards)?;
     if missing > 0 {
         tracing::warn!(
             "{missing} labelled award id(s) are not in {}; skipped",
@@ -491,11 +430,11 @@ fn train(args: &TrainArgs, common: &CommonArgs, env: &Env) -> anyhow::Result<Sta
     let timer = StageTimer::start();
     let (docs, source) = match &args.labels {
         Some(labels) => (
-            labelled_docs(labels, &taxonomy, &awards)?,
+            labelled(labels, &taxonomy, &awards)?,
             format!("labels:{}", labels.display()),
         ),
         None => (
-            bootstrap_docs(&taxonomy, &params, &awards)?,
+            cet::bootstrap_docs(&taxonomy, &params, &awards)?,
             format!("bootstrap:{}", awards.display()),
         ),
     };
@@ -536,50 +475,12 @@ fn train(args: &TrainArgs, common: &CommonArgs, env: &Env) -> anyhow::Result<Sta
     Ok(Status::Pass)
 }
 
-/// Training documents from the rules scorer's confident decisions on the awards file.
-fn bootstrap_docs(
-    taxonomy: &Taxonomy,
-    params: &ClassifierParams,
-    awards: &Path,
-) -> anyhow::Result<Vec<LabelledDoc>> {
-    let rules = Classifier::new(taxonomy.clone(), params.clone(), None)?;
-    let min = params.bootstrap_min_score;
-    let mut docs = Vec::new();
-    let mut scratch = Scratch::default();
-    for batch in cet::read_award_batches(awards, 8192)? {
-        for a in batch? {
-            let c = rules.classify(&a.award_id, &a.text(), &mut scratch);
-            let Some(primary) = c.primary_cet_id.filter(|_| c.primary_score >= min) else {
-                continue;
-            };
-            let areas = std::iter::once(primary.as_str())
-                .chain(
-                    c.supporting
-                        .iter()
-                        .filter(|s| s.score >= min)
-                        .map(|s| s.cet_id.as_str()),
-                )
-                .filter_map(|id| taxonomy.index_of(id))
-                .collect();
-            docs.push(LabelledDoc {
-                id: a.award_id,
-                title: a.award_title,
-                r#abstract: a.r#abstract,
-                topic_code: a.topic_code,
-                areas,
-            });
-        }
-    }
-    Ok(docs)
-}
-
 /// `classify-cet evaluate`: every available scorer against the labels.
 fn evaluate_cmd(args: &EvaluateArgs, common: &CommonArgs, env: &Env) -> anyhow::Result<Status> {
     let s = env.settings();
     let (taxonomy, params) = load_parts(s)?;
-    let docs = labelled_docs(&args.labels, &taxonomy, &awards_path(s))?;
+    let docs = labelled(&args.labels, &taxonomy, &awards_path(s))?;
     anyhow::ensure!(!docs.is_empty(), "no labelled awards to evaluate");
-    let ids: Vec<String> = taxonomy.areas.iter().map(|a| a.id.clone()).collect();
     let choices: Vec<ScorerChoice> = match common.scorer {
         Some(ScorerChoice::Auto) | None => vec![ScorerChoice::Rules, ScorerChoice::Model],
         Some(c) => vec![c],
@@ -592,22 +493,7 @@ fn evaluate_cmd(args: &EvaluateArgs, common: &CommonArgs, env: &Env) -> anyhow::
             tracing::warn!("evaluate: no model scorer ({}): {}", f.reason, f.detail);
             continue;
         }
-        let items: Vec<(Vec<usize>, Vec<f64>)> = {
-            use rayon::prelude::*;
-            docs.par_iter()
-                .map_init(Scratch::default, |scratch, d| {
-                    let text = sbir::cet::classify::AwardText {
-                        title: &d.title,
-                        r#abstract: d.r#abstract.as_deref(),
-                        topic_code: d.topic_code.as_deref(),
-                        agency: None,
-                        branch: None,
-                    };
-                    (d.areas.clone(), classifier.scores(&text, scratch))
-                })
-                .collect()
-        };
-        results.push(evaluate(classifier.scorer(), &items, &ids));
+        results.push(cet::evaluate_docs(&classifier, &docs));
     }
     for e in &results {
         print_evaluation(e);

@@ -9,7 +9,7 @@
 //! depends only on the options, never on the thread count.
 
 mod names;
-mod text;
+pub mod text;
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -254,6 +254,138 @@ pub const CET_VOCAB: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// Per area (same order as [`CET_VOCAB`]), wording a proposal might use instead of the
+/// area's usual phrases. None of it is a taxonomy keyword, so text written this way tests
+/// whether a classifier generalises beyond exact keywords.
+pub const PARAPHRASES: &[&[&str]] = &[
+    &[
+        "massively parallel solvers",
+        "compute clusters",
+        "accelerator-based number crunching",
+        "scalable simulation codes",
+    ],
+    &[
+        "engineered microstructures",
+        "lightweight structural laminates",
+        "tailored alloy chemistries",
+        "wear-resistant surface layers",
+    ],
+    &[
+        "jet engine hot-section parts",
+        "propulsion turbomachinery",
+        "fan and core engine modules",
+        "aeroengine durability",
+    ],
+    &[
+        "layer-by-layer fabrication",
+        "automated production lines",
+        "printed metal parts",
+        "shop-floor process control",
+    ],
+    &[
+        "long-range detection payloads",
+        "target cueing sensors",
+        "low-observability treatments",
+        "passive detection arrays",
+    ],
+    &[
+        "compact fission systems",
+        "reactor-grade fuel forms",
+        "next-generation reactor designs",
+        "fuel pellet qualification",
+    ],
+    &[
+        "learned models",
+        "data-driven inference",
+        "trained classifiers",
+        "predictive models learned from data",
+    ],
+    &[
+        "self-piloting platforms",
+        "uncrewed aircraft",
+        "robot teams",
+        "vehicles operating without a pilot",
+    ],
+    &[
+        "engineered microbes",
+        "cell-free expression",
+        "bioprocess scale-up",
+        "antibody discovery",
+    ],
+    &[
+        "resilient tactical links",
+        "beyond-line-of-sight links",
+        "networked radios",
+        "contested spectrum links",
+    ],
+    &[
+        "beam weapons",
+        "laser effectors",
+        "power-on-target systems",
+        "counter-drone lasers",
+    ],
+    &[
+        "payment rails",
+        "ledger-based settlement",
+        "transaction risk scoring",
+        "digital asset custody",
+    ],
+    &[
+        "operator displays",
+        "gesture control",
+        "immersive training environments",
+        "cognitive workload monitoring",
+    ],
+    &[
+        "Mach 6 vehicles",
+        "air-breathing high-speed propulsion",
+        "extreme aerothermal heating",
+        "high-speed strike weapons",
+    ],
+    &[
+        "federated command networks",
+        "cross-domain mission threads",
+        "multi-platform orchestration",
+        "enterprise mission integration",
+    ],
+    &[
+        "network defense",
+        "threat hunting",
+        "secure enclaves",
+        "attack surface reduction",
+    ],
+    &[
+        "atomic clocks and interferometry",
+        "photonic entanglement sources",
+        "spin-based registers",
+        "quantum-safe key exchange",
+    ],
+    &[
+        "clean power generation",
+        "grid-scale storage cells",
+        "charge storage chemistries",
+        "off-grid power systems",
+    ],
+    &[
+        "chip fabrication",
+        "wide-bandgap power devices",
+        "custom silicon",
+        "advanced packaging of dies",
+    ],
+    &[
+        "orbital platforms",
+        "on-orbit assembly",
+        "deep space probes",
+        "rideshare payloads",
+    ],
+    &[
+        "assured machine decisions",
+        "certifiable learning systems",
+        "robust model behavior under attack",
+        "auditable decision aids",
+    ],
+];
+
 const OBJECTS: &[&str] = &[
     "prototype",
     "testbed",
@@ -328,10 +460,25 @@ fn capitalise(s: &str) -> String {
         .unwrap_or_default()
 }
 
-/// An award title drawing on `area`'s phrases.
+/// One phrase about `area`: its usual vocabulary, or (35% of the time) a paraphrase.
+fn area_phrase(rng: &mut Rng, area: usize) -> &'static str {
+    if rng.chance(0.35) {
+        rng.pick::<&str>(PARAPHRASES[area])
+    } else {
+        rng.pick::<&str>(CET_VOCAB[area].1)
+    }
+}
+
+/// An award title drawing on `area`'s phrases (one in five is generic).
 pub fn title(rng: &mut Rng, area: usize) -> String {
-    let phrase = rng.pick(CET_VOCAB[area].1);
-    match rng.below(4) {
+    let phrase = area_phrase(rng, area);
+    match rng.below(5) {
+        4 => format!(
+            "{} {} for {}",
+            capitalise(rng.pick::<&str>(&["compact", "rugged", "scalable", "affordable"])),
+            rng.pick(OBJECTS),
+            rng.pick(APPLICATIONS)
+        ),
         0 => format!("{} for {}", capitalise(phrase), rng.pick(APPLICATIONS)),
         1 => format!("Novel {phrase} {}", rng.pick(OBJECTS)),
         2 => format!("Low-cost {phrase} for {}", rng.pick(APPLICATIONS)),
@@ -350,9 +497,8 @@ pub fn abstract_text(
     primary: usize,
     secondary: Option<usize>,
 ) -> String {
-    let vocab = CET_VOCAB[primary].1;
-    let p1 = rng.pick(vocab);
-    let p2 = rng.pick(vocab);
+    let p1 = area_phrase(rng, primary);
+    let p2 = area_phrase(rng, primary);
     let object = rng.pick(OBJECTS);
     let mut s = vec![
         format!(
@@ -366,7 +512,7 @@ pub fn abstract_text(
         ),
     ];
     if let Some(sec) = secondary {
-        let q = rng.pick(CET_VOCAB[sec].1);
+        let q = area_phrase(rng, sec);
         s.push(format!(
             "The {object} also applies {q} to {}.",
             rng.pick(BENEFITS)
@@ -379,8 +525,18 @@ pub fn abstract_text(
         ));
     }
     for _ in 0..rng.range(2, 3) {
-        let p = rng.pick(vocab);
+        let p = area_phrase(rng, primary);
         s.push(rng.pick(DETAILS).replace("{p}", p));
+    }
+    // A passing mention of another area, which a careless classifier takes for the topic.
+    if rng.chance(0.25) {
+        let other = rng.below(CET_VOCAB.len() as u64) as usize;
+        if other != primary && Some(other) != secondary {
+            s.push(format!(
+                "Unlike earlier work on {}, the design needs no specialised facilities.",
+                rng.pick(CET_VOCAB[other].1)
+            ));
+        }
     }
     for _ in 0..rng.range(3, 5) {
         s.push(rng.pick(BOILERPLATE).to_string());
@@ -397,6 +553,7 @@ mod tests {
     #[test]
     fn twenty_one_areas_with_vocabulary() {
         assert_eq!(CET_VOCAB.len(), 21);
+        assert_eq!(PARAPHRASES.len(), 21);
         assert!(CET_VOCAB.iter().all(|(_, v)| v.len() >= 5));
     }
 
@@ -404,6 +561,7 @@ mod tests {
     fn abstract_mentions_its_area() {
         let mut rng = Rng::new(9);
         let text = abstract_text(&mut rng, "Acme", 16, None);
-        assert!(CET_VOCAB[16].1.iter().any(|p| text.contains(p)), "{text}");
+        let phrases = CET_VOCAB[16].1.iter().chain(PARAPHRASES[16]);
+        assert!(phrases.clone().any(|p| text.contains(p)), "{text}");
     }
 }

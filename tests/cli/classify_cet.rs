@@ -277,6 +277,46 @@ fn model_trains_scores_and_falls_back() {
             > 0.95
     );
 
+    // On hand-written text with none of the AI keywords, only paraphrases the model learned.
+    wd.write(
+        "hand.csv",
+        awards_csv(&[&[
+            ("Award Title", "Learned models for depot logistics"),
+            (
+                "Abstract",
+                "We train classifiers on maintenance records. Predictive models learned from data drive data-driven inference about part failures.",
+            ),
+        ]]),
+    );
+    wd.run(&["ingest", "--input", "hand.csv", "--out-dir", "hand"], 0);
+    let classify_hand = |scorer: &str, code: i32| {
+        let args = [
+            "classify-cet",
+            "--scorer",
+            scorer,
+            "--awards",
+            "hand/sbir_awards.parquet",
+            "--out-dir",
+            "hand",
+            "--format",
+            "ndjson",
+        ];
+        wd.run(&args, code);
+        wd.ndjson("hand/cet_award_classifications.ndjson").remove(0)
+    };
+    let hand = classify_hand("model", 0);
+    assert_eq!(hand["primary_cet_id"], "artificial_intelligence", "{hand}");
+    assert!(
+        !hand["evidence"].as_array().unwrap().is_empty(),
+        "model evidence"
+    );
+    let hand = classify_hand("rules", 3);
+    assert_eq!(
+        hand["primary_cet_id"],
+        Value::Null,
+        "no keyword: rules abstain"
+    );
+
     // Evaluation reports both scorers.
     wd.run(
         &[
