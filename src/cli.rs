@@ -100,7 +100,7 @@ impl OutputArgs {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the main job: ingest, enrich, classify-cet (load-neo4j joins when it lands).
+    /// Run the main job: ingest, enrich, classify-cet, load-neo4j (an import bundle without a server).
     Run(cmd::run::Args),
     /// Validate and normalise the SBIR.gov awards bulk CSV into Parquet/NDJSON.
     Ingest(cmd::ingest::Args),
@@ -108,6 +108,8 @@ pub enum Command {
     Enrich(cmd::enrich::Args),
     /// Score awards against the 21 CET areas, with evidence; company profiles; drift.
     ClassifyCet(cmd::classify_cet::Args),
+    /// Load the CET graph into Neo4j, or write a neo4j-admin import bundle.
+    LoadNeo4j(cmd::load_neo4j::Args),
     /// Write a realistic synthetic awards file, recipients file and ground-truth links.
     SampleData(cmd::sample_data::Args),
     /// Inspect settings.

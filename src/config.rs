@@ -48,6 +48,7 @@ pub struct Settings {
     pub ingest: IngestSettings,
     pub enrich: EnrichSettings,
     pub cet: CetSettings,
+    pub neo4j: Neo4jSettings,
     pub sample_data: SampleDataSettings,
 }
 
@@ -239,6 +240,60 @@ pub struct CetDriftSettings {
     pub share_change: f64,
 }
 
+/// Settings of `sbir load-neo4j`. The password is never a setting: it comes from
+/// `NEO4J_PASSWORD` or `password_file`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Neo4jSettings {
+    /// Bolt URI (`NEO4J_URI` overrides); null means no server: write the import bundle.
+    pub uri: Option<String>,
+    pub user: String,
+    pub database: String,
+    pub password_file: Option<PathBuf>,
+    pub batch_size: usize,
+    /// Batches in flight at once.
+    pub concurrency: usize,
+    pub create_constraints: bool,
+    pub create_indexes: bool,
+    pub connect_timeout_s: u64,
+    /// Retries of a batch after a connection error (transient server errors are retried by
+    /// the driver), with exponential backoff from backoff_ms, capped at max_backoff_ms.
+    pub max_retries: u32,
+    pub backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// Stop at the first batch that fails for good (otherwise record it and go on).
+    pub fail_fast: bool,
+    /// Per-step checks, failed batches and resume state.
+    pub loaded_dir: PathBuf,
+    /// Where `--export` writes the neo4j-admin import bundle by default.
+    pub export_dir: PathBuf,
+    pub array_delimiter: String,
+    /// Property holding a Company's key (its UEI, else `name:<normalised name>`).
+    pub company_key_property: String,
+    pub labels: GraphLabels,
+    pub rel_types: GraphRelTypes,
+    /// ERROR gate: rows loaded / rows sent, per step.
+    pub min_load_success_rate: f64,
+}
+
+/// Node labels of the graph.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphLabels {
+    pub cet_area: String,
+    pub award: String,
+    pub company: String,
+}
+
+/// Relationship types of the graph.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphRelTypes {
+    pub awarded: String,
+    pub applicable_to: String,
+    pub specializes_in: String,
+}
+
 /// Defaults of `sbir sample-data`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -247,6 +302,14 @@ pub struct SampleDataSettings {
     pub recipients: u64,
     pub seed: u64,
     pub out_dir: PathBuf,
+}
+
+/// A Cypher label, relationship type or property name safe to splice into a statement.
+pub fn is_identifier(s: &str) -> bool {
+    let mut c = s.chars();
+    c.next().is_some_and(|f| f.is_ascii_alphabetic())
+        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+        && s.len() <= 64
 }
 
 /// Everything settings are built from, gathered by the caller.
@@ -563,6 +626,43 @@ impl Loaded {
             if name.is_empty() || name.contains(['/', '\\']) {
                 return Err(self.invalid(key, "must be a plain file name stem"));
             }
+        }
+        let n = &s.neo4j;
+        for (key, v) in [
+            ("neo4j.labels.cet_area", &n.labels.cet_area),
+            ("neo4j.labels.award", &n.labels.award),
+            ("neo4j.labels.company", &n.labels.company),
+            ("neo4j.rel_types.awarded", &n.rel_types.awarded),
+            ("neo4j.rel_types.applicable_to", &n.rel_types.applicable_to),
+            (
+                "neo4j.rel_types.specializes_in",
+                &n.rel_types.specializes_in,
+            ),
+            ("neo4j.company_key_property", &n.company_key_property),
+        ] {
+            if !is_identifier(v) {
+                return Err(self.invalid(
+                    key,
+                    format!(
+                        "{v:?} is not a plain identifier (a letter, then letters, digits or _)"
+                    ),
+                ));
+            }
+        }
+        if n.batch_size == 0 || n.concurrency == 0 {
+            return Err(self.invalid(
+                "neo4j.batch_size",
+                "batch_size and concurrency must be at least 1",
+            ));
+        }
+        if !(0.0..=1.0).contains(&n.min_load_success_rate) {
+            return Err(self.invalid("neo4j.min_load_success_rate", "must be between 0 and 1"));
+        }
+        if n.array_delimiter.chars().count() != 1 || n.array_delimiter == "," {
+            return Err(self.invalid(
+                "neo4j.array_delimiter",
+                "must be one character other than ','",
+            ));
         }
         if s.output.row_group_size == 0 {
             return Err(self.invalid("output.row_group_size", "must be at least 1"));

@@ -6,6 +6,7 @@
 pub mod cet;
 pub mod config;
 pub mod enrich;
+pub mod graph;
 pub mod ingest;
 pub mod io;
 pub mod metrics;

@@ -11,6 +11,7 @@ use clap::Parser;
 use sbir::cet::CetError;
 use sbir::config::{self, ConfigError, FlagOverride, Sources};
 use sbir::enrich::EnrichError;
+use sbir::graph::GraphError;
 use sbir::ingest::IngestError;
 use sbir::io::checks::Status;
 
@@ -46,6 +47,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest(a) => a.overrides(),
         Command::Enrich(a) => a.overrides(),
         Command::ClassifyCet(a) => a.overrides(),
+        Command::LoadNeo4j(a) => a.overrides(),
         Command::SampleData(a) => a.overrides(),
         Command::Config(_) => Vec::new(),
     });
@@ -69,6 +71,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest(a) => cmd::ingest::run(a, &env)?,
         Command::Enrich(a) => cmd::enrich::run(a, &env)?,
         Command::ClassifyCet(a) => cmd::classify_cet::run(a, &env)?,
+        Command::LoadNeo4j(a) => cmd::load_neo4j::run(a, &env)?,
         Command::SampleData(a) => {
             cmd::sample_data::run(a, &env)?;
             Status::Pass
@@ -97,6 +100,9 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             return if e.is_usage() { 2 } else { 1 };
         }
         if let Some(e) = cause.downcast_ref::<CetError>() {
+            return if e.is_usage() { 2 } else { 1 };
+        }
+        if let Some(e) = cause.downcast_ref::<GraphError>() {
             return if e.is_usage() { 2 } else { 1 };
         }
     }

@@ -303,6 +303,42 @@ pub fn read_awards(path: &std::path::Path) -> Result<Vec<Award>, crate::io::IoEr
     Ok(out)
 }
 
+/// Reads a Parquet file batch by batch as rows of `T`, decoding only the `required` columns
+/// and those `optional` ones the file has. A missing required column is named in the error.
+pub fn read_projected<T: DeserializeOwned>(
+    path: &std::path::Path,
+    required: &[&str],
+    optional: &[&str],
+    batch_size: usize,
+) -> Result<impl Iterator<Item = Result<Vec<T>, crate::io::IoError>>, crate::io::IoError> {
+    use parquet::arrow::ProjectionMask;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let err = |e: &dyn std::fmt::Display| crate::io::IoError::read(path, e);
+    let file = std::fs::File::open(path).map_err(|e| err(&e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| err(&e))?;
+    let schema = builder.schema().clone();
+    let mut wanted = Vec::new();
+    for name in required.iter().chain(optional) {
+        match schema.index_of(name) {
+            Ok(i) => wanted.push(i),
+            Err(_) if optional.contains(name) => {}
+            Err(_) => return Err(err(&format!("no column `{name}`"))),
+        }
+    }
+    let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(batch_size)
+        .build()
+        .map_err(|e| err(&e))?;
+    let path = path.to_path_buf();
+    Ok(reader.map(move |b| {
+        let e = |x: &dyn std::fmt::Display| crate::io::IoError::read(&path, x);
+        let batch = b.map_err(|x| e(&x))?;
+        from_batch::<T>(&batch).map_err(|x| e(&x))
+    }))
+}
+
 /// Reads rows back from a record batch.
 pub fn from_batch<T: DeserializeOwned>(batch: &RecordBatch) -> Result<Vec<T>, serde_arrow::Error> {
     serde_arrow::from_record_batch(batch)

@@ -132,7 +132,7 @@ impl AwardInput {
     }
 
     /// The company's UEI: its own, else the linked USAspending recipient's.
-    fn company_uei(&self) -> Option<&str> {
+    pub fn company_uei(&self) -> Option<&str> {
         self.uei
             .as_deref()
             .or(if self._usaspending_linked == Some(true) {
@@ -148,35 +148,8 @@ pub fn read_award_batches(
     path: &Path,
     batch_size: usize,
 ) -> Result<impl Iterator<Item = Result<Vec<AwardInput>, CetError>>, CetError> {
-    let err = |e: &dyn std::fmt::Display| CetError::Io(IoError::read(path, e));
-    let file = std::fs::File::open(path).map_err(|e| err(&e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| err(&e))?;
-    let schema = builder.schema().clone();
-    let mut wanted: Vec<usize> = Vec::new();
-    for name in REQUIRED.iter().chain(OPTIONAL) {
-        match schema.index_of(name) {
-            Ok(i) => wanted.push(i),
-            Err(_) if OPTIONAL.contains(name) => {}
-            Err(_) => {
-                return Err(CetError::MissingColumn {
-                    path: path.to_path_buf(),
-                    column: name.to_string(),
-                });
-            }
-        }
-    }
-    let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
-    let reader = builder
-        .with_projection(mask)
-        .with_batch_size(batch_size)
-        .build()
-        .map_err(|e| err(&e))?;
-    let path = path.to_path_buf();
-    Ok(reader.map(move |b| {
-        let e = |e: &dyn std::fmt::Display| CetError::Io(IoError::read(&path, e));
-        let batch = b.map_err(|x| e(&x))?;
-        crate::records::from_batch::<AwardInput>(&batch).map_err(|x| e(&x))
-    }))
+    let batches = crate::records::read_projected(path, REQUIRED, OPTIONAL, batch_size)?;
+    Ok(batches.map(|b| b.map_err(CetError::Io)))
 }
 
 /// Why the rules scorer runs instead of the model.

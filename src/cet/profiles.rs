@@ -11,6 +11,14 @@ use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 
+/// A company's key: its UEI when known, else `name:` + its normalised name.
+pub fn company_key(uei: Option<&str>, normalized_name: &str) -> String {
+    match uei {
+        Some(u) => u.to_string(),
+        None => format!("name:{normalized_name}"),
+    }
+}
+
 /// One award as the profile builder sees it.
 #[derive(Debug, Clone)]
 pub struct ProfileAward<'a> {
@@ -78,10 +86,7 @@ pub struct ProfileBuilder {
 
 impl ProfileBuilder {
     pub fn add(&mut self, a: &ProfileAward) {
-        let key = match a.uei {
-            Some(u) => u.to_string(),
-            None => format!("name:{}", a.normalized_name),
-        };
+        let key = company_key(a.uei, &a.normalized_name);
         let acc = self.companies.entry(key).or_insert_with(|| Acc {
             uei: a.uei.map(str::to_string),
             name: a.company.to_string(),

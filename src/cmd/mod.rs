@@ -6,6 +6,7 @@ pub mod classify_cet;
 pub mod config;
 pub mod enrich;
 pub mod ingest;
+pub mod load_neo4j;
 pub mod run;
 pub mod sample_data;
 

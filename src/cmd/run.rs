@@ -1,5 +1,5 @@
-//! `sbir run`: the main job. Runs the pipeline stage by stage (today: ingest → enrich →
-//! classify-cet) and stops before a stage whose upstream quality gate failed.
+//! `sbir run`: the main job. Runs the pipeline stage by stage (ingest → enrich → classify-cet
+//! → load-neo4j) and stops before a stage whose upstream quality gate failed.
 
 use sbir::config::FlagOverride;
 use sbir::io::checks::Status;
@@ -63,7 +63,8 @@ pub fn run(_args: &Args, env: &Env) -> anyhow::Result<Status> {
     };
     let status = super::classify_cet::run(&classify_args, env)?;
     if status == Status::Fail {
-        tracing::error!("run: classify-cet's quality gate failed");
+        tracing::error!("run: stopping after classify-cet: its quality gate failed");
+        return Ok(status);
     }
-    Ok(status)
+    super::load_neo4j::run(&super::load_neo4j::Args::default(), env)
 }

@@ -5,6 +5,7 @@ mod classify_cet;
 mod config;
 mod enrich;
 mod ingest;
+mod load_neo4j;
 mod run;
 mod sample_data;
 mod workdir;

@@ -38,6 +38,11 @@ fn run_chains_ingest_enrich_and_classify_and_prints_outputs() {
     let cet = wd.json("data/processed/cet_award_classifications.checks.json");
     assert_eq!(cet["details"]["reason"], "model_missing");
     assert_eq!(cet["counts"]["num_classified"], 1);
+    // No graph server configured: the import bundle is written.
+    assert!(
+        printed.contains("data/loaded/neo4j-import/nodes_award.csv"),
+        "{printed}"
+    );
 }
 
 #[test]

@@ -1,0 +1,460 @@
+//! `load-neo4j`: the CET graph (CETArea, Award, Company nodes; AWARDED, APPLICABLE_TO,
+//! SPECIALIZES_IN relationships) built from the stage outputs, as Cypher statements with
+//! parameter batches that a Bolt loader sends, a dry run writes, or an import bundle holds.
+//!
+//! Every value travels as a parameter; only labels, relationship types and key property names
+//! (validated identifiers from settings) are spliced into statements.
+
+pub mod bundle;
+pub mod cypher;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::cet::classify::round2;
+use crate::cet::params::Bands;
+use crate::cet::profiles::{CompanyProfile, company_key};
+use crate::cet::taxonomy::Taxonomy;
+use crate::enrich::names::Normalizer;
+use crate::io::IoError;
+use cypher::Cypher;
+
+/// What can go wrong building or loading the graph.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    #[error("{what} {value:?} is not a plain identifier (a letter, then letters, digits or _)")]
+    Identifier { what: &'static str, value: String },
+    #[error(
+        "unknown step `{0}`: expected cetarea-nodes, award-enrichment, company-enrichment, award-relationships or company-relationships"
+    )]
+    UnknownStep(String),
+    #[error(
+        "cannot reach the graph server at {uri}: {message}. Check that the server runs, the URI and the port, and NEO4J_USER/NEO4J_PASSWORD"
+    )]
+    Unreachable { uri: String, message: String },
+    #[error("the graph server at {uri} refused the credentials of user `{user}` ({code})")]
+    Unauthorized {
+        uri: String,
+        user: String,
+        code: String,
+    },
+    #[error("no password: set NEO4J_PASSWORD or neo4j.password_file")]
+    NoPassword,
+    #[error("{0}")]
+    Server(String),
+    #[error(transparent)]
+    Io(#[from] IoError),
+}
+
+impl GraphError {
+    /// Errors caused by what the user gave (exit code 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Self::Identifier { .. } | Self::UnknownStep(_) | Self::NoPassword
+        )
+    }
+}
+
+/// A load step users can run alone, in dependency order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Step {
+    CetAreaNodes,
+    AwardEnrichment,
+    CompanyEnrichment,
+    AwardRelationships,
+    CompanyRelationships,
+}
+
+impl Step {
+    pub const ALL: [Step; 5] = [
+        Step::CetAreaNodes,
+        Step::AwardEnrichment,
+        Step::CompanyEnrichment,
+        Step::AwardRelationships,
+        Step::CompanyRelationships,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::CetAreaNodes => "cetarea-nodes",
+            Step::AwardEnrichment => "award-enrichment",
+            Step::CompanyEnrichment => "company-enrichment",
+            Step::AwardRelationships => "award-relationships",
+            Step::CompanyRelationships => "company-relationships",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, GraphError> {
+        Self::ALL
+            .into_iter()
+            .find(|st| st.name() == s)
+            .ok_or_else(|| GraphError::UnknownStep(s.to_string()))
+    }
+}
+
+/// One parameterised statement and the rows it runs over (`UNWIND $rows AS row`).
+#[derive(Debug, Clone)]
+pub struct Statement<'a> {
+    pub text: String,
+    pub rows: &'a [Value],
+}
+
+/// Every row of the graph, in the shape the statements take.
+#[derive(Debug, Default)]
+pub struct GraphData {
+    pub cet_areas: Vec<Value>,
+    pub awards: Vec<Value>,
+    pub companies: Vec<Value>,
+    pub awarded: Vec<Value>,
+    pub applicable_keep: Vec<Value>,
+    pub applicable: Vec<Value>,
+    pub specializes_keep: Vec<Value>,
+    pub specializes: Vec<Value>,
+}
+
+/// Where the graph's rows come from.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    pub taxonomy: PathBuf,
+    /// The enriched awards (or the ingested ones).
+    pub awards: PathBuf,
+    pub classifications: PathBuf,
+    pub profiles: PathBuf,
+}
+
+/// Award columns the graph uses.
+#[derive(Debug, Deserialize)]
+struct AwardRow {
+    award_id: String,
+    award_title: String,
+    agency: String,
+    branch: Option<String>,
+    phase: String,
+    program: String,
+    award_year: i32,
+    award_amount: f64,
+    topic_code: Option<String>,
+    company: String,
+    uei: Option<String>,
+    duns: Option<String>,
+    state: Option<String>,
+    city: Option<String>,
+    #[serde(default)]
+    usaspending_recipient_uei: Option<String>,
+    #[serde(default)]
+    usaspending_recipient_name: Option<String>,
+    #[serde(default)]
+    _usaspending_linked: Option<bool>,
+}
+
+const AWARD_COLUMNS: &[&str] = &[
+    "award_id",
+    "award_title",
+    "agency",
+    "branch",
+    "phase",
+    "program",
+    "award_year",
+    "award_amount",
+    "topic_code",
+    "company",
+    "uei",
+    "duns",
+    "state",
+    "city",
+];
+const AWARD_OPTIONAL: &[&str] = &[
+    "usaspending_recipient_uei",
+    "usaspending_recipient_name",
+    "_usaspending_linked",
+];
+
+/// Classification columns the graph uses (evidence is not loaded).
+#[derive(Debug, Deserialize)]
+struct ClassRow {
+    award_id: String,
+    primary_cet_id: Option<String>,
+    primary_score: f64,
+    band: Option<String>,
+    supporting: Vec<crate::cet::classify::Supporting>,
+    scorer: String,
+    model_version: Option<String>,
+}
+
+fn band(b: &Bands, score: f64) -> &'static str {
+    if score >= b.high {
+        "High"
+    } else if score >= b.medium {
+        "Medium"
+    } else {
+        "Low"
+    }
+}
+
+/// A node row: its key and its other properties.
+fn node(key: &str, id: &str, props: Map<String, Value>) -> Value {
+    json!({ key: id, "props": props })
+}
+
+/// A relationship row: the two end keys and the relationship's properties.
+fn rel(from: &str, to: &str, props: Value) -> Value {
+    json!({ "from": from, "to": to, "props": props })
+}
+
+impl GraphData {
+    /// Reads the taxonomy, awards, classifications and profiles into graph rows.
+    pub fn build(
+        src: &Sources,
+        taxonomy: &Taxonomy,
+        bands: &Bands,
+        normalizer: &Normalizer,
+    ) -> Result<Self, crate::cet::CetError> {
+        let mut g = GraphData::default();
+        for a in &taxonomy.areas {
+            let mut p = Map::new();
+            p.insert("name".into(), json!(a.name));
+            p.insert("definition".into(), json!(a.definition));
+            p.insert(
+                "keywords".into(),
+                json!(a.keywords.iter().map(|k| k.phrase()).collect::<Vec<_>>()),
+            );
+            p.insert("parent_cet_id".into(), json!(a.parent));
+            p.insert("taxonomy_version".into(), json!(taxonomy.version));
+            g.cet_areas.push(node("cet_id", &a.id, p));
+        }
+
+        let mut classes: HashMap<String, ClassRow> = HashMap::new();
+        let cols = [
+            "award_id",
+            "primary_cet_id",
+            "primary_score",
+            "band",
+            "supporting",
+            "scorer",
+            "model_version",
+        ];
+        for batch in
+            crate::records::read_projected::<ClassRow>(&src.classifications, &cols, &[], 8192)?
+        {
+            for c in batch? {
+                classes.insert(c.award_id.clone(), c);
+            }
+        }
+
+        let profiles: HashMap<String, CompanyProfile> = {
+            let mut m = HashMap::new();
+            for batch in crate::records::read_projected::<CompanyProfile>(
+                &src.profiles,
+                &[],
+                &[
+                    "company_key",
+                    "key_type",
+                    "uei",
+                    "company_name",
+                    "normalized_name",
+                    "award_count",
+                    "classified_award_count",
+                    "total_award_amount",
+                    "dominant_cet_id",
+                    "specialization_score",
+                    "first_award_year",
+                    "last_award_year",
+                    "areas",
+                ],
+                8192,
+            )? {
+                for p in batch? {
+                    m.insert(p.company_key.clone(), p);
+                }
+            }
+            m
+        };
+
+        // Companies: first-seen identity, award counts and dollars over all awards.
+        let mut companies: HashMap<String, (Map<String, Value>, u64, f64)> = HashMap::new();
+        let mut order: Vec<String> = Vec::new();
+        for batch in crate::records::read_projected::<AwardRow>(
+            &src.awards,
+            AWARD_COLUMNS,
+            AWARD_OPTIONAL,
+            8192,
+        )? {
+            for a in batch? {
+                let uei = a.uei.clone().or(if a._usaspending_linked == Some(true) {
+                    a.usaspending_recipient_uei.clone()
+                } else {
+                    None
+                });
+                let normalized = normalizer.normalize(&a.company);
+                let key = company_key(uei.as_deref(), &normalized);
+                let c = classes.get(&a.award_id);
+                let mut p = Map::new();
+                p.insert("title".into(), json!(a.award_title));
+                p.insert("agency".into(), json!(a.agency));
+                p.insert("branch".into(), json!(a.branch));
+                p.insert("phase".into(), json!(a.phase));
+                p.insert("program".into(), json!(a.program));
+                p.insert("award_year".into(), json!(a.award_year));
+                p.insert("award_amount".into(), json!(a.award_amount));
+                p.insert("topic_code".into(), json!(a.topic_code));
+                p.insert(
+                    "cet_primary_id".into(),
+                    json!(c.and_then(|c| c.primary_cet_id.clone())),
+                );
+                p.insert(
+                    "cet_primary_score".into(),
+                    json!(
+                        c.filter(|c| c.primary_cet_id.is_some())
+                            .map(|c| c.primary_score)
+                    ),
+                );
+                p.insert("cet_band".into(), json!(c.and_then(|c| c.band.clone())));
+                p.insert(
+                    "cet_supporting_ids".into(),
+                    json!(
+                        c.map(|c| c
+                            .supporting
+                            .iter()
+                            .map(|s| s.cet_id.clone())
+                            .collect::<Vec<_>>())
+                            .unwrap_or_default()
+                    ),
+                );
+                p.insert("cet_scorer".into(), json!(c.map(|c| c.scorer.clone())));
+                p.insert(
+                    "cet_model_version".into(),
+                    json!(c.and_then(|c| c.model_version.clone())),
+                );
+                g.awards.push(node("award_id", &a.award_id, p));
+                g.awarded.push(rel(&key, &a.award_id, json!({})));
+                if let Some(c) = c {
+                    let mut keep = Vec::new();
+                    if let Some(primary) = &c.primary_cet_id {
+                        keep.push(primary.clone());
+                        g.applicable.push(rel(
+                            &a.award_id,
+                            primary,
+                            json!({
+                                "primary": true, "score": c.primary_score,
+                                "band": c.band, "rank": 1,
+                            }),
+                        ));
+                    }
+                    for (i, s) in c.supporting.iter().enumerate() {
+                        keep.push(s.cet_id.clone());
+                        g.applicable.push(rel(
+                            &a.award_id,
+                            &s.cet_id,
+                            json!({
+                                "primary": false, "score": s.score,
+                                "band": band(bands, s.score), "rank": i + 2,
+                            }),
+                        ));
+                    }
+                    g.applicable_keep
+                        .push(json!({"from": a.award_id, "keep": keep}));
+                }
+                let entry = companies.entry(key.clone()).or_insert_with(|| {
+                    order.push(key.clone());
+                    let mut p = Map::new();
+                    p.insert("uei".into(), json!(uei));
+                    p.insert("duns".into(), json!(a.duns));
+                    p.insert("name".into(), json!(a.company));
+                    p.insert("normalized_name".into(), json!(normalized));
+                    p.insert("state".into(), json!(a.state));
+                    p.insert("city".into(), json!(a.city));
+                    p.insert(
+                        "usaspending_recipient_name".into(),
+                        json!(a.usaspending_recipient_name),
+                    );
+                    (p, 0, 0.0)
+                });
+                entry.1 += 1;
+                entry.2 += a.award_amount;
+            }
+        }
+        for key in order {
+            let (mut p, n, dollars) = companies.remove(&key).expect("company seen");
+            let prof = profiles.get(&key);
+            p.insert(
+                "cet_dominant_id".into(),
+                json!(prof.and_then(|p| p.dominant_cet_id.clone())),
+            );
+            p.insert(
+                "cet_specialization_score".into(),
+                json!(
+                    prof.filter(|p| p.dominant_cet_id.is_some())
+                        .map(|p| round2(p.specialization_score))
+                ),
+            );
+            p.insert("award_count".into(), json!(n));
+            p.insert("total_award_amount".into(), json!(dollars));
+            if let Some(prof) = prof {
+                let mut keep = Vec::new();
+                for area in &prof.areas {
+                    keep.push(area.cet_id.clone());
+                    g.specializes.push(rel(&key, &area.cet_id, json!({
+                        "primary": prof.dominant_cet_id.as_deref() == Some(area.cet_id.as_str()),
+                        "score": round2(100.0 * area.award_share),
+                        "specialization_score": round2(prof.specialization_score),
+                        "award_share": area.award_share,
+                        "dollar_share": area.dollar_share,
+                    })));
+                }
+                g.specializes_keep.push(json!({"from": key, "keep": keep}));
+            }
+            g.companies.push(node("company_key", &key, p));
+        }
+        Ok(g)
+    }
+
+    /// The statements of one step, in the order they must run.
+    pub fn statements(&self, step: Step, c: &Cypher) -> Vec<Statement<'_>> {
+        fn st(text: String, rows: &[Value]) -> Statement<'_> {
+            Statement { text, rows }
+        }
+        match step {
+            Step::CetAreaNodes => vec![st(c.merge_cet_areas(), &self.cet_areas)],
+            Step::AwardEnrichment => vec![st(c.merge_awards(), &self.awards)],
+            Step::CompanyEnrichment => vec![st(c.merge_companies(), &self.companies)],
+            Step::AwardRelationships => vec![
+                st(c.merge_awarded(), &self.awarded),
+                st(c.remove_stale_applicable(), &self.applicable_keep),
+                st(c.merge_applicable(), &self.applicable),
+            ],
+            Step::CompanyRelationships => vec![
+                st(c.remove_stale_specializes(), &self.specializes_keep),
+                st(c.merge_specializes(), &self.specializes),
+            ],
+        }
+    }
+}
+
+/// Writes every statement and parameter batch as NDJSON lines
+/// `{"step", "statement", "batch", "params": {"rows": [...]}}` (schema statements first, with
+/// empty params) instead of sending them. Returns the lines written.
+pub fn write_dry_run(
+    path: &Path,
+    schema: &[String],
+    steps: &[(Step, Vec<Statement<'_>>)],
+    batch_size: usize,
+) -> Result<u64, IoError> {
+    let mut w = crate::io::table::NdjsonWriter::create(path)?;
+    for s in schema {
+        w.write(&json!({"step": "schema", "statement": s, "batch": 0, "params": {}}))?;
+    }
+    for (step, statements) in steps {
+        for s in statements {
+            for (i, chunk) in s.rows.chunks(batch_size).enumerate() {
+                w.write(&json!({"step": step.name(), "statement": s.text, "batch": i, "params": {"rows": chunk}}))?;
+            }
+        }
+    }
+    let n = w.rows();
+    w.commit()?;
+    Ok(n)
+}

@@ -1,0 +1,243 @@
+//! `sbir load-neo4j`: the import bundle parsed back against its sources, dry-run batches, and
+//! identifier validation.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::Value;
+
+use crate::workdir::{Workdir, awards_csv, stderr};
+
+/// Ingests and classifies a small set: two companies (one without UEI), three CET areas.
+fn classified(wd: &Workdir) {
+    wd.write(
+        "in.csv",
+        awards_csv(&[
+            &[
+                ("Agency Tracking Number", "1"),
+                ("Award Title", "Deep learning for radar"),
+                (
+                    "Abstract",
+                    "Machine learning and deep learning classify synthetic aperture radar returns. Radar data improve.",
+                ),
+            ],
+            &[
+                ("Agency Tracking Number", "2"),
+                ("Award Title", "Qubit control"),
+                ("Abstract", "Superconducting qubits for quantum computing, it's said."),
+            ],
+            &[
+                ("Agency Tracking Number", "3"),
+                ("Company", "Beta Labs"),
+                ("UEI", ""),
+                ("Duns", ""),
+                ("Award Title", "Hypersonic glide body"),
+                ("Abstract", "A scramjet for hypersonic flight."),
+            ],
+        ]),
+    );
+    wd.run(&["ingest", "--input", "in.csv"], 0);
+    wd.run(
+        &["classify-cet", "--scorer", "rules", "--format", "both"],
+        0,
+    );
+}
+
+/// Rows of a bundle CSV as header → value maps.
+fn csv_rows(wd: &Workdir, name: &str) -> (Vec<String>, Vec<HashMap<String, String>>) {
+    let mut r =
+        csv::Reader::from_path(wd.path(&format!("data/loaded/neo4j-import/{name}"))).unwrap();
+    let headers: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();
+    let rows = r
+        .records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            headers
+                .iter()
+                .cloned()
+                .zip(rec.iter().map(str::to_string))
+                .collect()
+        })
+        .collect();
+    (headers, rows)
+}
+
+#[test]
+fn import_bundle_matches_its_sources() {
+    let wd = Workdir::new();
+    classified(&wd);
+    wd.run(&["load-neo4j", "--export", "data/loaded/neo4j-import"], 0);
+    let classes = wd.ndjson("data/processed/cet_award_classifications.ndjson");
+    let profiles = wd.ndjson("data/processed/cet_company_profiles.ndjson");
+
+    let (h, areas) = csv_rows(&wd, "nodes_cetarea.csv");
+    assert_eq!(h[0], "cet_id:ID(CETArea)");
+    assert_eq!(h.last().unwrap(), ":LABEL");
+    assert_eq!(areas.len(), 21);
+    let ai = areas
+        .iter()
+        .find(|a| a["cet_id:ID(CETArea)"] == "artificial_intelligence")
+        .unwrap();
+    assert!(
+        ai["keywords:string[]"]
+            .split(';')
+            .any(|k| k == "machine learning")
+    );
+
+    let (h, awards) = csv_rows(&wd, "nodes_award.csv");
+    assert!(
+        h.contains(&"award_amount:float".to_string()) && h.contains(&"award_year:int".to_string())
+    );
+    assert_eq!(awards.len(), 3);
+    for c in &classes {
+        let id = c["award_id"].as_str().unwrap();
+        let a = awards
+            .iter()
+            .find(|a| a["award_id:ID(Award)"] == id)
+            .unwrap();
+        assert_eq!(
+            a["cet_primary_id"],
+            c["primary_cet_id"].as_str().unwrap_or("")
+        );
+        assert_eq!(a[":LABEL"], "Award");
+        let supporting: Vec<&str> = c["supporting"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["cet_id"].as_str().unwrap())
+            .collect();
+        let cell = &a["cet_supporting_ids:string[]"];
+        let got: Vec<&str> = if cell.is_empty() {
+            vec![]
+        } else {
+            cell.split(';').collect()
+        };
+        assert_eq!(got, supporting);
+    }
+
+    let (_, companies) = csv_rows(&wd, "nodes_company.csv");
+    let keys: HashSet<&str> = companies
+        .iter()
+        .map(|c| c["company_key:ID(Company)"].as_str())
+        .collect();
+    assert_eq!(keys.len(), companies.len());
+    assert_eq!(keys, HashSet::from(["ABC123DEF456", "name:BETA LABS"]));
+    let acme = companies
+        .iter()
+        .find(|c| c["company_key:ID(Company)"] == "ABC123DEF456")
+        .unwrap();
+    assert_eq!(acme["award_count:int"], "2");
+
+    let (h, awarded) = csv_rows(&wd, "rels_awarded.csv");
+    assert_eq!(h, [":START_ID(Company)", ":END_ID(Award)", ":TYPE"]);
+    assert_eq!(awarded.len(), 3);
+    assert!(
+        awarded
+            .iter()
+            .all(|r| keys.contains(r[":START_ID(Company)"].as_str()))
+    );
+
+    let (_, applicable) = csv_rows(&wd, "rels_applicable_to.csv");
+    let expected: usize = classes
+        .iter()
+        .map(|c| {
+            usize::from(!c["primary_cet_id"].is_null()) + c["supporting"].as_array().unwrap().len()
+        })
+        .sum();
+    assert_eq!(applicable.len(), expected);
+    for r in applicable.iter().filter(|r| r["primary:boolean"] == "true") {
+        let c = classes
+            .iter()
+            .find(|c| c["award_id"] == r[":START_ID(Award)"].as_str())
+            .unwrap();
+        assert_eq!(r[":END_ID(CETArea)"], c["primary_cet_id"].as_str().unwrap());
+        assert_eq!(
+            r["score:float"].parse::<f64>().unwrap(),
+            c["primary_score"].as_f64().unwrap()
+        );
+        assert_eq!(r["rank:int"], "1");
+    }
+
+    let (_, spec) = csv_rows(&wd, "rels_specializes_in.csv");
+    let areas_total: usize = profiles
+        .iter()
+        .map(|p| p["areas"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(spec.len(), areas_total);
+    assert_eq!(
+        spec.iter()
+            .filter(|r| r["primary:boolean"] == "true")
+            .count(),
+        profiles.len()
+    );
+
+    // The README holds the import command; load.cypher the schema and every batch.
+    let readme = wd.read("data/loaded/neo4j-import/README.txt");
+    assert!(
+        readme.contains("neo4j-admin database import full")
+            && readme.contains("--nodes=nodes_award.csv")
+    );
+    let cypher = wd.read("data/loaded/neo4j-import/load.cypher");
+    assert!(cypher.starts_with("CREATE CONSTRAINT cetarea_cet_id_unique IF NOT EXISTS"));
+    assert!(cypher.contains(":param rows => [{`cet_id`: 'advanced_computing'"));
+    let checks = wd.json("data/loaded/neo4j/export.checks.json");
+    assert_eq!(checks["status"], "pass");
+    assert_eq!(checks["counts"]["nodes_award.csv"], 3);
+}
+
+#[test]
+fn dry_run_writes_statements_and_typed_parameters() {
+    let wd = Workdir::new();
+    classified(&wd);
+    let mut cmd = wd.cmd(&[
+        "load-neo4j",
+        "--dry-run",
+        "--only",
+        "award-enrichment,cetarea-nodes",
+    ]);
+    cmd.env("SBIR_ETL__NEO4J__BATCH_SIZE", "2");
+    wd.run_expect(cmd, 0);
+    let lines = wd.ndjson("data/loaded/neo4j/dry-run.ndjson");
+    let schema = lines.iter().filter(|l| l["step"] == "schema").count();
+    assert_eq!(schema, 8);
+    let steps: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["step"] != "schema")
+        .map(|l| l["step"].as_str().unwrap())
+        .collect();
+    // Dependency order whatever the flag order; 21 areas in batches of 2, 3 awards in 2.
+    assert_eq!(steps.iter().filter(|s| **s == "cetarea-nodes").count(), 11);
+    assert_eq!(
+        steps.iter().filter(|s| **s == "award-enrichment").count(),
+        2
+    );
+    assert_eq!(steps[0], "cetarea-nodes");
+    let award: &Value = &lines
+        .iter()
+        .find(|l| l["step"] == "award-enrichment")
+        .unwrap()["params"]["rows"][0];
+    assert!(award["props"]["award_amount"].is_f64());
+    assert!(award["props"]["award_year"].is_i64());
+    assert!(award["props"]["cet_supporting_ids"].is_array());
+    assert!(award["props"]["topic_code"].is_null());
+    assert!(lines.iter().any(|l| l["statement"]
+        == "UNWIND $rows AS row MERGE (n:Award {award_id: row.award_id}) SET n += row.props"));
+}
+
+#[test]
+fn unsafe_names_are_refused() {
+    let wd = Workdir::new();
+    classified(&wd);
+    let mut cmd = wd.cmd(&["load-neo4j", "--export", "data/loaded/neo4j-import"]);
+    cmd.env(
+        "SBIR_ETL__NEO4J__REL_TYPES__APPLICABLE_TO",
+        "X]->(n) DETACH DELETE n//",
+    );
+    let out = wd.run_expect(cmd, 2);
+    assert!(
+        stderr(&out).contains("neo4j.rel_types.applicable_to"),
+        "{}",
+        stderr(&out)
+    );
+    let out = wd.run(&["load-neo4j", "--dry-run", "--only", "everything"], 2);
+    assert!(stderr(&out).contains("unknown step `everything`"));
+}
