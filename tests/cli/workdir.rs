@@ -39,12 +39,17 @@ impl Workdir {
         self.path(rel).exists()
     }
 
-    /// `sbir <args>` in this folder, with no `SBIR_*` variables inherited.
+    /// `sbir <args>` in this folder, with no `SBIR_*`, `NEO4J_*` or `CET_MODEL_PATH` variables
+    /// inherited (tests that want a graph server pass it explicitly).
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_sbir"));
         c.args(args).current_dir(self.dir.path());
         for (k, _) in std::env::vars() {
-            if k.starts_with("SBIR_") || k == "RUST_LOG" {
+            if k.starts_with("SBIR_")
+                || k.starts_with("NEO4J_")
+                || k == "RUST_LOG"
+                || k == "CET_MODEL_PATH"
+            {
                 c.env_remove(k);
             }
         }

@@ -1,0 +1,452 @@
+//! The Bolt loader: sends each step's statements in `UNWIND $rows` batches over neo4rs, a few
+//! batches in flight, retrying connection failures with capped exponential backoff (the
+//! driver itself retries transient server errors). A batch that still fails is written to
+//! `<loaded_dir>/<step>.failed.ndjson`; `<step>.state.json` records the batches that landed,
+//! so `--resume` sends only the rest.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use neo4rs::{BoltList, BoltMap, BoltNull, BoltString, BoltType, ConfigBuilder, Graph, query};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::cypher::Cypher;
+use super::{GraphData, GraphError, Step};
+use crate::config::Neo4jSettings;
+use crate::io::IoError;
+use crate::progress::Progress;
+
+/// Where and as whom to connect. The password never leaves this struct.
+#[derive(Clone)]
+pub struct Connection {
+    pub uri: String,
+    pub user: String,
+    pub password: String,
+    pub database: String,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("uri", &redact_uri(&self.uri))
+            .field("user", &self.user)
+            .field("database", &self.database)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The URI without any `user:password@` part.
+pub fn redact_uri(uri: &str) -> String {
+    match (uri.find("://"), uri.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}{}", &uri[..s + 3], &uri[at + 1..]),
+        _ => uri.to_string(),
+    }
+}
+
+/// JSON (as the graph rows hold it) to a Bolt value.
+pub fn to_bolt(v: &Value) -> BoltType {
+    match v {
+        Value::Null => BoltType::Null(BoltNull),
+        Value::Bool(b) => BoltType::from(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => BoltType::from(i),
+            None => BoltType::from(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => BoltType::String(BoltString::new(s)),
+        Value::Array(items) => {
+            let mut l = BoltList::with_capacity(items.len());
+            for i in items {
+                l.push(to_bolt(i));
+            }
+            BoltType::List(l)
+        }
+        Value::Object(map) => {
+            let mut m = BoltMap::with_capacity(map.len());
+            for (k, v) in map {
+                m.put(BoltString::new(k), to_bolt(v));
+            }
+            BoltType::Map(m)
+        }
+    }
+}
+
+/// What one step did, for its checks file.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    pub step: &'static str,
+    pub rows: u64,
+    pub rows_loaded: u64,
+    pub rows_skipped_resume: u64,
+    pub batches: u64,
+    pub batches_failed: u64,
+    pub retries: u64,
+    pub duration_s: f64,
+    /// Node count per label / relationship count per type, before and after the step.
+    pub counts_before: BTreeMap<String, i64>,
+    pub counts_after: BTreeMap<String, i64>,
+    pub failed_file: Option<PathBuf>,
+}
+
+impl StepReport {
+    pub fn success_rate(&self) -> f64 {
+        let sent = self.rows - self.rows_skipped_resume;
+        if sent == 0 {
+            1.0
+        } else {
+            (self.rows_loaded - self.rows_skipped_resume) as f64 / sent as f64
+        }
+    }
+}
+
+/// Batches of a step that landed, keyed by the step's content so stale state is ignored.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct State {
+    fingerprint: String,
+    done: BTreeSet<(usize, usize)>,
+}
+
+fn fingerprint(statements: &[super::Statement]) -> String {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for s in statements {
+        h.update(s.text.as_bytes());
+        for r in s.rows {
+            h.update(r.to_string().as_bytes());
+        }
+    }
+    format!("{:016x}", h.digest())
+}
+
+/// Options of one load.
+pub struct LoadOptions<'a> {
+    pub settings: &'a Neo4jSettings,
+    pub steps: Vec<Step>,
+    pub resume: bool,
+}
+
+fn is_connection_error(e: &neo4rs::Error) -> bool {
+    matches!(
+        e,
+        neo4rs::Error::IOError { .. }
+            | neo4rs::Error::ConnectionError
+            | neo4rs::Error::ConnectionTimedOut
+            | neo4rs::Error::IncompleteBoltExchange
+            | neo4rs::Error::ServerUnavailableError(_)
+    )
+}
+
+fn server_code(e: &neo4rs::Error) -> Option<String> {
+    match e {
+        neo4rs::Error::Neo4j(n) => Some(n.code().to_string()),
+        _ => None,
+    }
+}
+
+/// Loads `steps` of `data`; returns one report per step.
+pub fn load(
+    conn: &Connection,
+    data: &GraphData,
+    cypher: &Cypher,
+    opts: &LoadOptions,
+    progress: &dyn Progress,
+) -> Result<Vec<StepReport>, GraphError> {
+    runtime()?.block_on(load_async(conn, data, cypher, opts, progress))
+}
+
+/// Turns a driver error into what the user should read: credentials refused, server
+/// unreachable (URI without credentials), or the server's own error.
+fn explain(e: neo4rs::Error, conn: &Connection) -> GraphError {
+    let uri = redact_uri(&conn.uri);
+    match (&e, server_code(&e)) {
+        (_, Some(code)) if code.contains("Security") => GraphError::Unauthorized {
+            uri,
+            user: conn.user.clone(),
+            code,
+        },
+        (neo4rs::Error::AuthenticationError(m), _) => GraphError::Unauthorized {
+            uri,
+            user: conn.user.clone(),
+            code: m.clone(),
+        },
+        _ if is_connection_error(&e) => GraphError::Unreachable {
+            uri,
+            message: e.to_string(),
+        },
+        _ => GraphError::Server(format!("{uri}: {e}")),
+    }
+}
+
+/// A connection pool, checked (reachability and credentials) with the batches' retries.
+async fn connect(conn: &Connection, s: &Neo4jSettings) -> Result<Arc<Graph>, GraphError> {
+    let unreachable = |e: neo4rs::Error| GraphError::Unreachable {
+        uri: redact_uri(&conn.uri),
+        message: e.to_string(),
+    };
+    let config = ConfigBuilder::default()
+        .uri(conn.uri.clone())
+        .user(conn.user.clone())
+        .password(conn.password.clone())
+        .db(conn.database.clone())
+        .max_connections(s.concurrency + 1)
+        .connection_timeout(Duration::from_secs(s.connect_timeout_s))
+        .build()
+        .map_err(unreachable)?;
+    let graph = Arc::new(Graph::connect(config).map_err(unreachable)?);
+    with_retries(s, || graph.run(query("RETURN 1")))
+        .await
+        .0
+        .map_err(|e| explain(e, conn))?;
+    Ok(graph)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, GraphError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| GraphError::Server(format!("cannot start the async runtime: {e}")))
+}
+
+/// Runs read statements (no parameters) and returns each one's rows as JSON objects.
+pub fn read_queries(
+    conn: &Connection,
+    s: &Neo4jSettings,
+    statements: &[String],
+) -> Result<Vec<(String, Vec<Value>)>, GraphError> {
+    runtime()?.block_on(async {
+        let graph = connect(conn, s).await?;
+        let mut out = Vec::new();
+        for stmt in statements {
+            let mut rows = graph
+                .execute(query(stmt))
+                .await
+                .map_err(|e| explain(e, conn))?;
+            let mut values = Vec::new();
+            while let Some(row) = rows.next().await.map_err(|e| explain(e, conn))? {
+                values.push(
+                    row.to::<Value>()
+                        .map_err(|e| GraphError::Server(format!("unreadable row: {e}")))?,
+                );
+            }
+            out.push((stmt.clone(), values));
+        }
+        Ok(out)
+    })
+}
+
+async fn load_async(
+    conn: &Connection,
+    data: &GraphData,
+    cypher: &Cypher,
+    opts: &LoadOptions<'_>,
+    progress: &dyn Progress,
+) -> Result<Vec<StepReport>, GraphError> {
+    let s = opts.settings;
+    let graph = connect(conn, s).await?;
+    let fail = |e: neo4rs::Error| explain(e, conn);
+
+    let mut schema = Vec::new();
+    if s.create_constraints {
+        schema.extend(cypher.constraints());
+    }
+    if s.create_indexes {
+        schema.extend(cypher.indexes());
+    }
+    for stmt in schema {
+        graph.run(query(&stmt)).await.map_err(fail)?;
+    }
+
+    std::fs::create_dir_all(&s.loaded_dir).map_err(|e| IoError::write(&s.loaded_dir, e))?;
+    let mut reports = Vec::new();
+    for &step in &opts.steps {
+        let statements = data.statements(step, cypher);
+        let started = Instant::now();
+        let state_path = s.loaded_dir.join(format!("{}.state.json", step.name()));
+        let print = fingerprint(&statements);
+        let mut state = if opts.resume {
+            std::fs::read(&state_path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<State>(&b).ok())
+                .filter(|st| st.fingerprint == print)
+                .unwrap_or_default()
+        } else {
+            State::default()
+        };
+        state.fingerprint = print;
+        let failed_path = s.loaded_dir.join(format!("{}.failed.ndjson", step.name()));
+        let _ = std::fs::remove_file(&failed_path);
+        let mut report = StepReport {
+            step: step.name(),
+            rows: 0,
+            rows_loaded: 0,
+            rows_skipped_resume: 0,
+            batches: 0,
+            batches_failed: 0,
+            retries: 0,
+            duration_s: 0.0,
+            counts_before: counts(&graph, cypher).await.map_err(fail)?,
+            counts_after: BTreeMap::new(),
+            failed_file: None,
+        };
+        let mut failures: Vec<Value> = Vec::new();
+        'statements: for (si, stmt) in statements.iter().enumerate() {
+            let batches: Vec<(usize, &[Value])> =
+                stmt.rows.chunks(s.batch_size).enumerate().collect();
+            report.rows += stmt.rows.len() as u64;
+            report.batches += batches.len() as u64;
+            let mut pending = Vec::new();
+            for (bi, rows) in batches {
+                if state.done.contains(&(si, bi)) {
+                    report.rows_loaded += rows.len() as u64;
+                    report.rows_skipped_resume += rows.len() as u64;
+                    progress.inc(rows.len() as u64);
+                    continue;
+                }
+                pending.push((bi, rows));
+            }
+            for wave in pending.chunks(s.concurrency) {
+                let mut set = tokio::task::JoinSet::new();
+                for &(bi, rows) in wave {
+                    let g = graph.clone();
+                    let text = stmt.text.clone();
+                    let param = BoltType::List(BoltList::from(
+                        rows.iter().map(to_bolt).collect::<Vec<_>>(),
+                    ));
+                    let settings = s.clone();
+                    set.spawn(async move {
+                        let (res, retries) = with_retries(&settings, || {
+                            g.run(query(&text).param("rows", param.clone()))
+                        })
+                        .await;
+                        (bi, res.map(|_| ()).map_err(|e| e.to_string()), retries)
+                    });
+                }
+                let mut results = Vec::new();
+                while let Some(r) = set.join_next().await {
+                    results.push(r.map_err(|e| GraphError::Server(e.to_string()))?);
+                }
+                results.sort_by_key(|r| r.0);
+                for (bi, res, retries) in results {
+                    report.retries += retries;
+                    let rows = &stmt.rows
+                        [bi * s.batch_size..((bi + 1) * s.batch_size).min(stmt.rows.len())];
+                    match res {
+                        Ok(()) => {
+                            state.done.insert((si, bi));
+                            report.rows_loaded += rows.len() as u64;
+                        }
+                        Err(e) => {
+                            report.batches_failed += 1;
+                            tracing::error!(
+                                "load-neo4j {}: batch {bi} of statement {si} failed: {e}",
+                                step.name()
+                            );
+                            failures.push(json!({"statement": stmt.text, "batch": bi, "error": e, "rows": rows}));
+                        }
+                    }
+                    progress.inc(rows.len() as u64);
+                }
+                if s.fail_fast && !failures.is_empty() {
+                    break 'statements;
+                }
+            }
+        }
+        write_json(&state_path, &state)?;
+        if !failures.is_empty() {
+            let mut w = crate::io::table::NdjsonWriter::create(&failed_path)?;
+            for f in &failures {
+                w.write(f)?;
+            }
+            w.commit()?;
+            report.failed_file = Some(failed_path);
+        }
+        report.counts_after = counts(&graph, cypher).await.map_err(fail)?;
+        report.duration_s = started.elapsed().as_secs_f64();
+        let stop = s.fail_fast && report.batches_failed > 0;
+        reports.push(report);
+        if stop {
+            break;
+        }
+    }
+    Ok(reports)
+}
+
+/// Runs `op`, retrying connection errors `max_retries` times with doubling, capped backoff.
+/// Returns the last result and the retries used.
+async fn with_retries<T, F, Fut>(s: &Neo4jSettings, mut op: F) -> (Result<T, neo4rs::Error>, u64)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, neo4rs::Error>>,
+{
+    let mut delay = s.backoff_ms;
+    let mut retries = 0;
+    loop {
+        match op().await {
+            Err(e) if is_connection_error(&e) && retries < s.max_retries as u64 => {
+                tracing::warn!(
+                    "graph server connection failed ({e}); retry {} in {delay} ms",
+                    retries + 1
+                );
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                delay = (delay * 2).min(s.max_backoff_ms);
+                retries += 1;
+            }
+            r => return (r, retries),
+        }
+    }
+}
+
+async fn counts(graph: &Graph, cypher: &Cypher) -> Result<BTreeMap<String, i64>, neo4rs::Error> {
+    let mut out = BTreeMap::new();
+    for (name, q) in cypher.count_queries() {
+        let mut rows = graph.execute(query(&q)).await?;
+        let n = match rows.next().await? {
+            Some(row) => row.get::<i64>("n").unwrap_or(0),
+            None => 0,
+        };
+        out.insert(name, n);
+    }
+    Ok(out)
+}
+
+fn write_json(path: &Path, v: &impl Serialize) -> Result<(), IoError> {
+    let bytes = serde_json::to_vec_pretty(v).map_err(|e| IoError::write(path, e))?;
+    crate::io::atomic::write_file(path, &bytes).map_err(|e| IoError::write(path, e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_show_in_uris() {
+        assert_eq!(
+            redact_uri("bolt://neo4j:s3cret@db.example:7687"),
+            "bolt://db.example:7687"
+        );
+        assert_eq!(redact_uri("neo4j://db:7687"), "neo4j://db:7687");
+    }
+
+    #[test]
+    fn json_parameters_become_bolt_values() {
+        let v =
+            json!({"s": "x", "i": 3, "f": 2.5, "n": null, "l": ["a", 1], "b": true, "m": {"k": 1}});
+        let BoltType::Map(m) = to_bolt(&v) else {
+            panic!("map expected")
+        };
+        let get = |k: &str| m.value.get(&BoltString::new(k)).unwrap().clone();
+        assert!(matches!(get("s"), BoltType::String(_)));
+        assert!(matches!(get("i"), BoltType::Integer(_)));
+        assert!(matches!(get("f"), BoltType::Float(_)));
+        assert!(matches!(get("n"), BoltType::Null(_)));
+        assert!(matches!(get("b"), BoltType::Boolean(_)));
+        assert!(matches!(get("m"), BoltType::Map(_)));
+        let BoltType::List(l) = get("l") else {
+            panic!("list expected")
+        };
+        assert_eq!(l.value.len(), 2);
+    }
+}
