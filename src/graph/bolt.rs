@@ -286,7 +286,7 @@ async fn load_async(
             batches_failed: 0,
             retries: 0,
             duration_s: 0.0,
-            counts_before: counts(&graph, cypher).await.map_err(fail)?,
+            counts_before: counts(&graph, cypher, &statements).await.map_err(fail)?,
             counts_after: BTreeMap::new(),
             failed_file: None,
         };
@@ -296,6 +296,16 @@ async fn load_async(
                 stmt.rows.chunks(s.batch_size).enumerate().collect();
             report.rows += stmt.rows.len() as u64;
             report.batches += batches.len() as u64;
+            // While the target is empty: skip stale-edge removals, CREATE instead of MERGE.
+            let empty = report.counts_before.get(&stmt.target) == Some(&0);
+            let create = match (&stmt.when_empty, empty) {
+                (super::WhenEmpty::Skip, true) => {
+                    report.rows_loaded += stmt.rows.len() as u64;
+                    continue;
+                }
+                (super::WhenEmpty::Create(text), true) => Some(text.clone()),
+                _ => None,
+            };
             let mut pending = Vec::new();
             for (bi, rows) in batches {
                 if state.done.contains(&(si, bi)) {
@@ -315,12 +325,31 @@ async fn load_async(
                         rows.iter().map(to_bolt).collect::<Vec<_>>(),
                     ));
                     let settings = s.clone();
+                    let create = create.clone();
                     set.spawn(async move {
+                        // The CREATE shortcut gets one try; anything after is the MERGE, so a
+                        // batch that committed before its connection dropped is not doubled.
+                        let mut tried = 0;
+                        if let Some(c) = create {
+                            match g.run(query(&c).param("rows", param.clone())).await {
+                                Ok(_) => return (bi, Ok(()), 0),
+                                Err(e) => {
+                                    tracing::debug!(
+                                        "CREATE batch {bi} failed ({e}); sending the MERGE"
+                                    );
+                                    tried = 1;
+                                }
+                            }
+                        }
                         let (res, retries) = with_retries(&settings, || {
                             g.run(query(&text).param("rows", param.clone()))
                         })
                         .await;
-                        (bi, res.map(|_| ()).map_err(|e| e.to_string()), retries)
+                        (
+                            bi,
+                            res.map(|_| ()).map_err(|e| e.to_string()),
+                            retries + tried,
+                        )
                     });
                 }
                 let mut results = Vec::new();
@@ -362,7 +391,7 @@ async fn load_async(
             w.commit()?;
             report.failed_file = Some(failed_path);
         }
-        report.counts_after = counts(&graph, cypher).await.map_err(fail)?;
+        report.counts_after = counts(&graph, cypher, &statements).await.map_err(fail)?;
         report.duration_s = started.elapsed().as_secs_f64();
         let stop = s.fail_fast && report.batches_failed > 0;
         reports.push(report);
@@ -398,9 +427,18 @@ where
     }
 }
 
-async fn counts(graph: &Graph, cypher: &Cypher) -> Result<BTreeMap<String, i64>, neo4rs::Error> {
+/// Node or relationship counts of the labels and types the statements write.
+async fn counts(
+    graph: &Graph,
+    cypher: &Cypher,
+    statements: &[super::Statement<'_>],
+) -> Result<BTreeMap<String, i64>, neo4rs::Error> {
     let mut out = BTreeMap::new();
+    let targets: BTreeSet<&str> = statements.iter().map(|s| s.target.as_str()).collect();
     for (name, q) in cypher.count_queries() {
+        if !targets.contains(name.as_str()) {
+            continue;
+        }
         let mut rows = graph.execute(query(&q)).await?;
         let n = match rows.next().await? {
             Some(row) => row.get::<i64>("n").unwrap_or(0),

@@ -9,13 +9,13 @@ use super::GraphError;
 /// Labels, relationship types and the company key, each checked to be a plain identifier.
 #[derive(Debug, Clone)]
 pub struct Cypher {
-    cet: String,
-    award: String,
-    company: String,
-    awarded: String,
-    applicable: String,
-    specializes: String,
-    company_key: String,
+    pub cet: String,
+    pub award: String,
+    pub company: String,
+    pub awarded: String,
+    pub applicable: String,
+    pub specializes: String,
+    pub company_key: String,
 }
 
 fn ident(what: &'static str, value: &str) -> Result<String, GraphError> {
@@ -80,25 +80,29 @@ impl Cypher {
         .collect()
     }
 
-    fn merge_nodes(label: &str, key: &str, row_key: &str) -> String {
-        format!("UNWIND $rows AS row MERGE (n:{label} {{{key}: row.{row_key}}}) SET n += row.props")
-    }
-
-    pub fn merge_cet_areas(&self) -> String {
-        Self::merge_nodes(&self.cet, "cet_id", "cet_id")
-    }
-
-    pub fn merge_awards(&self) -> String {
-        Self::merge_nodes(&self.award, "award_id", "award_id")
-    }
-
-    pub fn merge_companies(&self) -> String {
-        Self::merge_nodes(&self.company, &self.company_key, "company_key")
-    }
-
-    fn merge_rel(from: (&str, &str), rel: &str, to: (&str, &str)) -> String {
+    /// Nodes keyed by `key`; `verb` is MERGE (idempotent) or CREATE (the faster first load
+    /// of a label that has no node yet).
+    fn nodes(verb: &str, label: &str, key: &str, row_key: &str) -> String {
         format!(
-            "UNWIND $rows AS row MATCH (a:{} {{{}: row.from}}) MATCH (b:{} {{{}: row.to}}) MERGE (a)-[r:{rel}]->(b) SET r += row.props",
+            "UNWIND $rows AS row {verb} (n:{label} {{{key}: row.{row_key}}}) SET n += row.props"
+        )
+    }
+
+    pub fn cet_areas(&self, verb: &str) -> String {
+        Self::nodes(verb, &self.cet, "cet_id", "cet_id")
+    }
+
+    pub fn awards(&self, verb: &str) -> String {
+        Self::nodes(verb, &self.award, "award_id", "award_id")
+    }
+
+    pub fn companies(&self, verb: &str) -> String {
+        Self::nodes(verb, &self.company, &self.company_key, "company_key")
+    }
+
+    fn rel(verb: &str, from: (&str, &str), rel: &str, to: (&str, &str)) -> String {
+        format!(
+            "UNWIND $rows AS row MATCH (a:{} {{{}: row.from}}) MATCH (b:{} {{{}: row.to}}) {verb} (a)-[r:{rel}]->(b) SET r += row.props",
             from.0, from.1, to.0, to.1
         )
     }
@@ -112,8 +116,9 @@ impl Cypher {
         )
     }
 
-    pub fn merge_awarded(&self) -> String {
-        Self::merge_rel(
+    pub fn awarded(&self, verb: &str) -> String {
+        Self::rel(
+            verb,
             (&self.company, &self.company_key),
             &self.awarded,
             (&self.award, "award_id"),
@@ -128,8 +133,9 @@ impl Cypher {
         )
     }
 
-    pub fn merge_applicable(&self) -> String {
-        Self::merge_rel(
+    pub fn applicable(&self, verb: &str) -> String {
+        Self::rel(
+            verb,
             (&self.award, "award_id"),
             &self.applicable,
             (&self.cet, "cet_id"),
@@ -144,8 +150,9 @@ impl Cypher {
         )
     }
 
-    pub fn merge_specializes(&self) -> String {
-        Self::merge_rel(
+    pub fn specializes(&self, verb: &str) -> String {
+        Self::rel(
+            verb,
             (&self.company, &self.company_key),
             &self.specializes,
             (&self.cet, "cet_id"),
@@ -200,19 +207,19 @@ mod tests {
             "CREATE INDEX award_cet_primary_id_index IF NOT EXISTS FOR (n:Award) ON (n.cet_primary_id)"
         );
         assert_eq!(
-            c.merge_cet_areas(),
+            c.cet_areas("MERGE"),
             "UNWIND $rows AS row MERGE (n:CETArea {cet_id: row.cet_id}) SET n += row.props"
         );
         assert_eq!(
-            c.merge_awards(),
+            c.awards("MERGE"),
             "UNWIND $rows AS row MERGE (n:Award {award_id: row.award_id}) SET n += row.props"
         );
         assert_eq!(
-            c.merge_companies(),
+            c.companies("MERGE"),
             "UNWIND $rows AS row MERGE (n:Company {company_key: row.company_key}) SET n += row.props"
         );
         assert_eq!(
-            c.merge_awarded(),
+            c.awarded("MERGE"),
             "UNWIND $rows AS row MATCH (a:Company {company_key: row.from}) MATCH (b:Award {award_id: row.to}) MERGE (a)-[r:AWARDED]->(b) SET r += row.props"
         );
         assert_eq!(
@@ -220,15 +227,19 @@ mod tests {
             "UNWIND $rows AS row MATCH (a:Award {award_id: row.from})-[r:APPLICABLE_TO]->(b:CETArea) WHERE NOT b.cet_id IN row.keep DELETE r"
         );
         assert_eq!(
-            c.merge_applicable(),
+            c.applicable("MERGE"),
             "UNWIND $rows AS row MATCH (a:Award {award_id: row.from}) MATCH (b:CETArea {cet_id: row.to}) MERGE (a)-[r:APPLICABLE_TO]->(b) SET r += row.props"
+        );
+        assert_eq!(
+            c.awards("CREATE"),
+            "UNWIND $rows AS row CREATE (n:Award {award_id: row.award_id}) SET n += row.props"
         );
         assert_eq!(
             c.remove_stale_specializes(),
             "UNWIND $rows AS row MATCH (a:Company {company_key: row.from})-[r:SPECIALIZES_IN]->(b:CETArea) WHERE NOT b.cet_id IN row.keep DELETE r"
         );
         assert_eq!(
-            c.merge_specializes(),
+            c.specializes("MERGE"),
             "UNWIND $rows AS row MATCH (a:Company {company_key: row.from}) MATCH (b:CETArea {cet_id: row.to}) MERGE (a)-[r:SPECIALIZES_IN]->(b) SET r += row.props"
         );
     }

@@ -100,8 +100,22 @@ impl Step {
 /// One parameterised statement and the rows it runs over (`UNWIND $rows AS row`).
 #[derive(Debug, Clone)]
 pub struct Statement<'a> {
+    /// The idempotent form (MERGE, or a stale-edge removal).
     pub text: String,
     pub rows: &'a [Value],
+    /// The label or relationship type the statement writes.
+    pub target: String,
+    /// What to send instead while `target` has nothing in the database yet.
+    pub when_empty: WhenEmpty,
+}
+
+/// The shortcut a statement has on a first load.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WhenEmpty {
+    /// CREATE instead of MERGE (a batch that fails or is retried falls back to the MERGE).
+    Create(String),
+    /// Nothing to do (a stale-edge removal when there are no edges).
+    Skip,
 }
 
 /// Every row of the graph, in the shape the statements take.
@@ -415,21 +429,48 @@ impl GraphData {
 
     /// The statements of one step, in the order they must run.
     pub fn statements(&self, step: Step, c: &Cypher) -> Vec<Statement<'_>> {
-        fn st(text: String, rows: &[Value]) -> Statement<'_> {
-            Statement { text, rows }
+        fn upsert<'r>(
+            build: impl Fn(&str) -> String,
+            target: &str,
+            rows: &'r [Value],
+        ) -> Statement<'r> {
+            Statement {
+                text: build("MERGE"),
+                rows,
+                target: target.to_string(),
+                when_empty: WhenEmpty::Create(build("CREATE")),
+            }
+        }
+        fn stale<'r>(text: String, target: &str, rows: &'r [Value]) -> Statement<'r> {
+            Statement {
+                text,
+                rows,
+                target: target.to_string(),
+                when_empty: WhenEmpty::Skip,
+            }
         }
         match step {
-            Step::CetAreaNodes => vec![st(c.merge_cet_areas(), &self.cet_areas)],
-            Step::AwardEnrichment => vec![st(c.merge_awards(), &self.awards)],
-            Step::CompanyEnrichment => vec![st(c.merge_companies(), &self.companies)],
+            Step::CetAreaNodes => vec![upsert(|v| c.cet_areas(v), &c.cet, &self.cet_areas)],
+            Step::AwardEnrichment => vec![upsert(|v| c.awards(v), &c.award, &self.awards)],
+            Step::CompanyEnrichment => {
+                vec![upsert(|v| c.companies(v), &c.company, &self.companies)]
+            }
             Step::AwardRelationships => vec![
-                st(c.merge_awarded(), &self.awarded),
-                st(c.remove_stale_applicable(), &self.applicable_keep),
-                st(c.merge_applicable(), &self.applicable),
+                upsert(|v| c.awarded(v), &c.awarded, &self.awarded),
+                stale(
+                    c.remove_stale_applicable(),
+                    &c.applicable,
+                    &self.applicable_keep,
+                ),
+                upsert(|v| c.applicable(v), &c.applicable, &self.applicable),
             ],
             Step::CompanyRelationships => vec![
-                st(c.remove_stale_specializes(), &self.specializes_keep),
-                st(c.merge_specializes(), &self.specializes),
+                stale(
+                    c.remove_stale_specializes(),
+                    &c.specializes,
+                    &self.specializes_keep,
+                ),
+                upsert(|v| c.specializes(v), &c.specializes, &self.specializes),
             ],
         }
     }

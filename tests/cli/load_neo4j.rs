@@ -346,6 +346,23 @@ fn step_checks(wd: &Workdir, step: &str) -> Value {
     wd.json(&format!("data/loaded/neo4j/{step}.checks.json"))
 }
 
+/// Node and relationship counts after the load: each step reports the labels and types it
+/// writes.
+fn graph_counts(wd: &Workdir) -> Value {
+    let mut all = serde_json::Map::new();
+    for step in [
+        "cetarea-nodes",
+        "award-enrichment",
+        "company-enrichment",
+        "award-relationships",
+        "company-relationships",
+    ] {
+        let c = step_checks(wd, step);
+        all.extend(c["details"]["counts_after"].as_object().unwrap().clone());
+    }
+    Value::Object(all)
+}
+
 #[test]
 fn live_load_is_idempotent_resumable_and_drops_stale_edges() {
     let Some(server) = live_server() else { return };
@@ -353,7 +370,7 @@ fn live_load_is_idempotent_resumable_and_drops_stale_edges() {
     classified(&wd);
     let tag = "idem";
     wd.run_expect(live_cmd(&wd, &server, tag, &["load-neo4j"]), 0);
-    let first = step_checks(&wd, "company-relationships")["details"]["counts_after"].clone();
+    let first = graph_counts(&wd);
     assert_eq!(first[format!("CETArea_{tag}")], 21);
     assert_eq!(first[format!("Award_{tag}")], 3);
     assert_eq!(first[format!("Company_{tag}")], 2);
@@ -363,7 +380,7 @@ fn live_load_is_idempotent_resumable_and_drops_stale_edges() {
 
     // Loading the same data again changes no count.
     wd.run_expect(live_cmd(&wd, &server, tag, &["load-neo4j"]), 0);
-    let again = step_checks(&wd, "company-relationships")["details"]["counts_after"].clone();
+    let again = graph_counts(&wd);
     assert_eq!(again, first);
     for step in [
         "cetarea-nodes",
@@ -400,7 +417,7 @@ fn live_load_is_idempotent_resumable_and_drops_stale_edges() {
         ),
     );
     wd.run_expect(live_cmd(&wd, &server, tag, &["load-neo4j"]), 0);
-    let after = step_checks(&wd, "company-relationships")["details"]["counts_after"].clone();
+    let after = graph_counts(&wd);
     let edges = applicable_edges(&wd);
     assert_eq!(
         after[format!("APPLICABLE_TO_{tag}")],

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Side by side on the local Bolt server (ArcadeDB): `sbir load-neo4j` against the Python driver
+# baseline (benches/neo4j_baseline.py), each on a fresh server, first load then reload, over
+# the same generated graph.
+#
+#   scripts/bench-neo4j.sh            # 50,000 synthetic awards (AWARDS=250000 for full scale)
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+AWARDS=${AWARDS:-50000}
+WORK=${WORK:-/tmp/sbir-bench-neo4j}
+SBIR="$ROOT/target/release/sbir"
+cargo build --release --locked >/dev/null
+VENV="$ROOT/.tools/bench-venv"
+[ -x "$VENV/bin/python" ] || { python3 -m venv "$VENV" && "$VENV/bin/pip" install --quiet "neo4j>=5,<6"; }
+
+rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
+"$SBIR" -q sample-data --awards "$AWARDS" --recipients 1000 --out gen
+"$SBIR" -q ingest --input gen/sbir_awards.csv
+"$SBIR" -q classify-cet --scorer rules || true
+"$SBIR" -q load-neo4j --dry-run
+
+server() { "$ROOT/scripts/graph-server.sh" "$@"; }
+measure() { # label, command...
+  local label=$1; shift
+  local t0 t1
+  t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N)
+  echo "$label $(echo "$t1 - $t0" | bc)"
+}
+rows=$(python3 -c 'import json,sys; print(sum(len(json.loads(l)["params"].get("rows",[])) for l in open(sys.argv[1])))' data/loaded/neo4j/dry-run.ndjson)
+echo "rows (nodes + relationships + stale-edge checks): $rows"
+
+for loader in sbir python; do
+  server stop >/dev/null 2>&1 || true
+  server start >/dev/null
+  set -a; . "$ROOT/.tools/arcadedb/run/server.env"; set +a
+  for pass in first reload; do
+    if [ "$loader" = sbir ]; then
+      measure "$loader $pass" "$SBIR" -q load-neo4j
+    else
+      measure "$loader $pass" "$VENV/bin/python" "$ROOT/benches/neo4j_baseline.py" data/loaded/neo4j/dry-run.ndjson
+    fi
+  done
+done | awk -v rows="$rows" '{printf "%-7s %-7s %8.1f s  %8.0f rows/s\n", $1, $2, $3, rows/$3}'
+server stop
