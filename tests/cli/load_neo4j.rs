@@ -453,3 +453,52 @@ fn live_bad_credentials_and_unreachable_server_exit_1_without_the_password() {
     );
     assert!(!err.contains("hunter2"));
 }
+
+#[test]
+fn live_resume_after_a_failed_batch_sends_only_what_did_not_land() {
+    let Some(server) = live_server() else { return };
+    let wd = Workdir::new();
+    classified(&wd);
+    let tag = "resume";
+    // Companies loaded under another key property hold the UEIs: loading with the default key
+    // then breaks the Company.uei uniqueness constraint, failing the company batch.
+    let mut cmd = live_cmd(&wd, &server, tag, &["load-neo4j"]);
+    cmd.env("SBIR_ETL__NEO4J__COMPANY_KEY_PROPERTY", "alt_key");
+    wd.run_expect(cmd, 0);
+    wd.run_expect(
+        live_cmd(&wd, &server, tag, &["load-neo4j", "--fail-fast"]),
+        3,
+    );
+    let failed = wd.ndjson("data/loaded/neo4j/company-enrichment.failed.ndjson");
+    assert_eq!(failed.len(), 1);
+    assert!(!failed[0]["error"].as_str().unwrap().is_empty());
+    assert_eq!(failed[0]["rows"].as_array().unwrap().len(), 2);
+    assert_eq!(step_checks(&wd, "company-enrichment")["status"], "fail");
+
+    // Remove the conflicting nodes, then resume: only the company batch and the steps after it.
+    wd.write(
+        "fix.cypher",
+        format!("MATCH (n:Company_{tag}) WHERE n.alt_key IS NOT NULL DETACH DELETE n;"),
+    );
+    wd.run_expect(
+        live_cmd(&wd, &server, tag, &["load-neo4j", "--query", "fix.cypher"]),
+        0,
+    );
+    wd.run_expect(
+        live_cmd(
+            &wd,
+            &server,
+            tag,
+            &["load-neo4j", "--resume", "--fail-fast"],
+        ),
+        0,
+    );
+    let awards = step_checks(&wd, "award-enrichment");
+    assert_eq!(awards["counts"]["rows_skipped_resume"], 3, "{awards}");
+    let companies = step_checks(&wd, "company-enrichment");
+    assert_eq!(companies["counts"]["rows_skipped_resume"], 0);
+    assert_eq!(companies["counts"]["rows_loaded"], 2);
+    let counts = graph_counts(&wd);
+    assert_eq!(counts[format!("Company_{tag}")], 2);
+    assert_eq!(counts[format!("AWARDED_{tag}")], 3);
+}
