@@ -322,7 +322,12 @@ pub fn read_projected<T: DeserializeOwned>(
         match schema.index_of(name) {
             Ok(i) => wanted.push(i),
             Err(_) if optional.contains(name) => {}
-            Err(_) => return Err(err(&format!("no column `{name}`"))),
+            Err(_) => {
+                return Err(crate::io::IoError::MissingColumn {
+                    path: path.to_path_buf(),
+                    column: name.to_string(),
+                });
+            }
         }
     }
     let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);

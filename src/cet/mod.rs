@@ -21,8 +21,6 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -62,8 +60,6 @@ pub enum CetError {
     ModelInvalid(String),
     #[error("{0}")]
     Invalid(String),
-    #[error("awards file {path} lacks column `{column}`")]
-    MissingColumn { path: PathBuf, column: String },
     #[error(transparent)]
     Io(#[from] IoError),
 }
@@ -77,7 +73,7 @@ impl CetError {
                 | Self::Parse { .. }
                 | Self::Taxonomy { .. }
                 | Self::Labels { .. }
-                | Self::MissingColumn { .. }
+                | Self::Io(IoError::MissingColumn { .. })
                 | Self::Invalid(_)
         )
     }
@@ -287,22 +283,13 @@ fn to_batch(rows: &[Classification]) -> Result<RecordBatch, serde_arrow::Error> 
 
 /// Award ids of a deterministic sample: the `n` ids with the smallest seeded hash.
 fn sample_ids(path: &Path, n: u64, seed: u64) -> Result<(HashSet<u64>, u64), CetError> {
-    let err = |e: &dyn std::fmt::Display| CetError::Io(IoError::read(path, e));
-    let file = std::fs::File::open(path).map_err(|e| err(&e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| err(&e))?;
-    let i = builder
-        .schema()
-        .index_of("award_id")
-        .map_err(|_| CetError::MissingColumn {
-            path: path.to_path_buf(),
-            column: "award_id".into(),
-        })?;
-    let mask = ProjectionMask::roots(builder.parquet_schema(), [i]);
+    #[derive(Deserialize)]
+    struct Id {
+        award_id: String,
+    }
     let mut keys = Vec::new();
-    for b in builder.with_projection(mask).build().map_err(|e| err(&e))? {
-        let b = b.map_err(|e| err(&e))?;
-        let ids = arrow_array::cast::AsArray::as_string::<i32>(b.column(0));
-        keys.extend(ids.iter().flatten().map(|id| sample_key(id, seed)));
+    for batch in crate::records::read_projected::<Id>(path, &["award_id"], &[], 8192)? {
+        keys.extend(batch?.iter().map(|r| sample_key(&r.award_id, seed)));
     }
     let total = keys.len() as u64;
     if (n as usize) < keys.len() {
@@ -326,32 +313,17 @@ pub struct Written {
 
 /// Reads the primary-area and score distribution of an earlier classifications Parquet.
 pub fn read_distribution(path: &Path, taxonomy: &Taxonomy) -> Result<Distribution, CetError> {
-    let err = |e: &dyn std::fmt::Display| CetError::Io(IoError::read(path, e));
-    let file = std::fs::File::open(path).map_err(|e| err(&e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| err(&e))?;
-    let cols = ["primary_cet_id", "primary_score"]
-        .iter()
-        .map(|c| {
-            builder
-                .schema()
-                .index_of(c)
-                .map_err(|_| CetError::MissingColumn {
-                    path: path.to_path_buf(),
-                    column: c.to_string(),
-                })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let mask = ProjectionMask::roots(builder.parquet_schema(), cols);
+    #[derive(Deserialize)]
+    struct Primary {
+        primary_cet_id: Option<String>,
+        primary_score: f64,
+    }
+    let cols = ["primary_cet_id", "primary_score"];
     let mut d = Distribution::new(taxonomy.areas.len());
-    for b in builder.with_projection(mask).build().map_err(|e| err(&e))? {
-        let b = b.map_err(|e| err(&e))?;
-        use arrow_array::cast::AsArray;
-        let ids = b.column(0).as_string::<i32>();
-        let scores = b
-            .column(1)
-            .as_primitive::<arrow_array::types::Float64Type>();
-        for (id, score) in ids.iter().zip(scores.iter()) {
-            d.add(id.and_then(|i| taxonomy.index_of(i)), score.unwrap_or(0.0));
+    for batch in crate::records::read_projected::<Primary>(path, &cols, &[], 8192)? {
+        for p in batch? {
+            let area = p.primary_cet_id.and_then(|i| taxonomy.index_of(&i));
+            d.add(area, p.primary_score);
         }
     }
     Ok(d)

@@ -311,29 +311,25 @@ impl Model {
             (base * boost) as f32
         };
 
-        // Chi-squared selection over the TF-IDF rows.
-        let columns: HashMap<u64, u32> = vocab
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (*k, i as u32))
-            .collect();
-        let idf: Vec<f32> = vocab.iter().map(idf_of).collect();
-        let rows: Vec<Row> = terms
-            .par_iter()
-            .map(|t| to_row(t, &columns, &idf, params.sublinear_tf))
-            .collect();
+        // TF-IDF rows over a vocabulary: first all kept terms, for chi-squared selection, then
+        // the selected ones.
+        let tfidf = |vocab: &[u64]| -> (Vec<f32>, Vec<Row>) {
+            let columns: HashMap<u64, u32> = vocab
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (*k, i as u32))
+                .collect();
+            let idf: Vec<f32> = vocab.iter().map(idf_of).collect();
+            let rows = terms
+                .par_iter()
+                .map(|t| to_row(t, &columns, &idf, params.sublinear_tf))
+                .collect();
+            (idf, rows)
+        };
+        let (_, rows) = tfidf(&vocab);
         let selected = chi2_select(&rows, docs, vocab.len(), n_classes, params.max_features);
         let vocab: Vec<u64> = selected.iter().map(|&c| vocab[c]).collect();
-        let columns: HashMap<u64, u32> = vocab
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (*k, i as u32))
-            .collect();
-        let idf: Vec<f32> = vocab.iter().map(idf_of).collect();
-        let rows: Vec<Row> = terms
-            .par_iter()
-            .map(|t| to_row(t, &columns, &idf, params.sublinear_tf))
-            .collect();
+        let (idf, rows) = tfidf(&vocab);
         drop(terms);
 
         // Held-out split for calibration: by a seeded hash of each document's id.

@@ -264,7 +264,6 @@ impl GraphData {
             let mut m = HashMap::new();
             for batch in crate::records::read_projected::<CompanyProfile>(
                 &src.profiles,
-                &[],
                 &[
                     "company_key",
                     "key_type",
@@ -280,6 +279,7 @@ impl GraphData {
                     "last_award_year",
                     "areas",
                 ],
+                &[],
                 8192,
             )? {
                 for p in batch? {

@@ -15,6 +15,8 @@ pub enum IoError {
     Read { path: PathBuf, message: String },
     #[error("cannot write {path}: {message}")]
     Write { path: PathBuf, message: String },
+    #[error("{path} lacks column `{column}`")]
+    MissingColumn { path: PathBuf, column: String },
 }
 
 impl IoError {
