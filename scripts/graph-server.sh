@@ -31,6 +31,7 @@ fetch() {
     "$(ls "$HOME_DIR"/wheel/arcadedb_embedded-"$VERSION"-*.whl | head -1)" "$PKG.tmp"
   chmod +x "$PKG.tmp"/arcadedb_embedded/jre/bin/*
   mv "$PKG.tmp" "$PKG"
+  rm -rf "$HOME_DIR/wheel"
 }
 
 start() {
@@ -45,7 +46,8 @@ start() {
   bolt=$(free_port)
   http=$(free_port)
   password=$(python3 -c 'import secrets; print(secrets.token_hex(12))')
-  "$PKG/arcadedb_embedded/jre/bin/java" -Xmx1g \
+  # From inside $RUN: the server writes its log/ folder into the working directory.
+  (cd "$RUN" && exec "$PKG/arcadedb_embedded/jre/bin/java" -Xmx1g \
     -Darcadedb.server.rootPath="$RUN/data" \
     -Darcadedb.server.rootPassword="$password" \
     -Darcadedb.server.httpIncomingHost=127.0.0.1 \
@@ -54,7 +56,7 @@ start() {
     -Darcadedb.bolt.host=127.0.0.1 -Darcadedb.bolt.port="$bolt" \
     "-Darcadedb.server.defaultDatabases=neo4j[root]" -Darcadedb.bolt.defaultDatabase=neo4j \
     -cp "$PKG/arcadedb_embedded/jars/*" com.arcadedb.server.ArcadeDBServer \
-    > "$RUN/server.log" 2>&1 &
+    > "$RUN/server.log" 2>&1) &
   echo $! > "$RUN/server.pid"
   for _ in $(seq 1 120); do
     if grep -q "ArcadeDB Server started" "$RUN/server.log" 2>/dev/null; then
