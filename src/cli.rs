@@ -110,6 +110,8 @@ pub enum Command {
     ClassifyCet(cmd::classify_cet::Args),
     /// Load the CET graph into Neo4j, or write a neo4j-admin import bundle.
     LoadNeo4j(cmd::load_neo4j::Args),
+    /// Dense and sparse vectors of text collections, with FAISS/NumPy exports and a manifest.
+    Embed(cmd::embed::Args),
     /// Write a realistic synthetic awards file, recipients file and ground-truth links.
     SampleData(cmd::sample_data::Args),
     /// Inspect settings.

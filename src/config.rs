@@ -49,6 +49,7 @@ pub struct Settings {
     pub enrich: EnrichSettings,
     pub cet: CetSettings,
     pub neo4j: Neo4jSettings,
+    pub embed: EmbedSettings,
     pub sample_data: SampleDataSettings,
 }
 
@@ -240,6 +241,54 @@ pub struct CetDriftSettings {
     pub share_change: f64,
 }
 
+/// Settings of `sbir embed`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedSettings {
+    pub dir_name: String,
+    /// Collection name → path (kind from the path: Parquet, JSONL or a folder).
+    pub collections: BTreeMap<String, PathBuf>,
+    /// Hugging Face id of the dense encoder.
+    pub model: String,
+    /// A folder holding the model files; searched first.
+    pub model_dir: Option<PathBuf>,
+    /// Where `prepare-assets` puts model folders.
+    pub bundle_dir: PathBuf,
+    /// Download from the hub when no local copy is found (unless `HF_HUB_OFFLINE` is set).
+    pub allow_download: bool,
+    pub chunk_tokens: usize,
+    pub chunk_overlap: usize,
+    /// Padded tokens per encoder batch.
+    pub batch_tokens: usize,
+    pub write_npy: bool,
+    pub sparse: SparseSettings,
+    pub rerank: RerankSettings,
+}
+
+/// The sparse stage of `sbir embed`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SparseSettings {
+    pub enabled: bool,
+    /// A SPLADE model id or folder; `None` means BM25 over the dense model's vocabulary.
+    pub splade_model: Option<String>,
+    pub bm25_k1: f32,
+    pub bm25_b: f32,
+}
+
+/// The rerank stage of `sbir embed`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RerankSettings {
+    pub enabled: bool,
+    /// Hugging Face id of the cross-encoder.
+    pub model: String,
+    pub model_dir: Option<PathBuf>,
+    pub top_n: usize,
+    pub rrf_k: f32,
+    pub batch_cap: usize,
+}
+
 /// Settings of `sbir load-neo4j`. The password is never a setting: it comes from
 /// `NEO4J_PASSWORD` or `password_file`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -363,7 +412,8 @@ pub fn env_key_path(name: &str) -> Option<Vec<String>> {
 }
 
 /// Parses an environment value the way YAML would read it (`50` is a number, `true` a bool).
-fn env_value(raw: &str) -> Value {
+/// A value from an environment variable, typed as YAML would type it (`false`, `32`, text).
+pub fn env_value(raw: &str) -> Value {
     serde_saphyr::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.to_string()))
 }
 
@@ -663,6 +713,28 @@ impl Loaded {
                 "neo4j.array_delimiter",
                 "must be one character other than ','",
             ));
+        }
+        let e = &s.embed;
+        if e.chunk_tokens < 8 || e.chunk_overlap >= e.chunk_tokens / 2 {
+            return Err(self.invalid(
+                "embed.chunk_tokens",
+                format!(
+                    "chunk_tokens must be at least 8 and chunk_overlap ({}) under half of it ({})",
+                    e.chunk_overlap, e.chunk_tokens
+                ),
+            ));
+        }
+        if e.batch_tokens < e.chunk_tokens {
+            return Err(self.invalid("embed.batch_tokens", "must be at least chunk_tokens"));
+        }
+        if e.rerank.top_n == 0 || e.rerank.batch_cap == 0 {
+            return Err(self.invalid(
+                "embed.rerank.top_n",
+                "top_n and batch_cap must be at least 1",
+            ));
+        }
+        if e.dir_name.is_empty() || e.dir_name.contains(['/', '\\']) {
+            return Err(self.invalid("embed.dir_name", "must be a plain folder name"));
         }
         if s.output.row_group_size == 0 {
             return Err(self.invalid("output.row_group_size", "must be at least 1"));

@@ -3,8 +3,10 @@
 //! The library holds every stage; the `sbir` binary only parses arguments, sets up logging
 //! and calls in. Nothing here prints, exits or reads the environment.
 
+pub mod assets;
 pub mod cet;
 pub mod config;
+pub mod embed;
 pub mod enrich;
 pub mod graph;
 pub mod ingest;

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use sbir::cet::CetError;
 use sbir::config::{self, ConfigError, FlagOverride, Sources};
+use sbir::embed::EmbedError;
 use sbir::enrich::EnrichError;
 use sbir::graph::GraphError;
 use sbir::ingest::IngestError;
@@ -51,12 +52,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .map(|v| FlagOverride::new(key, v, var))
     })
     .collect();
+    // The embedder's switches, as the Python pipeline names them.
+    for (var, key) in [
+        ("EMBEDDER_ENABLE_SPARSE", "embed.sparse.enabled"),
+        ("EMBEDDER_ENABLE_RERANK", "embed.rerank.enabled"),
+        ("EMBEDDER_RERANK_BATCH_CAP", "embed.rerank.batch_cap"),
+    ] {
+        if let Ok(v) = std::env::var(var)
+            && !v.trim().is_empty()
+        {
+            flags.push(FlagOverride::new(key, config::env_value(&v), var));
+        }
+    }
     flags.extend(match &cli.command {
         Command::Run(a) => a.overrides(),
         Command::Ingest(a) => a.overrides(),
         Command::Enrich(a) => a.overrides(),
         Command::ClassifyCet(a) => a.overrides(),
         Command::LoadNeo4j(a) => a.overrides(),
+        Command::Embed(a) => a.overrides(),
         Command::SampleData(a) => a.overrides(),
         Command::Config(_) => Vec::new(),
     });
@@ -81,6 +95,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Enrich(a) => cmd::enrich::run(a, &env)?,
         Command::ClassifyCet(a) => cmd::classify_cet::run(a, &env)?,
         Command::LoadNeo4j(a) => cmd::load_neo4j::run(a, &env)?,
+        Command::Embed(a) => cmd::embed::run(a, &env)?,
         Command::SampleData(a) => {
             cmd::sample_data::run(a, &env)?;
             Status::Pass
@@ -112,6 +127,9 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             return if e.is_usage() { 2 } else { 1 };
         }
         if let Some(e) = cause.downcast_ref::<GraphError>() {
+            return if e.is_usage() { 2 } else { 1 };
+        }
+        if let Some(e) = cause.downcast_ref::<EmbedError>() {
             return if e.is_usage() { 2 } else { 1 };
         }
     }

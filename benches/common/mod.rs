@@ -22,6 +22,7 @@ pub struct Fixture {
 }
 
 impl Fixture {
+    #[allow(dead_code)] // the embed bench uses only env_u64
     pub fn generate(awards: u64, recipients: u64) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let settings = config::load(&Sources::default())

@@ -4,6 +4,7 @@
 
 pub mod classify_cet;
 pub mod config;
+pub mod embed;
 pub mod enrich;
 pub mod ingest;
 pub mod load_neo4j;

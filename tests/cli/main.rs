@@ -3,6 +3,7 @@
 
 mod classify_cet;
 mod config;
+mod embed;
 mod enrich;
 mod ingest;
 mod load_neo4j;

@@ -39,7 +39,7 @@ impl Workdir {
         self.path(rel).exists()
     }
 
-    /// `sbir <args>` in this folder, with no `SBIR_*`, `NEO4J_*` or `CET_MODEL_PATH` variables
+    /// `sbir <args>` in this folder, with no `SBIR_*`, `NEO4J_*`, `EMBEDDER_*` or `CET_MODEL_PATH` variables
     /// inherited (tests that want a graph server pass it explicitly).
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_sbir"));
@@ -48,6 +48,7 @@ impl Workdir {
             if k.starts_with("SBIR_")
                 || k.starts_with("NEO4J_")
                 || k == "RUST_LOG"
+                || k.starts_with("EMBEDDER_")
                 || k == "CET_MODEL_PATH"
             {
                 c.env_remove(k);

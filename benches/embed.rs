@@ -1,0 +1,83 @@
+//! Dense encoder benchmark: the machine's f32 matmul peak (candle, square matrices), then
+//! all-MiniLM-L6-v2 on batches of 128-token sequences, reported as sequences/s, GFLOP/s and
+//! the fraction of that peak, with peak RSS. FLOPs per sequence count every matmul of the
+//! encoder: per token and layer 2·(4·h² + 2·h·i) for the projections and feed-forward plus
+//! 2·2·t·h for attention (≈ 22.4 MFLOP per token for MiniLM-L6 at t = 128).
+//!
+//! Run: `cargo bench --bench embed` (needs the model: `scripts/fetch-model.sh`;
+//! `SBIR_BENCH_SEQS=256` sets the sequence count, `SBIR_BENCH_BATCH_TOKENS` the batch budget).
+
+mod common;
+
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use sbir::assets::{self, Lookup};
+use sbir::embed::encoder::DenseEncoder;
+use sbir::metrics;
+
+fn matmul_peak() -> f64 {
+    let dev = Device::Cpu;
+    let mut best: f64 = 0.0;
+    for n in [512usize, 1024, 2048] {
+        let a = Tensor::randn(0f32, 1.0, (n, n), &dev).expect("tensor");
+        let b = Tensor::randn(0f32, 1.0, (n, n), &dev).expect("tensor");
+        a.matmul(&b).expect("warm-up");
+        let reps = (4096 / n).max(2);
+        let t = Instant::now();
+        for _ in 0..reps {
+            a.matmul(&b).expect("matmul");
+        }
+        let gflops = reps as f64 * 2.0 * (n as f64).powi(3) / t.elapsed().as_secs_f64() / 1e9;
+        println!("matmul {n}×{n}: {gflops:.1} GFLOP/s");
+        best = best.max(gflops);
+    }
+    best
+}
+
+fn main() {
+    let peak = matmul_peak();
+    let settings = sbir::config::load(&sbir::config::Sources::default())
+        .expect("default settings")
+        .settings;
+    let e = &settings.embed;
+    let model = match assets::locate(&Lookup {
+        id: &e.model,
+        folder: e.model_dir.as_deref(),
+        bundle_dir: &e.bundle_dir,
+        allow_download: false,
+    }) {
+        Ok(m) => m,
+        Err(err) => {
+            eprintln!("skipped the encoder: {err}");
+            return;
+        }
+    };
+    let budget = common::env_u64("SBIR_BENCH_BATCH_TOKENS", e.batch_tokens as u64) as usize;
+    let encoder = DenseEncoder::load(&model, &Device::Cpu, budget).expect("load");
+    let (t, n) = (128usize, common::env_u64("SBIR_BENCH_SEQS", 256) as usize);
+    // Word-piece ids from the ordinary vocabulary, framed by [CLS] (101) and [SEP] (102).
+    let seqs: Vec<Vec<u32>> = (0..n)
+        .map(|i| {
+            let mut s = vec![101u32];
+            s.extend((0..t - 2).map(|j| 2000 + ((i * 131 + j * 17) % 20000) as u32));
+            s.push(102);
+            s
+        })
+        .collect();
+    let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+    encoder.encode(&refs[..budget / t]).expect("warm-up");
+    metrics::reset_peak_rss();
+    let start = Instant::now();
+    encoder.encode(&refs).expect("encode");
+    let secs = start.elapsed().as_secs_f64();
+    let (h, i, layers) = (384.0, 1536.0, 6.0);
+    let per_token = layers * (2.0 * (4.0 * h * h + 2.0 * h * i) + 4.0 * t as f64 * h);
+    let per_s = n as f64 / secs;
+    let gflops = per_s * t as f64 * per_token / 1e9;
+    println!(
+        "MiniLM-L6, {n} × {t} tokens, batches of {budget} tokens: {per_s:.1} seqs/s, {gflops:.1} GFLOP/s = {:.0}% of the {peak:.0} GFLOP/s matmul peak; peak RSS {:.0} MB",
+        100.0 * gflops / peak,
+        metrics::peak_rss_mb().unwrap_or(0.0)
+    );
+}

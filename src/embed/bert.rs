@@ -1,0 +1,413 @@
+//! BERT encoder on candle, written for CPU throughput: query, key and value are one fused
+//! matmul, every linear layer runs as one 2-D matmul over all tokens of a batch, and the
+//! attention mask is an additive bias built once per batch. Loads Hugging Face safetensors
+//! with or without the `bert.` prefix, plus the heads the pipeline uses: the pooler and
+//! classifier of a cross-encoder and the masked-LM head of a SPLADE model.
+
+use std::path::Path;
+
+use candle_core::{D, DType, Device, Module, Tensor};
+use candle_nn::{Embedding, LayerNorm, VarBuilder};
+use serde::Deserialize;
+
+use super::EmbedError;
+
+/// The parts of a Hugging Face `config.json` a BERT encoder needs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BertConfig {
+    #[serde(default)]
+    pub model_type: Option<String>,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_type_vocab")]
+    pub type_vocab_size: usize,
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default)]
+    pub position_embedding_type: Option<String>,
+    #[serde(default)]
+    pub num_labels: Option<usize>,
+    #[serde(default)]
+    pub id2label: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+fn default_act() -> String {
+    "gelu".into()
+}
+fn default_type_vocab() -> usize {
+    2
+}
+fn default_eps() -> f64 {
+    1e-12
+}
+
+impl BertConfig {
+    /// Reads `config.json`, refusing models that are not BERT-shaped encoders.
+    pub fn read(path: &Path) -> Result<Self, EmbedError> {
+        let text = std::fs::read_to_string(path).map_err(|e| EmbedError::model(path, e))?;
+        let cfg: Self = serde_json::from_str(&text).map_err(|e| EmbedError::model(path, e))?;
+        match cfg.model_type.as_deref() {
+            Some("bert") | None => {}
+            Some(other) => {
+                return Err(EmbedError::model(
+                    path,
+                    format!("model_type {other:?} is not supported: only BERT encoders are"),
+                ));
+            }
+        }
+        if !matches!(cfg.hidden_act.as_str(), "gelu" | "gelu_new" | "relu") {
+            return Err(EmbedError::model(
+                path,
+                format!("hidden_act {:?} is not supported", cfg.hidden_act),
+            ));
+        }
+        if cfg.position_embedding_type.as_deref().unwrap_or("absolute") != "absolute" {
+            return Err(EmbedError::model(
+                path,
+                "only absolute position embeddings are supported",
+            ));
+        }
+        if cfg.num_attention_heads == 0 || !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads)
+        {
+            return Err(EmbedError::model(
+                path,
+                "hidden_size must be a multiple of num_attention_heads",
+            ));
+        }
+        Ok(cfg)
+    }
+
+    /// Output labels of a classification head (`num_labels`, else `id2label`, else 1).
+    pub fn labels(&self) -> usize {
+        self.num_labels
+            .or_else(|| self.id2label.as_ref().map(|m| m.len()))
+            .unwrap_or(1)
+    }
+}
+
+/// A linear layer applied to the last dimension as one 2-D matmul, whatever the leading dims.
+#[derive(Debug, Clone)]
+struct Linear {
+    weight_t: Tensor,
+    bias: Tensor,
+}
+
+impl Linear {
+    fn new(weight: Tensor, bias: Tensor) -> candle_core::Result<Self> {
+        Ok(Self {
+            weight_t: weight.t()?.contiguous()?,
+            bias,
+        })
+    }
+
+    fn load(vb: VarBuilder, inp: usize, out: usize) -> candle_core::Result<Self> {
+        Self::new(vb.get((out, inp), "weight")?, vb.get(out, "bias")?)
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let dims = x.dims();
+        let inp = dims[dims.len() - 1];
+        let rows = x.elem_count() / inp;
+        let y = x
+            .reshape((rows, inp))?
+            .matmul(&self.weight_t)?
+            .broadcast_add(&self.bias)?;
+        let mut out = dims.to_vec();
+        *out.last_mut().expect("non-empty dims") = self.weight_t.dim(1)?;
+        y.reshape(out)
+    }
+}
+
+fn layer_norm(vb: VarBuilder, size: usize, eps: f64) -> candle_core::Result<LayerNorm> {
+    // Old checkpoints name the parameters gamma/beta.
+    let (w, b) = if vb.contains_tensor("weight") {
+        (vb.get(size, "weight")?, vb.get(size, "bias")?)
+    } else {
+        (vb.get(size, "gamma")?, vb.get(size, "beta")?)
+    };
+    Ok(LayerNorm::new(w, b, eps))
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Act {
+    Gelu,
+    GeluTanh,
+    Relu,
+}
+
+impl Act {
+    fn apply(self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Gelu => x.gelu_erf(),
+            Self::GeluTanh => x.gelu(),
+            Self::Relu => x.relu(),
+        }
+    }
+}
+
+fn act(name: &str) -> Act {
+    match name {
+        "gelu_new" => Act::GeluTanh,
+        "relu" => Act::Relu,
+        _ => Act::Gelu,
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Layer {
+    qkv: Linear,
+    attn_out: Linear,
+    attn_norm: LayerNorm,
+    inter: Linear,
+    out: Linear,
+    out_norm: LayerNorm,
+}
+
+impl Layer {
+    fn load(vb: VarBuilder, c: &BertConfig) -> candle_core::Result<Self> {
+        let h = c.hidden_size;
+        let att = vb.pp("attention");
+        let s = att.pp("self");
+        let (q, k, v) = (s.pp("query"), s.pp("key"), s.pp("value"));
+        let weight = Tensor::cat(
+            &[
+                q.get((h, h), "weight")?,
+                k.get((h, h), "weight")?,
+                v.get((h, h), "weight")?,
+            ],
+            0,
+        )?;
+        let bias = Tensor::cat(
+            &[q.get(h, "bias")?, k.get(h, "bias")?, v.get(h, "bias")?],
+            0,
+        )?;
+        Ok(Self {
+            qkv: Linear::new(weight, bias)?,
+            attn_out: Linear::load(att.pp("output").pp("dense"), h, h)?,
+            attn_norm: layer_norm(att.pp("output").pp("LayerNorm"), h, c.layer_norm_eps)?,
+            inter: Linear::load(vb.pp("intermediate").pp("dense"), h, c.intermediate_size)?,
+            out: Linear::load(vb.pp("output").pp("dense"), c.intermediate_size, h)?,
+            out_norm: layer_norm(vb.pp("output").pp("LayerNorm"), h, c.layer_norm_eps)?,
+        })
+    }
+
+    fn forward(
+        &self,
+        x: &Tensor,
+        bias: &Tensor,
+        heads: usize,
+        act: Act,
+    ) -> candle_core::Result<Tensor> {
+        let (b, t, h) = x.dims3()?;
+        let dh = h / heads;
+        let qkv = self
+            .qkv
+            .forward(x)?
+            .reshape((b, t, 3, heads, dh))?
+            .permute((2, 0, 3, 1, 4))?;
+        let q = (qkv.get(0)?.contiguous()? * (1.0 / (dh as f64).sqrt()))?;
+        let k = qkv.get(1)?.t()?.contiguous()?;
+        let v = qkv.get(2)?.contiguous()?;
+        let scores = q.matmul(&k)?.broadcast_add(bias)?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let ctx = probs
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((b, t, h))?;
+        let x = self
+            .attn_norm
+            .forward(&(self.attn_out.forward(&ctx)? + x)?)?;
+        let inner = act.apply(&self.inter.forward(&x)?)?;
+        self.out_norm.forward(&(self.out.forward(&inner)? + x)?)
+    }
+}
+
+/// A BERT encoder: token ids in, hidden states out.
+#[derive(Debug, Clone)]
+pub struct Bert {
+    word: Embedding,
+    position: Embedding,
+    token_type: Embedding,
+    emb_norm: LayerNorm,
+    layers: Vec<Layer>,
+    heads: usize,
+    act: Act,
+    pub config: BertConfig,
+    pub device: Device,
+}
+
+/// Where the encoder weights live: under `bert.` in task checkpoints, at the root in bare ones.
+fn encoder_root<'a>(vb: &VarBuilder<'a>) -> VarBuilder<'a> {
+    if vb.contains_tensor("bert.embeddings.word_embeddings.weight") {
+        vb.pp("bert")
+    } else {
+        vb.clone()
+    }
+}
+
+impl Bert {
+    fn load(vb: VarBuilder, config: &BertConfig) -> candle_core::Result<Self> {
+        let c = config;
+        let emb = vb.pp("embeddings");
+        let layers = (0..c.num_hidden_layers)
+            .map(|i| Layer::load(vb.pp("encoder").pp("layer").pp(i), c))
+            .collect::<candle_core::Result<_>>()?;
+        Ok(Self {
+            word: candle_nn::embedding(c.vocab_size, c.hidden_size, emb.pp("word_embeddings"))?,
+            position: candle_nn::embedding(
+                c.max_position_embeddings,
+                c.hidden_size,
+                emb.pp("position_embeddings"),
+            )?,
+            token_type: candle_nn::embedding(
+                c.type_vocab_size,
+                c.hidden_size,
+                emb.pp("token_type_embeddings"),
+            )?,
+            emb_norm: layer_norm(emb.pp("LayerNorm"), c.hidden_size, c.layer_norm_eps)?,
+            layers,
+            heads: c.num_attention_heads,
+            act: act(&c.hidden_act),
+            config: c.clone(),
+            device: vb.device().clone(),
+        })
+    }
+
+    /// Hidden states `[batch, tokens, hidden]` for `ids`, `type_ids` and `mask` (`[batch,
+    /// tokens]`, u32; mask 1 for real tokens, 0 for padding).
+    pub fn forward(
+        &self,
+        ids: &Tensor,
+        type_ids: &Tensor,
+        mask: &Tensor,
+    ) -> candle_core::Result<Tensor> {
+        let (_, t) = ids.dims2()?;
+        let positions = Tensor::arange(0u32, t as u32, &self.device)?;
+        let x = self
+            .word
+            .forward(ids)?
+            .broadcast_add(&self.position.forward(&positions)?)?
+            .add(&self.token_type.forward(type_ids)?)?;
+        let mut x = self.emb_norm.forward(&x)?;
+        // Additive attention bias: 0 for tokens, a large negative number for padding.
+        let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e4)?
+            .unsqueeze(1)?
+            .unsqueeze(1)?;
+        for layer in &self.layers {
+            x = layer.forward(&x, &bias, self.heads, self.act)?;
+        }
+        Ok(x)
+    }
+}
+
+/// Weights of a model folder, memory-mapped.
+pub fn var_builder(weights: &Path, device: &Device) -> Result<VarBuilder<'static>, EmbedError> {
+    // SAFETY: the file is mapped read-only and not modified while the model is alive; this is
+    // how candle loads safetensors without copying them.
+    unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, device) }
+        .map_err(|e| EmbedError::model(weights, e))
+}
+
+/// Loads the encoder (with or without the `bert.` prefix).
+pub fn load_encoder(vb: VarBuilder, config: &BertConfig) -> candle_core::Result<Bert> {
+    Bert::load(encoder_root(&vb), config)
+}
+
+/// A cross-encoder: BERT, then `classifier(tanh(pooler(h[CLS])))`, one score per pair.
+#[derive(Debug, Clone)]
+pub struct CrossEncoder {
+    pub bert: Bert,
+    pooler: Linear,
+    classifier: Linear,
+}
+
+impl CrossEncoder {
+    /// Loads a `BertForSequenceClassification` checkpoint.
+    pub fn load(vb: VarBuilder, config: &BertConfig) -> candle_core::Result<Self> {
+        let h = config.hidden_size;
+        let base = encoder_root(&vb);
+        Ok(Self {
+            bert: Bert::load(base.clone(), config)?,
+            pooler: Linear::load(base.pp("pooler").pp("dense"), h, h)?,
+            classifier: Linear::load(vb.pp("classifier"), h, config.labels())?,
+        })
+    }
+
+    /// Relevance logits `[batch]` (the first label when the head has several).
+    pub fn forward(
+        &self,
+        ids: &Tensor,
+        type_ids: &Tensor,
+        mask: &Tensor,
+    ) -> candle_core::Result<Tensor> {
+        let h = self.bert.forward(ids, type_ids, mask)?;
+        let cls = h.narrow(1, 0, 1)?.squeeze(1)?;
+        let pooled = self.pooler.forward(&cls)?.tanh()?;
+        self.classifier
+            .forward(&pooled)?
+            .narrow(1, 0, 1)?
+            .squeeze(1)
+    }
+}
+
+/// A SPLADE encoder: BERT plus the masked-LM head; vectors are
+/// `max over tokens of log(1 + relu(logits)) * mask`.
+#[derive(Debug, Clone)]
+pub struct Splade {
+    pub bert: Bert,
+    transform: Linear,
+    transform_norm: LayerNorm,
+    decoder: Linear,
+}
+
+impl Splade {
+    /// Loads a `BertForMaskedLM` checkpoint; a decoder tied to the word embeddings is
+    /// taken from them.
+    pub fn load(vb: VarBuilder, config: &BertConfig) -> candle_core::Result<Self> {
+        let (h, v) = (config.hidden_size, config.vocab_size);
+        let base = encoder_root(&vb);
+        let bert = Bert::load(base.clone(), config)?;
+        let head = vb.pp("cls").pp("predictions");
+        let weight = if head.contains_tensor("decoder.weight") {
+            head.get((v, h), "decoder.weight")?
+        } else {
+            base.get((v, h), "embeddings.word_embeddings.weight")?
+        };
+        let bias = if head.contains_tensor("bias") {
+            head.get(v, "bias")?
+        } else {
+            head.get(v, "decoder.bias")?
+        };
+        Ok(Self {
+            bert,
+            transform: Linear::load(head.pp("transform").pp("dense"), h, h)?,
+            transform_norm: layer_norm(
+                head.pp("transform").pp("LayerNorm"),
+                h,
+                config.layer_norm_eps,
+            )?,
+            decoder: Linear::new(weight, bias)?,
+        })
+    }
+
+    /// Term weights `[batch, vocab]`.
+    pub fn forward(
+        &self,
+        ids: &Tensor,
+        type_ids: &Tensor,
+        mask: &Tensor,
+    ) -> candle_core::Result<Tensor> {
+        let h = self.bert.forward(ids, type_ids, mask)?;
+        let h = self.bert.act.apply(&self.transform.forward(&h)?)?;
+        let logits = self.decoder.forward(&self.transform_norm.forward(&h)?)?;
+        let m = mask.to_dtype(DType::F32)?.unsqueeze(D::Minus1)?;
+        (logits.relu()? + 1.0)?.log()?.broadcast_mul(&m)?.max(1)
+    }
+}

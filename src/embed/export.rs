@@ -1,0 +1,178 @@
+//! Vector files other tools read: a FAISS `IndexFlatIP` (`faiss.read_index`) and a NumPy
+//! `.npy` v1.0 array (`numpy.load`), both row-major little-endian f32. Vectors spill to a
+//! temporary file while a collection is encoded and are copied into each output at the end.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use crate::io::atomic::AtomicWriter;
+
+/// Dense vectors as they are produced, kept on disk.
+pub struct DenseSpill {
+    out: BufWriter<File>,
+    pub dims: usize,
+    pub rows: u64,
+    hash: Sha256,
+}
+
+impl DenseSpill {
+    /// A spill of `dims`-wide rows in a temporary file in `dir`.
+    pub fn new(dims: usize, dir: &Path) -> io::Result<Self> {
+        Ok(Self {
+            out: BufWriter::with_capacity(1 << 20, tempfile::tempfile_in(dir)?),
+            dims,
+            rows: 0,
+            hash: Sha256::new(),
+        })
+    }
+
+    /// Appends rows (a multiple of `dims` values).
+    pub fn push(&mut self, rows: &[f32]) -> io::Result<()> {
+        let bytes: Vec<u8> = rows.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.hash.update(&bytes);
+        self.out.write_all(&bytes)?;
+        self.rows += (rows.len() / self.dims) as u64;
+        Ok(())
+    }
+
+    /// Hex sha256 of every row's bytes, in order.
+    pub fn sha256(&self) -> String {
+        crate::config::hex_prefix(&self.hash.clone().finalize(), 64)
+    }
+
+    /// The spilled rows, for reading back.
+    pub fn into_reader(self) -> io::Result<BufReader<File>> {
+        let mut file = self
+            .out
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)?;
+        file.rewind()?;
+        Ok(BufReader::with_capacity(1 << 20, file))
+    }
+}
+
+/// Bytes of a FAISS `IndexFlatIP` header for `n` rows of `d` floats.
+fn faiss_header(d: usize, n: u64) -> Vec<u8> {
+    let mut h = Vec::with_capacity(45);
+    h.extend_from_slice(b"IxFI");
+    h.extend_from_slice(&(d as i32).to_le_bytes());
+    h.extend_from_slice(&(n as i64).to_le_bytes());
+    h.extend_from_slice(&(1i64 << 20).to_le_bytes()); // two unused fields
+    h.extend_from_slice(&(1i64 << 20).to_le_bytes());
+    h.push(1); // is_trained
+    h.extend_from_slice(&0i32.to_le_bytes()); // METRIC_INNER_PRODUCT
+    h.extend_from_slice(&(n * d as u64).to_le_bytes()); // float count of the codes
+    h
+}
+
+/// Bytes of a NumPy `.npy` v1.0 header for an `n × d` float32 array.
+fn npy_header(d: usize, n: u64) -> Vec<u8> {
+    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({n}, {d}), }}");
+    // Magic (6) + version (2) + length (2) + dict + padding + newline, a multiple of 64.
+    let total = (10 + dict.len() + 1).div_ceil(64) * 64;
+    let mut h = Vec::with_capacity(total);
+    h.extend_from_slice(b"\x93NUMPY\x01\x00");
+    h.extend_from_slice(&((total - 10) as u16).to_le_bytes());
+    h.extend_from_slice(dict.as_bytes());
+    h.resize(total - 1, b' ');
+    h.push(b'\n');
+    h
+}
+
+/// Which vector file to write.
+#[derive(Debug, Clone, Copy)]
+pub enum VectorFormat {
+    Faiss,
+    Npy,
+}
+
+/// Writes `rows` rows of `d` floats read from `data` as `format`, atomically.
+pub fn write_vectors(
+    path: &Path,
+    format: VectorFormat,
+    d: usize,
+    rows: u64,
+    data: &mut impl Read,
+) -> io::Result<()> {
+    let mut out = AtomicWriter::create(path)?;
+    out.write_all(&match format {
+        VectorFormat::Faiss => faiss_header(d, rows),
+        VectorFormat::Npy => npy_header(d, rows),
+    })?;
+    let copied = io::copy(&mut data.take(rows * d as u64 * 4), &mut out)?;
+    if copied != rows * d as u64 * 4 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "fewer vectors than rows",
+        ));
+    }
+    out.commit()?;
+    Ok(())
+}
+
+/// A FAISS `IndexFlatIP` file opened for reading rows.
+pub struct FlatIndex {
+    file: BufReader<File>,
+    pub dims: usize,
+    pub rows: u64,
+}
+
+impl FlatIndex {
+    /// Opens `path`, checking it is an inner-product flat index.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let mut file = BufReader::with_capacity(1 << 20, File::open(path)?);
+        let mut h = [0u8; 45];
+        file.read_exact(&mut h)?;
+        let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
+        if &h[0..4] != b"IxFI" {
+            return Err(bad("not a FAISS IndexFlatIP file (no IxFI header)"));
+        }
+        let dims = i32::from_le_bytes(h[4..8].try_into().expect("4 bytes")) as usize;
+        let rows = i64::from_le_bytes(h[8..16].try_into().expect("8 bytes")) as u64;
+        let floats = u64::from_le_bytes(h[37..45].try_into().expect("8 bytes"));
+        if dims == 0 || floats != rows * dims as u64 {
+            return Err(bad("FAISS header sizes disagree"));
+        }
+        Ok(Self { file, dims, rows })
+    }
+
+    /// Reads the next `n` rows into `buf` (cleared first).
+    pub fn read_rows(&mut self, n: usize, buf: &mut Vec<f32>) -> io::Result<()> {
+        let mut bytes = vec![0u8; n * self.dims * 4];
+        self.file.read_exact(&mut bytes)?;
+        buf.clear();
+        buf.extend(
+            bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))),
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faiss_and_npy_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spill = DenseSpill::new(2, dir.path()).unwrap();
+        spill.push(&[1.0, 0.0, 0.6, 0.8]).unwrap();
+        let rows = spill.rows;
+        let mut r = spill.into_reader().unwrap();
+        let faiss = dir.path().join("d.faiss");
+        write_vectors(&faiss, VectorFormat::Faiss, 2, rows, &mut r).unwrap();
+        let mut idx = FlatIndex::open(&faiss).unwrap();
+        assert_eq!((idx.dims, idx.rows), (2, 2));
+        let mut buf = Vec::new();
+        idx.read_rows(2, &mut buf).unwrap();
+        assert_eq!(buf, [1.0, 0.0, 0.6, 0.8]);
+        let h = npy_header(384, 1000);
+        assert_eq!(h.len() % 64, 0);
+        assert!(h.ends_with(b"\n"));
+    }
+}
