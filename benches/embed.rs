@@ -16,6 +16,10 @@ use sbir::assets::{self, Lookup};
 use sbir::embed::encoder::DenseEncoder;
 use sbir::metrics;
 
+// The same allocator as the `sbir` binary: candle allocates every intermediate tensor afresh.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn matmul_peak() -> f64 {
     let dev = Device::Cpu;
     let mut best: f64 = 0.0;

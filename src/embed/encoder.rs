@@ -61,17 +61,22 @@ impl DenseEncoder {
             tokens: 0,
             padded_tokens: 0,
         };
-        for batch in batches(seqs, self.batch_tokens) {
+        let all = batches(seqs, self.batch_tokens);
+        let done = all.iter().map(|batch| {
             let start = Instant::now();
             let longest = batch.iter().map(|&i| seqs[i].len()).max().unwrap_or(0);
             let (ids, mask) = pad(batch.iter().map(|&i| seqs[i]), longest);
             let rows = self.pooled(&ids, &mask, batch.len(), longest)?;
+            Ok::<_, EmbedError>((rows, longest, start.elapsed().as_secs_f64() * 1e3))
+        });
+        for (batch, result) in all.iter().zip(done) {
+            let (rows, longest, ms) = result?;
             for (&i, row) in batch.iter().zip(rows.chunks_exact(dims)) {
                 vectors[i * dims..(i + 1) * dims].copy_from_slice(row);
                 out.tokens += seqs[i].len() as u64;
             }
             out.padded_tokens += (batch.len() * longest) as u64;
-            out.batch_ms.push(start.elapsed().as_secs_f64() * 1e3);
+            out.batch_ms.push(ms);
         }
         out.vectors = vectors;
         Ok(out)

@@ -156,6 +156,10 @@ impl Comparison {
             let Some(&row) = rows.get(id) else { continue };
             file.read_exact_at(&mut b, 45 + row * dims as u64 * 4)
                 .map_err(|e| e.to_string())?;
+            common += 1;
+            if a == b {
+                continue; // identical bytes: no deviation (1 - cos would round to 2e-16)
+            }
             let f = |x: &[u8]| -> Vec<f64> {
                 x.chunks_exact(4)
                     .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")) as f64)
@@ -171,7 +175,6 @@ impl Comparison {
                 0.0
             };
             worst = worst.max(1.0 - cos);
-            common += 1;
         }
         let previous_sha256 = previous
             .as_ref()
