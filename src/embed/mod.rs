@@ -484,6 +484,9 @@ fn load_splade(m: &ModelFiles, device: &Device) -> Result<Splade, EmbedError> {
     Splade::load(vb, &config).map_err(|e| EmbedError::model(&weights, e))
 }
 
+/// Padded tokens per SPLADE batch.
+const SPLADE_BATCH_TOKENS: usize = 512;
+
 /// SPLADE vectors for token sequences, in input order.
 fn splade_vectors(
     model: &Splade,
@@ -491,7 +494,9 @@ fn splade_vectors(
     budget: usize,
 ) -> Result<Vec<SparseVector>, EmbedError> {
     let mut out = vec![SparseVector::default(); seqs.len()];
-    for batch in encoder::batches(seqs, budget) {
+    // The MLM logits are tokens × vocabulary floats (8 MB per 64 tokens with BERT's 30,522
+    // words), several times over: smaller batches keep that bounded.
+    for batch in encoder::batches(seqs, budget.min(SPLADE_BATCH_TOKENS)) {
         let longest = batch.iter().map(|&i| seqs[i].len()).max().unwrap_or(0);
         let (ids, mask) = encoder::pad(batch.iter().map(|&i| seqs[i]), longest);
         let run = || -> candle_core::Result<Vec<Vec<f32>>> {

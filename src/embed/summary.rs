@@ -206,6 +206,8 @@ pub struct DenseRun {
     pub tokens: u64,
     /// Padded tokens / real tokens (1.0 = no padding waste).
     pub padding_ratio: f64,
+    /// Process peak RSS when the stage ended, MiB.
+    pub peak_rss_mb: Option<f64>,
     pub batches: u64,
     pub batch_latency_ms: Latency,
     /// sha256 of every vector's little-endian f32 bytes, in row order.
@@ -254,6 +256,7 @@ impl DenseRun {
         self.batches = self.batch_ms.len() as u64;
         self.batch_latency_ms = Latency::of(&self.batch_ms);
         self.previous = previous;
+        self.peak_rss_mb = crate::metrics::peak_rss_mb();
     }
 }
 
@@ -269,6 +272,8 @@ pub struct SparsePayload {
     pub duration_s: f64,
     pub chunks_per_s: f64,
     pub file: String,
+    /// Process peak RSS when the stage ended, MiB.
+    pub peak_rss_mb: Option<f64>,
 }
 
 /// The rerank stage's payload.
@@ -283,6 +288,8 @@ pub struct RerankPayload {
     pub query_latency_ms: Latency,
     pub truncated_pairs: u64,
     pub file: String,
+    /// Process peak RSS when the stage ended, MiB.
+    pub peak_rss_mb: Option<f64>,
 }
 
 /// A stage that may not have run: its payload, or why not.
@@ -427,6 +434,7 @@ impl Summary {
                 0.0
             },
             file: "sparse.jsonl".into(),
+            peak_rss_mb: crate::metrics::peak_rss_mb(),
         });
     }
 
@@ -468,6 +476,7 @@ impl Summary {
             query_latency_ms: Latency::of(&ms),
             truncated_pairs: truncated,
             file: "rerank.jsonl".into(),
+            peak_rss_mb: crate::metrics::peak_rss_mb(),
         });
     }
 
