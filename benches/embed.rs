@@ -48,7 +48,7 @@ fn main() {
     let model = match assets::locate(&Lookup {
         id: &e.model,
         folder: e.model_dir.as_deref(),
-        bundle_dir: &e.bundle_dir,
+        bundle_dir: Some(&e.bundle_dir),
         allow_download: false,
     }) {
         Ok(m) => m,

@@ -112,6 +112,8 @@ pub enum Command {
     LoadNeo4j(cmd::load_neo4j::Args),
     /// Dense and sparse vectors of text collections, with FAISS/NumPy exports and a manifest.
     Embed(cmd::embed::Args),
+    /// Bundle the encoder and the CET area embeddings for offline, instant start-up.
+    PrepareAssets(cmd::prepare_assets::Args),
     /// Write a realistic synthetic awards file, recipients file and ground-truth links.
     SampleData(cmd::sample_data::Args),
     /// Inspect settings.

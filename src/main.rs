@@ -8,6 +8,7 @@ mod cmd;
 use std::process::ExitCode;
 
 use clap::Parser;
+use sbir::assets::bundle::BundleError;
 use sbir::cet::CetError;
 use sbir::config::{self, ConfigError, FlagOverride, Sources};
 use sbir::embed::EmbedError;
@@ -71,6 +72,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ClassifyCet(a) => a.overrides(),
         Command::LoadNeo4j(a) => a.overrides(),
         Command::Embed(a) => a.overrides(),
+        Command::PrepareAssets(a) => a.overrides(),
         Command::SampleData(a) => a.overrides(),
         Command::Config(_) => Vec::new(),
     });
@@ -96,6 +98,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ClassifyCet(a) => cmd::classify_cet::run(a, &env)?,
         Command::LoadNeo4j(a) => cmd::load_neo4j::run(a, &env)?,
         Command::Embed(a) => cmd::embed::run(a, &env)?,
+        Command::PrepareAssets(a) => cmd::prepare_assets::run(a, &env)?,
         Command::SampleData(a) => {
             cmd::sample_data::run(a, &env)?;
             Status::Pass
@@ -130,6 +133,9 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             return if e.is_usage() { 2 } else { 1 };
         }
         if let Some(e) = cause.downcast_ref::<EmbedError>() {
+            return if e.is_usage() { 2 } else { 1 };
+        }
+        if let Some(BundleError::Embed(e)) = cause.downcast_ref::<BundleError>() {
             return if e.is_usage() { 2 } else { 1 };
         }
     }

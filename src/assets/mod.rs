@@ -2,9 +2,13 @@
 //! Face cache, then (when allowed) a hub download. Every place looked is remembered, so a miss
 //! names them all and says how to fetch the model.
 
+pub mod bundle;
+
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+
+use crate::embed::EmbedError;
 
 /// The files a BERT model needs.
 pub const MODEL_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
@@ -59,7 +63,8 @@ pub struct ModelNotFound {
 pub struct Lookup<'a> {
     pub id: &'a str,
     pub folder: Option<&'a Path>,
-    pub bundle_dir: &'a Path,
+    /// Where `prepare-assets` put model folders; `None` skips the bundle.
+    pub bundle_dir: Option<&'a Path>,
     pub allow_download: bool,
 }
 
@@ -90,8 +95,9 @@ fn offline() -> bool {
         .unwrap_or(false)
 }
 
-/// Finds a model's files, trying each place in order.
-pub fn locate(l: &Lookup) -> Result<ModelFiles, ModelNotFound> {
+/// Finds a model's files, trying each place in order. Bundle files are checked against
+/// `deployment_metadata.json` when it lists them: a corrupted copy is refused, never used.
+pub fn locate(l: &Lookup) -> Result<ModelFiles, EmbedError> {
     let mut looked = Vec::new();
     let found = |dir: PathBuf, source, revision| ModelFiles {
         id: l.id.to_string(),
@@ -106,16 +112,32 @@ pub fn locate(l: &Lookup) -> Result<ModelFiles, ModelNotFound> {
         }
         looked.push(format!("{} (missing {})", dir.display(), miss.join(", ")));
     }
-    let bundle = l.bundle_dir.join(bundle_name(l.id));
-    let miss = missing(&bundle);
-    if miss.is_empty() {
-        return Ok(found(bundle, ModelSource::Bundle, None));
+    if let Some(dir) = l.bundle_dir {
+        let bundle = dir.join(bundle_name(l.id));
+        let miss = missing(&bundle);
+        if miss.is_empty() {
+            let root = dir.parent().unwrap_or(Path::new("."));
+            let revision = match bundle::read_metadata(root) {
+                Ok(meta) => {
+                    let prefix = format!("models/{}/", bundle_name(l.id));
+                    bundle::check_files(root, &meta, &prefix).map_err(|e| {
+                        EmbedError::model(
+                            &bundle,
+                            format!("{e}; rebuild it with `sbir prepare-assets`"),
+                        )
+                    })?;
+                    meta.model_revision
+                }
+                Err(_) => None,
+            };
+            return Ok(found(bundle, ModelSource::Bundle, revision));
+        }
+        looked.push(format!(
+            "{} (prepare-assets bundle; missing {})",
+            bundle.display(),
+            miss.join(", ")
+        ));
     }
-    looked.push(format!(
-        "{} (prepare-assets bundle; missing {})",
-        bundle.display(),
-        miss.join(", ")
-    ));
 
     let cache = hf_cache();
     let repo = cache.model(l.id.to_string());
@@ -148,7 +170,8 @@ pub fn locate(l: &Lookup) -> Result<ModelFiles, ModelNotFound> {
     Err(ModelNotFound {
         id: l.id.to_string(),
         looked,
-    })
+    }
+    .into())
 }
 
 /// Downloads the model files into the Hugging Face cache; returns the snapshot folder.

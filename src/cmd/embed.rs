@@ -167,10 +167,9 @@ fn lookup(e: &EmbedSettings, id: &str, folder: Option<&Path>) -> Result<ModelFil
     assets::locate(&Lookup {
         id,
         folder,
-        bundle_dir: &e.bundle_dir,
+        bundle_dir: Some(&e.bundle_dir),
         allow_download: e.allow_download,
     })
-    .map_err(EmbedError::from)
 }
 
 /// A SPLADE setting is a model id or a folder.

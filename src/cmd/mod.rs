@@ -8,6 +8,7 @@ pub mod embed;
 pub mod enrich;
 pub mod ingest;
 pub mod load_neo4j;
+pub mod prepare_assets;
 pub mod run;
 pub mod sample_data;
 

@@ -153,10 +153,7 @@ pub fn embed_collection(job: Job, progress: &dyn Progress) -> Result<Summary, Em
     let out = |f: &str| job.out_dir.join(f);
 
     let load = StageTimer::start();
-    let encoder = DenseEncoder::load(&job.dense_model, &job.device, s.batch_tokens)?;
-    let tok_path = job.dense_model.file("tokenizer.json");
-    let tokenizer =
-        tokenizers::Tokenizer::from_file(&tok_path).map_err(|e| EmbedError::model(&tok_path, e))?;
+    let (encoder, chunker) = open_encoder(&job.dense_model, &job.device, s)?;
     let mut summary = Summary::new(&job, kind, encoder.dims());
     let size = s.chunk_tokens.min(encoder.max_tokens());
     if size < s.chunk_tokens {
@@ -165,7 +162,6 @@ pub fn embed_collection(job: Job, progress: &dyn Progress) -> Result<Summary, Em
             s.chunk_tokens
         ));
     }
-    let chunker = Chunker::new(tokenizer, size, s.chunk_overlap)?;
     let mut sparse = match (&job.splade_model, job.sparse) {
         (_, false) => None,
         (Some(m), true) => {
@@ -416,18 +412,14 @@ impl Searcher {
         settings: &EmbedSettings,
         device: &Device,
     ) -> Result<Self, EmbedError> {
-        let encoder = DenseEncoder::load(dense, device, settings.batch_tokens)?;
-        let tok_path = dense.file("tokenizer.json");
-        let tokenizer = tokenizers::Tokenizer::from_file(&tok_path)
-            .map_err(|e| EmbedError::model(&tok_path, e))?;
-        let size = settings.chunk_tokens.min(encoder.max_tokens());
+        let (encoder, chunker) = open_encoder(dense, device, settings)?;
         let splade = match splade {
             Some(m) => Some(load_splade(m, device)?),
             None => None,
         };
         Ok(Self {
             encoder,
-            chunker: Chunker::new(tokenizer, size, settings.chunk_overlap)?,
+            chunker,
             splade,
             sparse,
             reranker,
@@ -474,6 +466,22 @@ impl Searcher {
         };
         rerank::search(dir, queries, &r)
     }
+}
+
+/// The dense encoder of `model` and a chunker over its tokenizer, sized by the settings
+/// (never beyond the model's own limit).
+pub fn open_encoder(
+    model: &ModelFiles,
+    device: &Device,
+    s: &EmbedSettings,
+) -> Result<(DenseEncoder, Chunker), EmbedError> {
+    let encoder = DenseEncoder::load(model, device, s.batch_tokens)?;
+    let tok_path = model.file("tokenizer.json");
+    let tokenizer =
+        tokenizers::Tokenizer::from_file(&tok_path).map_err(|e| EmbedError::model(&tok_path, e))?;
+    let size = s.chunk_tokens.min(encoder.max_tokens());
+    let chunker = Chunker::new(tokenizer, size, s.chunk_overlap)?;
+    Ok((encoder, chunker))
 }
 
 /// Loads a SPLADE (`BertForMaskedLM`) model.

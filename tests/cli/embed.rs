@@ -787,3 +787,152 @@ fn queries_are_fused_and_reranked_and_search_shows_every_score() {
     let err = stderr(&embed(&wd, &["search", "--collection", "none", "x"], 2));
     assert!(err.contains("not an embedded collection"), "{err}");
 }
+
+/// `sbir prepare-assets` with the tiny model as the encoder, offline, no Hugging Face cache.
+fn prepare(wd: &Workdir, args: &[&str], code: i32) -> std::process::Output {
+    let mut all = vec!["prepare-assets"];
+    all.extend_from_slice(args);
+    let mut c = wd.cmd(&all);
+    c.env("HF_HUB_OFFLINE", "1")
+        .env("HF_HOME", wd.path("hf"))
+        .env_remove("HF_HUB_CACHE");
+    wd.run_expect(c, code)
+}
+
+#[test]
+fn prepare_assets_bundles_the_model_and_cet_centroids_incrementally() {
+    let wd = Workdir::new();
+    tiny_bert(&wd, "tiny", Head::None);
+    prepare(&wd, &["--model-dir", "tiny"], 0);
+    let meta = wd.json("artifacts/deployment_metadata.json");
+    assert_eq!(meta["steps"]["model"], "copied");
+    assert_eq!(meta["steps"]["cet_embeddings"], "built");
+    assert_eq!(meta["taxonomy_version"], "NSTC-2024.02");
+    let files = meta["files"].as_object().unwrap();
+    for f in [
+        "models/all-MiniLM-L6-v2/model.safetensors",
+        "models/all-MiniLM-L6-v2/tokenizer.json",
+        "embeddings/cet_areas.npy",
+        "embeddings/cet_areas.metadata.json",
+        "VERSION",
+    ] {
+        let entry = &files[f];
+        let bytes = std::fs::read(wd.path(&format!("artifacts/{f}"))).unwrap();
+        assert_eq!(entry["size"], bytes.len(), "{f}");
+        assert_eq!(entry["sha256"].as_str().unwrap().len(), 64);
+    }
+    let total: u64 = files.values().map(|f| f["size"].as_u64().unwrap()).sum();
+    assert_eq!(meta["total_bytes"], total);
+
+    let npy = std::fs::read(wd.path("artifacts/embeddings/cet_areas.npy")).unwrap();
+    let header_len = u16::from_le_bytes([npy[8], npy[9]]) as usize;
+    let header = String::from_utf8_lossy(&npy[10..10 + header_len]).to_string();
+    assert!(header.contains("'shape': (21, 32)"), "{header}");
+    let rows: Vec<f32> = npy[10 + header_len..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(rows.len(), 21 * 32);
+    for r in rows.chunks(32) {
+        let n: f32 = r.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((n - 1.0).abs() < 1e-4, "centroids are L2-normalised: {n}");
+    }
+    let cmeta = wd.json("artifacts/embeddings/cet_areas.metadata.json");
+    assert_eq!(cmeta["cet_ids"].as_array().unwrap().len(), 21);
+    assert_eq!(cmeta["cet_ids"][0], "advanced_computing");
+    let numpy_ok = std::process::Command::new("python3")
+        .args(["-c", "import numpy"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if numpy_ok {
+        let check = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import numpy, sys; a = numpy.load(sys.argv[1]); assert a.shape == (21, 32) and a.dtype == numpy.float32, a.shape",
+            ])
+            .arg(wd.path("artifacts/embeddings/cet_areas.npy"))
+            .status()
+            .unwrap();
+        assert!(check.success(), "numpy.load reads the centroids");
+    }
+
+    // A rerun with the same inputs rebuilds nothing.
+    let npy_time = std::fs::metadata(wd.path("artifacts/embeddings/cet_areas.npy"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    prepare(&wd, &["--model-dir", "tiny"], 0);
+    let again = wd.json("artifacts/deployment_metadata.json");
+    assert_eq!(again["steps"]["model"], "unchanged");
+    assert_eq!(again["steps"]["cet_embeddings"], "unchanged");
+    let npy_time2 = std::fs::metadata(wd.path("artifacts/embeddings/cet_areas.npy"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(npy_time, npy_time2);
+    prepare(&wd, &["--verify"], 0);
+
+    // `embed` finds the model in the bundle when nothing else is given.
+    wd.write("d.jsonl", "{\"id\": 1, \"text\": \"quantum laser\"}\n");
+    let mut c = wd.cmd(&["embed", "--input", "d.jsonl", "--name", "d"]);
+    c.env("HF_HUB_OFFLINE", "1")
+        .env("HF_HOME", wd.path("hf"))
+        .env_remove("HF_HUB_CACHE");
+    wd.run_expect(c, 0);
+    let summary = wd.json(&format!("{OUT}/d/processing_summary.json"));
+    assert_eq!(summary["models"]["dense"]["source"], "bundle");
+}
+
+#[test]
+fn corrupted_or_stale_bundles_are_refused() {
+    let wd = Workdir::new();
+    tiny_bert(&wd, "tiny", Head::None);
+    prepare(&wd, &["--model-dir", "tiny"], 0);
+    let flip = |rel: &str| {
+        let path = wd.path(rel);
+        let mut b = std::fs::read(&path).unwrap();
+        let i = b.len() - 5;
+        b[i] ^= 0x40;
+        std::fs::write(&path, b).unwrap();
+    };
+
+    // Stale: the taxonomy changed since the bundle was built.
+    let taxonomy = include_str!("../../config/cet/taxonomy.yaml");
+    wd.write(
+        "tax.yaml",
+        taxonomy.replacen("NSTC-2024.02", "NSTC-2099.01", 1),
+    );
+    let mut c = wd.cmd(&["prepare-assets", "--verify"]);
+    c.env("SBIR_ETL__CET__TAXONOMY", "tax.yaml")
+        .env("HF_HUB_OFFLINE", "1");
+    let err = stderr(&wd.run_expect(c, 3));
+    assert!(
+        err.contains("stale") && err.contains("NSTC-2099.01"),
+        "{err}"
+    );
+
+    // A flipped byte in the centroids fails verification, naming the file.
+    flip("artifacts/embeddings/cet_areas.npy");
+    let err = stderr(&prepare(&wd, &["--verify"], 3));
+    assert!(
+        err.contains("cet_areas.npy") && err.contains("corrupted"),
+        "{err}"
+    );
+
+    // A flipped byte in the bundled weights: embed refuses the bundle, naming the file.
+    flip("artifacts/models/all-MiniLM-L6-v2/model.safetensors");
+    wd.write("d.jsonl", "{\"id\": 1, \"text\": \"x\"}\n");
+    let mut c = wd.cmd(&["embed", "--input", "d.jsonl", "--name", "d"]);
+    c.env("HF_HUB_OFFLINE", "1")
+        .env("HF_HOME", wd.path("hf"))
+        .env_remove("HF_HUB_CACHE");
+    let err = stderr(&wd.run_expect(c, 2));
+    assert!(
+        err.contains("model.safetensors") && err.contains("prepare-assets"),
+        "{err}"
+    );
+
+    // Rebuilding from the source folder repairs it.
+    prepare(&wd, &["--model-dir", "tiny"], 0);
+    prepare(&wd, &["--verify"], 0);
+}

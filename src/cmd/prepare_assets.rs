@@ -1,0 +1,121 @@
+//! `sbir prepare-assets`: copy the encoder into the bundle, embed the CET areas, list every
+//! file with its checksum; `--verify` re-checks an existing bundle without writing.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use sbir::assets::bundle::{self, BundleError};
+use sbir::assets::{self, Lookup};
+use sbir::cet::taxonomy::Taxonomy;
+use sbir::config::FlagOverride;
+use sbir::io::checks::Status;
+
+use super::Env;
+
+/// Flags of `sbir prepare-assets`.
+#[derive(Debug, Default, clap::Args)]
+#[command(
+    after_help = "Examples:\n  sbir prepare-assets                         # artifacts/: models/<name>/, embeddings/cet_areas.npy, deployment_metadata.json\n  sbir prepare-assets --model-dir ~/models/all-MiniLM-L6-v2\n  sbir prepare-assets --verify                # checksums, model load, taxonomy and model still current"
+)]
+pub struct Args {
+    /// Bundle folder [default: the parent of embed.bundle_dir, i.e. artifacts/].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Encoder model id [default: embed.model].
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Take the encoder's files from this folder.
+    #[arg(long)]
+    pub model_dir: Option<PathBuf>,
+    /// Re-check the existing bundle (every checksum, the model loads, not stale); write nothing.
+    #[arg(long)]
+    pub verify: bool,
+}
+
+impl Args {
+    /// The settings these flags override.
+    pub fn overrides(&self) -> Vec<FlagOverride> {
+        let mut o = Vec::new();
+        if let Some(out) = &self.out {
+            let dir = out.join("models").display().to_string();
+            o.push(FlagOverride::new("embed.bundle_dir", dir, "--out"));
+        }
+        if let Some(m) = &self.model {
+            o.push(FlagOverride::new("embed.model", m.as_str(), "--model"));
+        }
+        if let Some(d) = &self.model_dir {
+            let d = d.display().to_string();
+            o.push(FlagOverride::new("embed.model_dir", d, "--model-dir"));
+        }
+        o
+    }
+}
+
+/// Runs `sbir prepare-assets`.
+pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
+    let s = env.settings();
+    let e = &s.embed;
+    let out = e
+        .bundle_dir
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let taxonomy = Taxonomy::load(&s.cet.taxonomy)?;
+    if a.verify {
+        return match bundle::verify(&out, &e.model, &taxonomy, e, &Device::Cpu) {
+            Ok(meta) => {
+                if !env.quiet {
+                    eprintln!(
+                        "bundle {} OK: {} files, {:.1} MB, model {}, taxonomy {}",
+                        out.display(),
+                        meta.files.len(),
+                        meta.total_bytes as f64 / 1e6,
+                        meta.model_id,
+                        meta.taxonomy_version
+                    );
+                }
+                Ok(Status::Pass)
+            }
+            Err(
+                err @ (BundleError::Checksum { .. }
+                | BundleError::Missing(_)
+                | BundleError::Stale(_)),
+            ) => {
+                eprintln!("bundle {} failed verification: {err}", out.display());
+                Ok(Status::Fail)
+            }
+            Err(err) => Err(err.into()),
+        };
+    }
+    // The source is looked up outside the bundle first, so a damaged bundle can be rebuilt;
+    // the bundle itself is the source of last resort.
+    let lookup = |bundle_dir| {
+        assets::locate(&Lookup {
+            id: &e.model,
+            folder: e.model_dir.as_deref(),
+            bundle_dir,
+            allow_download: e.allow_download,
+        })
+    };
+    let model = lookup(None).or_else(|_| lookup(Some(&e.bundle_dir)))?;
+    let prepared = bundle::prepare(&out, &model, &taxonomy, e, &Device::Cpu)?;
+    let m = &prepared.metadata;
+    if !env.quiet {
+        eprintln!(
+            "bundle {}: {} ({} from {}), taxonomy {}; {}; {} files, {:.1} MB",
+            prepared.dir.display(),
+            m.model_id,
+            m.steps.get("model").map_or("?", String::as_str),
+            model.dir.display(),
+            m.taxonomy_version,
+            m.steps
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            m.files.len(),
+            m.total_bytes as f64 / 1e6
+        );
+    }
+    Ok(Status::Pass)
+}
