@@ -22,7 +22,7 @@ use crate::cli::OutputArgs;
 #[derive(Debug, clap::Args)]
 #[command(
     args_conflicts_with_subcommands = true,
-    after_help = "Examples:\n  sbir classify-cet                                   # the enrich (else ingest) output\n  sbir classify-cet --check-taxonomy                  # validate config/cet/taxonomy.yaml\n  sbir classify-cet train --bootstrap                 # train the model from confident rule decisions\n  sbir classify-cet train --labels data/sample/award_cet_labels.csv\n  sbir classify-cet evaluate --labels data/sample/award_cet_labels.csv\n  sbir classify-cet drift --baseline old/cet_award_classifications.parquet\n  SBIR_ETL__CET__SAMPLE_SIZE=500 sbir classify-cet    # a deterministic sample"
+    after_help = "Examples:\n  sbir classify-cet                                   # the enrich (else ingest) output\n  sbir classify-cet --check-taxonomy                  # validate config/cet/taxonomy.yaml\n  sbir classify-cet --text \"Hypersonic glide vehicle thermal protection\"   # one ad-hoc text, JSON out\n  sbir classify-cet train --bootstrap                 # train the model from confident rule decisions\n  sbir classify-cet train --labels data/sample/award_cet_labels.csv\n  sbir classify-cet evaluate --labels data/sample/award_cet_labels.csv\n  sbir classify-cet drift --baseline old/cet_award_classifications.parquet\n  SBIR_ETL__CET__SAMPLE_SIZE=500 sbir classify-cet    # a deterministic sample"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -38,6 +38,13 @@ pub struct Args {
     /// Validate the taxonomy and write cet_taxonomy.parquet, nothing else.
     #[arg(long)]
     pub check_taxonomy: bool,
+    /// Classify this text (an abstract, title first if you have one) and print the result as
+    /// JSON; writes nothing.
+    #[arg(long, conflicts_with = "stdin")]
+    pub text: Option<String>,
+    /// Like --text, reading the text from standard input.
+    #[arg(long)]
+    pub stdin: bool,
 }
 
 /// Flags every classify-cet action shares.
@@ -154,6 +161,7 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
         Some(Action::Evaluate(e)) => evaluate_cmd(e, &args.common, env),
         Some(Action::Drift(d)) => drift_cmd(d, env),
         None if args.check_taxonomy => check_taxonomy(env),
+        None if args.text.is_some() || args.stdin => classify_text(args, env),
         None => classify(args, env),
     }
 }
@@ -216,6 +224,49 @@ fn input_info(path: &Path) -> Result<sbir::io::input::InputInfo, std::io::Error>
         rows: 0,
         sha256: sbir::io::input::sha256_file(path).map_err(std::io::Error::other)?,
     })
+}
+
+/// Classifies one ad-hoc text (`--text` or `--stdin`) and prints the classification.
+fn classify_text(args: &Args, env: &Env) -> anyhow::Result<Status> {
+    let text = match &args.text {
+        Some(t) => t.clone(),
+        None => std::io::read_to_string(std::io::stdin()).context("reading standard input")?,
+    };
+    if text.trim().is_empty() {
+        return Err(cet::CetError::Invalid(
+            "no text to classify: --text is empty or standard input had none".into(),
+        )
+        .into());
+    }
+    let s = env.settings();
+    let (taxonomy, params) = load_parts(s)?;
+    let choice = args.common.scorer.unwrap_or(params.scorer);
+    let (classifier, fallback) = cet::load_classifier(taxonomy, params, choice, &s.cet.model_path)?;
+    if let Some(f) = &fallback {
+        if args.require_model {
+            return Err(cet::CetError::Invalid(format!("--require-model: {}", f.detail)).into());
+        }
+        tracing::warn!(
+            "classify-cet: using the rules scorer ({}): {}",
+            f.reason,
+            f.detail
+        );
+    }
+    // The first line is taken as the title when the text has several, as in an award.
+    let (title, rest) = match text.trim().split_once('\n') {
+        Some((t, r)) if !r.trim().is_empty() => (t.trim(), Some(r.trim())),
+        _ => ("", Some(text.trim())),
+    };
+    let award = cet::classify::AwardText {
+        title,
+        r#abstract: rest,
+        topic_code: None,
+        agency: None,
+        branch: None,
+    };
+    let c = classifier.classify("text", &award, &mut cet::classify::Scratch::default());
+    println!("{}", serde_json::to_string_pretty(&c)?);
+    Ok(Status::Pass)
 }
 
 /// Classifies the awards and writes every output and checks file.

@@ -60,6 +60,8 @@ pub fn run(_args: &Args, env: &Env) -> anyhow::Result<Status> {
         output: OutputArgs::default(),
         require_model: false,
         check_taxonomy: false,
+        text: None,
+        stdin: false,
     };
     let status = super::classify_cet::run(&classify_args, env)?;
     if status == Status::Fail {

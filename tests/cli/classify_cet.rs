@@ -553,3 +553,54 @@ fn sampling_is_deterministic() {
     let checks = wd.json("data/processed/cet_award_classifications.checks.json");
     assert_eq!(checks["details"]["sample"]["from"], 30);
 }
+
+#[test]
+fn ad_hoc_text_is_classified_from_a_flag_or_stdin() {
+    let wd = Workdir::new();
+    let out = wd.run(
+        &[
+            "classify-cet",
+            "--scorer",
+            "rules",
+            "--text",
+            "Hypersonic glide vehicle thermal protection\nWe will test ceramic matrix composite leading edges for hypersonic flight.",
+        ],
+        0,
+    );
+    let c: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(c["primary_cet_id"], "hypersonics");
+    assert!(!c["evidence"].as_array().unwrap().is_empty());
+    assert!(
+        !wd.exists("data/processed/cet_award_classifications.parquet"),
+        "writes nothing"
+    );
+
+    let mut cmd = wd.cmd(&["classify-cet", "--scorer", "rules", "--stdin"]);
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Quantum sensing with trapped ions for navigation")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let c: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(c["primary_cet_id"], "quantum_information_science");
+
+    let err = stderr(&wd.run(&["classify-cet", "--text", "  "], 2));
+    assert!(err.contains("no text to classify"), "{err}");
+    let mut cmd = wd.cmd(&[
+        "classify-cet",
+        "--require-model",
+        "--text",
+        "quantum sensing",
+    ]);
+    cmd.env("CET_MODEL_PATH", "nowhere.json");
+    let err = stderr(&wd.run_expect(cmd, 2));
+    assert!(err.contains("require-model"), "{err}");
+}
