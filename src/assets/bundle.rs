@@ -132,7 +132,32 @@ pub fn prepare(
         );
     }
 
-    let model_sha = sha256_file(&bundled.file("model.safetensors"))?;
+    // Every file is hashed once: the model's before the centroids (which record the
+    // weights' hash), the rest after they are written.
+    let mut files = BTreeMap::new();
+    let entry = |path: &Path| -> Result<(String, FileEntry), IoError> {
+        let rel = path
+            .strip_prefix(out)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .replace('\\', "/");
+        let size = std::fs::metadata(path)
+            .map_err(|e| IoError::read(path, e))?
+            .len();
+        Ok((
+            rel,
+            FileEntry {
+                size,
+                sha256: sha256_file(path)?,
+            },
+        ))
+    };
+    for path in crate::io::files_under(&model_dir)? {
+        let (rel, e) = entry(&path)?;
+        files.insert(rel, e);
+    }
+    let weights = format!("models/{name}/model.safetensors");
+    let model_sha = files[&weights].sha256.clone();
     steps.insert(
         "cet_embeddings".into(),
         build_centroids(out, &encoder, &chunker, taxonomy, &model.id, &model_sha)?,
@@ -142,29 +167,14 @@ pub fn prepare(
         format!("{BUNDLE_VERSION}\n").as_bytes(),
     )
     .map_err(|e| IoError::write(&out.join("VERSION"), e))?;
-
-    let mut files = BTreeMap::new();
-    let mut listed: Vec<PathBuf> = Vec::new();
-    list_files(&model_dir, &mut listed)?;
     let emb = out.join("embeddings");
-    listed.extend(["cet_areas.npy", "cet_areas.metadata.json"].map(|f| emb.join(f)));
-    listed.push(out.join("VERSION"));
-    for path in listed {
-        let rel = path
-            .strip_prefix(out)
-            .unwrap_or(&path)
-            .to_string_lossy()
-            .replace('\\', "/");
-        let size = std::fs::metadata(&path)
-            .map_err(|e| IoError::read(&path, e))?
-            .len();
-        files.insert(
-            rel,
-            FileEntry {
-                size,
-                sha256: sha256_file(&path)?,
-            },
-        );
+    for path in [
+        emb.join("cet_areas.npy"),
+        emb.join("cet_areas.metadata.json"),
+        out.join("VERSION"),
+    ] {
+        let (rel, e) = entry(&path)?;
+        files.insert(rel, e);
     }
     let metadata = DeploymentMetadata {
         bundle_version: BUNDLE_VERSION.into(),
@@ -322,22 +332,6 @@ fn build_centroids(
     b.push(b'\n');
     write_file(&meta_path, &b).map_err(|e| IoError::write(&meta_path, e))?;
     Ok("built".into())
-}
-
-fn list_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), IoError> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| IoError::read(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            list_files(&p, out)?;
-        } else {
-            out.push(p);
-        }
-    }
-    Ok(())
 }
 
 /// Reads `deployment_metadata.json` of the bundle in `dir`.

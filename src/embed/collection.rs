@@ -3,7 +3,7 @@
 //! (invalid UTF-8, malformed JSON, a missing id) become rejects naming the file and line.
 
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -199,10 +199,13 @@ fn read_folder(
     doc: &mut dyn FnMut(Document) -> Result<(), EmbedError>,
     reject: &mut dyn FnMut(Reject),
 ) -> Result<(), EmbedError> {
-    let mut files = Vec::new();
-    walk(root, &mut files)?;
-    files.sort();
-    for path in files {
+    let all = crate::io::files_under(root).map_err(|e| EmbedError::input(root, e))?;
+    let texts = all.into_iter().filter(|p| {
+        p.extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("txt") || e.eq_ignore_ascii_case("md"))
+    });
+    for path in texts {
         let id = path
             .strip_prefix(root)
             .unwrap_or(&path)
@@ -224,23 +227,6 @@ fn read_folder(
                 line: None,
                 reason: format!("invalid UTF-8 at byte {}", e.utf8_error().valid_up_to()),
             }),
-        }
-    }
-    Ok(())
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), EmbedError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| EmbedError::input(dir, e))?;
-    for entry in entries {
-        let path = entry.map_err(|e| EmbedError::input(dir, e))?.path();
-        if path.is_dir() {
-            walk(&path, out)?;
-        } else if path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| e.eq_ignore_ascii_case("txt") || e.eq_ignore_ascii_case("md"))
-        {
-            out.push(path);
         }
     }
     Ok(())

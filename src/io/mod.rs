@@ -43,3 +43,22 @@ pub fn with_suffix(stem: &Path, suffix: &str) -> PathBuf {
     s.push(suffix);
     PathBuf::from(s)
 }
+
+/// Every file below `dir` (recursively), sorted by path.
+pub fn files_under(dir: &Path) -> Result<Vec<PathBuf>, IoError> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), IoError> {
+        for entry in std::fs::read_dir(dir).map_err(|e| IoError::read(dir, e))? {
+            let path = entry.map_err(|e| IoError::read(dir, e))?.path();
+            if path.is_dir() {
+                walk(&path, out)?;
+            } else {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out)?;
+    out.sort();
+    Ok(out)
+}
