@@ -65,8 +65,13 @@ fn main() {
     model.save(&model_path).expect("save");
 
     for choice in [ScorerChoice::Model, ScorerChoice::Rules] {
+        let sources = cet::ScorerSources {
+            model_path: &model_path,
+            embed: &settings.embed,
+            award_vectors: false,
+        };
         let (classifier, fallback) =
-            cet::load_classifier(taxonomy.clone(), params.clone(), choice, &model_path)
+            cet::load_classifier(taxonomy.clone(), params.clone(), choice, &sources)
                 .expect("classifier");
         assert!(fallback.is_none());
         let out_dir = dir.join(format!("{choice:?}"));
@@ -94,7 +99,7 @@ fn main() {
         );
         let (held_out, _) =
             cet::labelled_docs(&test_labels, &taxonomy, &awards_path).expect("docs");
-        let e = cet::evaluate_docs(&classifier, &held_out);
+        let e = cet::evaluate_docs(&classifier, &held_out, None);
         println!(
             "  held-out {}: top-1 {:.4}, top-3 recall {:.4}, macro F1 {:.4}, micro F1 {:.4}",
             e.awards, e.top1_accuracy, e.top3_recall, e.macro_avg.f1, e.micro.f1

@@ -8,25 +8,30 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use std::collections::HashMap;
+
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::{ModelFiles, bundle_name};
+use crate::cet::classify::{Classifier, Scratch};
+use crate::cet::embedding::{
+    AwardEmbeddingsMetadata, AwardMeans, CENTROID_METHOD, area_texts, award_text, build_centroids,
+    read_award_ids, text_hash,
+};
 use crate::cet::taxonomy::Taxonomy;
 use crate::config::EmbedSettings;
-use crate::embed::EmbedError;
 use crate::embed::chunk::Chunker;
 use crate::embed::encoder::DenseEncoder;
-use crate::embed::export::{VectorFormat, write_vectors};
+use crate::embed::export::{DenseSpill, NpyFile, VectorFormat, write_vectors};
+use crate::embed::{EmbedError, embed_texts};
 use crate::io::IoError;
 use crate::io::atomic::write_file;
 use crate::io::input::sha256_file;
 
 /// Format of the bundle layout and metadata.
 pub const BUNDLE_VERSION: &str = "sbir-bundle-1";
-/// How centroids are built; a change rebuilds them.
-const CENTROID_METHOD: &str =
-    "l2norm(0.5 * embed(name + ': ' + definition) + 0.5 * mean(embed(keyword)))";
 /// Model files copied when present, beyond the three required ones.
 const OPTIONAL_FILES: [&str; 6] = [
     "1_Pooling/config.json",
@@ -52,6 +57,8 @@ pub enum BundleError {
     Missing(PathBuf),
     #[error("stale bundle: {0}")]
     Stale(String),
+    #[error("award embeddings: {0}")]
+    Awards(String),
     #[error(transparent)]
     Embed(#[from] EmbedError),
     #[error(transparent)]
@@ -94,6 +101,9 @@ pub struct CentroidMetadata {
     pub method: String,
     /// Texts embedded per area (the definition line and each keyword phrase).
     pub texts_per_area: Vec<usize>,
+    /// Per area, what its centroid averages (definition, keywords, award examples).
+    #[serde(default)]
+    pub built_from: Vec<String>,
     /// Hash of everything the centroids depend on; equal means nothing to rebuild.
     pub inputs_sha256: String,
 }
@@ -112,6 +122,7 @@ pub fn prepare(
     taxonomy: &Taxonomy,
     settings: &EmbedSettings,
     device: &Device,
+    awards: Option<&AwardInputs>,
 ) -> Result<Prepared, BundleError> {
     let mut steps = BTreeMap::new();
     let name = bundle_name(&model.id);
@@ -158,22 +169,48 @@ pub fn prepare(
     }
     let weights = format!("models/{name}/model.safetensors");
     let model_sha = files[&weights].sha256.clone();
+    let enc = (&encoder, &chunker);
+    let ids = (model.id.as_str(), model_sha.as_str());
+    let mut written = vec![
+        emb_dir(out).join("cet_areas.npy"),
+        emb_dir(out).join("cet_areas.metadata.json"),
+        out.join("VERSION"),
+    ];
+    let award_files = AWARD_FILES.map(|f| emb_dir(out).join(f));
+    let examples = match awards {
+        Some(a) => {
+            let (step, means, digest) = write_award_embeddings(out, enc, taxonomy, ids, a)?;
+            steps.insert("award_embeddings".into(), step);
+            written.extend(award_files);
+            Some((means, digest))
+        }
+        None => {
+            // Award vectors of an earlier run stay listed (their model is checked when used).
+            if award_files.iter().all(|f| f.is_file()) {
+                written.extend(award_files);
+            }
+            None
+        }
+    };
+    let min_examples = awards.map_or(0, |a| a.min_examples);
     steps.insert(
         "cet_embeddings".into(),
-        build_centroids(out, &encoder, &chunker, taxonomy, &model.id, &model_sha)?,
+        write_centroids(
+            out,
+            enc,
+            taxonomy,
+            ids,
+            examples.as_ref().map(|(m, d)| (m, d.as_str())),
+            min_examples,
+        )?,
     );
     write_file(
         &out.join("VERSION"),
         format!("{BUNDLE_VERSION}\n").as_bytes(),
     )
     .map_err(|e| IoError::write(&out.join("VERSION"), e))?;
-    let emb = out.join("embeddings");
-    for path in [
-        emb.join("cet_areas.npy"),
-        emb.join("cet_areas.metadata.json"),
-        out.join("VERSION"),
-    ] {
-        let (rel, e) = entry(&path)?;
+    for path in &written {
+        let (rel, e) = entry(path)?;
         files.insert(rel, e);
     }
     let metadata = DeploymentMetadata {
@@ -195,6 +232,10 @@ pub fn prepare(
         metadata,
         dir: out.to_path_buf(),
     })
+}
+
+fn emb_dir(out: &Path) -> PathBuf {
+    out.join("embeddings")
 }
 
 /// Copies the model's files into `dest` unless an identical copy is there; returns
@@ -240,41 +281,20 @@ fn copy_model(model: &ModelFiles, dest: &Path) -> Result<String, BundleError> {
     Ok("copied".into())
 }
 
-/// L2-normalised embeddings of `texts`, row-major.
-fn embed_texts(
-    encoder: &DenseEncoder,
-    chunker: &Chunker,
-    texts: &[&str],
-) -> Result<Vec<f32>, EmbedError> {
-    let ids: Vec<Vec<u32>> = texts
-        .iter()
-        .map(|t| chunker.encode(t))
-        .collect::<Result<_, _>>()?;
-    let refs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
-    Ok(encoder.encode(&refs)?.vectors)
-}
-
 /// Writes `cet_areas.npy` and its metadata unless their inputs are unchanged.
-fn build_centroids(
+fn write_centroids(
     out: &Path,
-    encoder: &DenseEncoder,
-    chunker: &Chunker,
+    enc: (&DenseEncoder, &Chunker),
     taxonomy: &Taxonomy,
-    model_id: &str,
-    model_sha: &str,
+    model: (&str, &str),
+    awards: Option<(&AwardMeans, &str)>,
+    min_examples: usize,
 ) -> Result<String, BundleError> {
+    let (model_id, model_sha) = model;
     let dir = out.join("embeddings");
     let meta_path = dir.join("cet_areas.metadata.json");
     let npy = dir.join("cet_areas.npy");
-    let texts: Vec<Vec<String>> = taxonomy
-        .areas
-        .iter()
-        .map(|a| {
-            std::iter::once(format!("{}: {}", a.name, a.definition))
-                .chain(a.keywords.iter().map(|k| k.phrase().to_string()))
-                .collect()
-        })
-        .collect();
+    let texts = area_texts(taxonomy);
     let inputs = {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
@@ -285,6 +305,10 @@ fn build_centroids(
         h.update(taxonomy.version.as_bytes());
         h.update(model_sha.as_bytes());
         h.update(CENTROID_METHOD.as_bytes());
+        if let Some((_, awards_digest)) = awards {
+            h.update(awards_digest.as_bytes());
+            h.update(min_examples.to_le_bytes());
+        }
         crate::config::hex_prefix(&h.finalize(), 64)
     };
     let previous: Option<CentroidMetadata> = std::fs::read(&meta_path)
@@ -293,22 +317,9 @@ fn build_centroids(
     if npy.is_file() && previous.is_some_and(|p| p.inputs_sha256 == inputs) {
         return Ok("unchanged".into());
     }
-    let d = encoder.dims();
-    let mut rows = Vec::with_capacity(texts.len() * d);
-    for area in &texts {
-        let refs: Vec<&str> = area.iter().map(String::as_str).collect();
-        let v = embed_texts(encoder, chunker, &refs)?;
-        let keywords = (area.len() - 1).max(1) as f32;
-        let mut c: Vec<f32> = (0..d)
-            .map(|j| {
-                let kw: f32 = v.chunks(d).skip(1).map(|r| r[j]).sum::<f32>() / keywords;
-                0.5 * v[j] + 0.5 * kw
-            })
-            .collect();
-        let norm = c.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-        c.iter_mut().for_each(|x| *x /= norm);
-        rows.extend(c);
-    }
+    let (rows, built_from) =
+        build_centroids(enc.0, enc.1, taxonomy, awards.map(|a| a.0), min_examples)?;
+    let d = enc.0.dims();
     let bytes: Vec<u8> = rows.iter().flat_map(|x| x.to_le_bytes()).collect();
     write_vectors(
         &npy,
@@ -319,19 +330,175 @@ fn build_centroids(
     )
     .map_err(|e| IoError::write(&npy, e))?;
     let meta = CentroidMetadata {
-        cet_ids: taxonomy.areas.iter().map(|a| a.id.clone()).collect(),
+        cet_ids: taxonomy.ids(),
         taxonomy_version: taxonomy.version.clone(),
         model_id: model_id.to_string(),
         model_sha256: model_sha.to_string(),
         dims: d,
         method: CENTROID_METHOD.into(),
         texts_per_area: texts.iter().map(Vec::len).collect(),
+        built_from,
         inputs_sha256: inputs,
     };
-    let mut b = serde_json::to_vec_pretty(&meta).map_err(|e| IoError::write(&meta_path, e))?;
-    b.push(b'\n');
-    write_file(&meta_path, &b).map_err(|e| IoError::write(&meta_path, e))?;
+    write_json(&meta_path, &meta)?;
     Ok("built".into())
+}
+
+/// Writes `value` as pretty JSON, atomically.
+fn write_json(path: &Path, value: &impl Serialize) -> Result<(), IoError> {
+    let mut b = serde_json::to_vec_pretty(value).map_err(|e| IoError::write(path, e))?;
+    b.push(b'\n');
+    write_file(path, &b).map_err(|e| IoError::write(path, e))?;
+    Ok(())
+}
+
+/// Awards whose embeddings the bundle precomputes, and the scorer that picks the High-band
+/// examples added to the centroids.
+pub struct AwardInputs<'a> {
+    pub path: &'a Path,
+    pub classifier: &'a Classifier,
+    pub min_examples: usize,
+}
+
+/// The files of the precomputed award embeddings.
+const AWARD_FILES: [&str; 3] = ["awards.npy", "awards.ids.tsv", "awards.metadata.json"];
+
+/// Awards per encoder call.
+const AWARD_BLOCK: usize = 256;
+
+/// Writes `awards.npy`, `awards.ids.tsv` and `awards.metadata.json` for every award of the
+/// file (vectors of awards whose id and text are unchanged are copied from the previous
+/// files, not re-encoded), and sums the vectors of High-band awards per primary area.
+/// Returns the step (`built`/`unchanged`), the sums, and a digest of the texts.
+fn write_award_embeddings(
+    out: &Path,
+    enc: (&DenseEncoder, &Chunker),
+    taxonomy: &Taxonomy,
+    model: (&str, &str),
+    awards: &AwardInputs,
+) -> Result<(String, AwardMeans, String), BundleError> {
+    let (model_id, model_sha) = model;
+    let dir = out.join("embeddings");
+    let npy_path = dir.join("awards.npy");
+    let ids_path = dir.join("awards.ids.tsv");
+    let meta_path = dir.join("awards.metadata.json");
+    let d = enc.0.dims();
+    let previous: Option<AwardEmbeddingsMetadata> = std::fs::read(&meta_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .filter(|m: &AwardEmbeddingsMetadata| {
+            m.model_id == model_id && m.model_sha256 == model_sha && m.dims == d
+        });
+    let mut old = match previous {
+        Some(_) => NpyFile::open(&npy_path)
+            .ok()
+            .zip(read_award_ids(&ids_path).ok())
+            .map(|(npy, ids)| {
+                let rows: HashMap<(String, u64), u64> = ids
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, k)| (k, i as u64))
+                    .collect();
+                (npy, rows)
+            }),
+        None => None,
+    };
+    let spill_dir = dir.clone();
+    std::fs::create_dir_all(&spill_dir).map_err(|e| IoError::write(&spill_dir, e))?;
+    let mut spill = DenseSpill::new(d, &spill_dir).map_err(|e| IoError::write(&spill_dir, e))?;
+    let mut ids = String::new();
+    let mut digest = Sha256::new();
+    let mut means = AwardMeans::new(taxonomy.areas.len(), d);
+    let (mut reused, mut count) = (0u64, 0u64);
+    for batch in crate::cet::read_award_batches(awards.path, AWARD_BLOCK)
+        .map_err(|e| BundleError::Awards(e.to_string()))?
+    {
+        let batch = batch.map_err(|e| BundleError::Awards(e.to_string()))?;
+        let texts: Vec<String> = batch.iter().map(|a| award_text(&a.text())).collect();
+        let hashes: Vec<u64> = texts.iter().map(|t| text_hash(t)).collect();
+        let mut vectors = vec![0f32; batch.len() * d];
+        let mut todo = Vec::new();
+        for (i, a) in batch.iter().enumerate() {
+            let row = old
+                .as_mut()
+                .and_then(|(npy, rows)| Some((npy, *rows.get(&(a.award_id.clone(), hashes[i]))?)));
+            match row {
+                Some((npy, row)) => {
+                    npy.read_row(row, &mut vectors[i * d..(i + 1) * d])
+                        .map_err(|e| IoError::read(&npy_path, e))?;
+                    reused += 1;
+                }
+                None => todo.push(i),
+            }
+        }
+        let refs: Vec<&str> = todo.iter().map(|&i| texts[i].as_str()).collect();
+        let fresh = embed_texts(enc.0, enc.1, &refs)?;
+        for (&i, v) in todo.iter().zip(fresh.chunks_exact(d)) {
+            vectors[i * d..(i + 1) * d].copy_from_slice(v);
+        }
+        let mut scratch = Scratch::default();
+        for (i, a) in batch.iter().enumerate() {
+            let line = format!("{}\t{:016x}\n", a.award_id, hashes[i]);
+            digest.update(line.as_bytes());
+            ids.push_str(&line);
+            let c = awards
+                .classifier
+                .classify(&a.award_id, &a.text(), &mut scratch);
+            if let (Some(area), Some("High")) = (
+                c.primary_cet_id
+                    .as_deref()
+                    .and_then(|p| taxonomy.index_of(p)),
+                c.band.as_deref(),
+            ) {
+                means.add(area, &vectors[i * d..(i + 1) * d]);
+            }
+        }
+        spill
+            .push(&vectors)
+            .map_err(|e| IoError::write(&spill_dir, e))?;
+        count += batch.len() as u64;
+    }
+    let texts_sha256 = crate::config::hex_prefix(&digest.finalize(), 64);
+    let classifier_digest = format!(
+        "{texts_sha256}:{}:{}",
+        awards.classifier.scorer(),
+        awards
+            .classifier
+            .model
+            .as_ref()
+            .map_or("", |m| m.version.as_str())
+    );
+    if reused == count && previous_digest(&meta_path).as_deref() == Some(&texts_sha256) {
+        return Ok(("unchanged".into(), means, classifier_digest));
+    }
+    drop(old);
+    let mut reader = spill
+        .into_reader()
+        .map_err(|e| IoError::write(&npy_path, e))?;
+    write_vectors(&npy_path, VectorFormat::Npy, d, count, &mut reader)
+        .map_err(|e| IoError::write(&npy_path, e))?;
+    write_file(&ids_path, ids.as_bytes()).map_err(|e| IoError::write(&ids_path, e))?;
+    write_json(
+        &meta_path,
+        &AwardEmbeddingsMetadata {
+            awards_path: awards.path.to_path_buf(),
+            count,
+            dims: d,
+            model_id: model_id.to_string(),
+            model_sha256: model_sha.to_string(),
+            texts_sha256,
+        },
+    )?;
+    tracing::info!(
+        "prepare-assets: {count} award vectors, {reused} reused from the previous bundle"
+    );
+    Ok(("built".into(), means, classifier_digest))
+}
+
+fn previous_digest(meta_path: &Path) -> Option<String> {
+    let m: AwardEmbeddingsMetadata =
+        serde_json::from_slice(&std::fs::read(meta_path).ok()?).ok()?;
+    Some(m.texts_sha256)
 }
 
 /// Reads `deployment_metadata.json` of the bundle in `dir`.

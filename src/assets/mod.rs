@@ -68,6 +68,28 @@ pub struct Lookup<'a> {
     pub allow_download: bool,
 }
 
+/// Finds model `id` the way the embed settings say: `folder`, the bundle, the cache, the hub.
+pub fn lookup(
+    e: &crate::config::EmbedSettings,
+    id: &str,
+    folder: Option<&Path>,
+) -> Result<ModelFiles, EmbedError> {
+    locate(&Lookup {
+        id,
+        folder,
+        bundle_dir: Some(&e.bundle_dir),
+        allow_download: e.allow_download,
+    })
+}
+
+/// The bundle's root folder: the parent of `embed.bundle_dir` (`artifacts/`).
+pub fn bundle_root(e: &crate::config::EmbedSettings) -> PathBuf {
+    e.bundle_dir
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf()
+}
+
 /// The folder name a model gets in the bundle: the last part of its id.
 pub fn bundle_name(id: &str) -> &str {
     id.rsplit('/').next().unwrap_or(id)

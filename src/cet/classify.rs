@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::embedding::EmbeddingScorer;
 use super::model::Model;
 use super::params::ClassifierParams;
 use super::rules::{Hit, PhraseMatcher, Source};
@@ -17,6 +18,8 @@ pub struct AwardText<'a> {
     pub topic_code: Option<&'a str>,
     pub agency: Option<&'a str>,
     pub branch: Option<&'a str>,
+    /// The award's dense vector, for the embedding and hybrid scorers.
+    pub embedding: Option<&'a [f32]>,
 }
 
 /// A non-primary area that also applies.
@@ -63,12 +66,22 @@ pub struct Scratch {
 
 const SOURCES: [Source; 3] = [Source::Title, Source::Abstract, Source::TopicCode];
 
-/// The CET classifier: taxonomy, knobs, phrase matcher and (when loaded) the trained model.
+/// The embedding scorer and how its scores blend with the base (model, else rules) scores.
+pub struct Blend {
+    pub scorer: EmbeddingScorer,
+    /// Weight of the base scores; 0 for the embedding scorer alone.
+    pub base_weight: f64,
+    pub embedding_weight: f64,
+}
+
+/// The CET classifier: taxonomy, knobs, phrase matcher, and (when loaded) the trained model
+/// and the embedding scorer.
 pub struct Classifier {
     pub taxonomy: Taxonomy,
     pub params: ClassifierParams,
     pub matcher: PhraseMatcher,
     pub model: Option<Model>,
+    pub embedding: Option<Blend>,
     /// (area, agency, branch, boost), names lower-cased.
     priors: Vec<(usize, String, Option<String>, f64)>,
 }
@@ -79,6 +92,7 @@ impl Classifier {
         taxonomy: Taxonomy,
         params: ClassifierParams,
         model: Option<Model>,
+        embedding: Option<Blend>,
     ) -> Result<Self, super::CetError> {
         let priors = params
             .priors
@@ -103,16 +117,18 @@ impl Classifier {
             taxonomy,
             params,
             model,
+            embedding,
             priors,
         })
     }
 
     /// Name of the scorer in use.
     pub fn scorer(&self) -> &'static str {
-        if self.model.is_some() {
-            "model"
-        } else {
-            "rules"
+        match (&self.embedding, &self.model) {
+            (Some(b), _) if b.base_weight > 0.0 => "hybrid",
+            (Some(_), _) => "embedding",
+            (None, Some(_)) => "model",
+            (None, None) => "rules",
         }
     }
 
@@ -126,9 +142,19 @@ impl Classifier {
             self.matcher.find(&s.tokens[i], SOURCES[i], &mut s.hits);
         }
         let n = self.taxonomy.areas.len();
-        let mut scores = match &self.model {
+        let base = || match &self.model {
             Some(m) => m.scores(&s.tokens, texts(a)),
             None => self.matcher.scores(&s.hits, &self.params, n),
+        };
+        // Without a vector (none was computed) the embedding scorer has nothing to add.
+        let mut scores = match (&self.embedding, a.embedding) {
+            (Some(b), Some(v)) if b.base_weight > 0.0 => base()
+                .iter()
+                .zip(b.scorer.scores(v))
+                .map(|(x, e)| b.base_weight * x + b.embedding_weight * e)
+                .collect(),
+            (Some(b), Some(v)) => b.scorer.scores(v),
+            _ => base(),
         };
         let agency = a.agency.map(str::to_lowercase);
         let branch = a.branch.map(str::to_lowercase);
@@ -185,6 +211,14 @@ impl Classifier {
             scorer: self.scorer().to_string(),
             model_version: self.model.as_ref().map(|m| m.version.clone()),
             taxonomy_version: self.taxonomy.version.clone(),
+        }
+    }
+
+    /// Vectors for a batch of awards when an embedding scorer is in use.
+    pub fn embed(&self, awards: &[(&str, AwardText)]) -> Result<Option<Vec<f32>>, super::CetError> {
+        match &self.embedding {
+            Some(b) => Ok(Some(b.scorer.embed(awards)?)),
+            None => Ok(None),
         }
     }
 

@@ -7,6 +7,7 @@
 
 pub mod classify;
 pub mod drift;
+pub mod embedding;
 pub mod eval;
 pub mod model;
 pub mod params;
@@ -24,13 +25,14 @@ use arrow_schema::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{CetSettings, NameRules, OutputSettings};
+use crate::config::{CetSettings, EmbedSettings, NameRules, OutputSettings};
+use crate::embed::EmbedError;
 use crate::enrich::names::Normalizer;
 use crate::io::IoError;
 use crate::io::input::InputInfo;
 use crate::io::table::TableWriter;
 use crate::progress::Progress;
-use classify::{AwardText, Classification, Classifier, Scratch};
+use classify::{AwardText, Blend, Classification, Classifier, Scratch};
 use drift::{Distribution, DriftReport};
 use model::Model;
 use params::{ClassifierParams, ScorerChoice};
@@ -61,6 +63,8 @@ pub enum CetError {
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
+    Embed(#[from] EmbedError),
+    #[error(transparent)]
     Io(#[from] IoError),
 }
 
@@ -75,7 +79,7 @@ impl CetError {
                 | Self::Labels { .. }
                 | Self::Io(IoError::MissingColumn { .. })
                 | Self::Invalid(_)
-        )
+        ) || matches!(self, Self::Embed(e) if e.is_usage())
     }
 }
 
@@ -124,6 +128,7 @@ impl AwardInput {
             topic_code: self.topic_code.as_deref(),
             agency: Some(&self.agency),
             branch: self.branch.as_deref(),
+            embedding: None,
         }
     }
 
@@ -156,34 +161,77 @@ pub struct Fallback {
     pub detail: String,
 }
 
-/// Builds the classifier: the model when the choice allows it and its artifact loads.
+/// Where the classifier finds its parts.
+#[derive(Debug, Clone, Copy)]
+pub struct ScorerSources<'a> {
+    /// The trained model artifact.
+    pub model_path: &'a Path,
+    /// Encoder lookup and bundle location, for the embedding and hybrid scorers.
+    pub embed: &'a EmbedSettings,
+    /// Use the bundle's precomputed award vectors (not worth reading for one ad-hoc text).
+    pub award_vectors: bool,
+}
+
+/// Builds the classifier: the model when the choice allows it and its artifact loads, and
+/// the encoder with the area centroids for the embedding and hybrid scorers (a missing
+/// encoder is an error naming every place looked).
 pub fn load_classifier(
     taxonomy: Taxonomy,
     params: ClassifierParams,
     choice: ScorerChoice,
-    model_path: &Path,
+    src: &ScorerSources,
 ) -> Result<(Classifier, Option<Fallback>), CetError> {
-    let (model, fallback) = match choice {
-        ScorerChoice::Rules => (None, None),
-        ScorerChoice::Auto | ScorerChoice::Model => match Model::load(model_path, &taxonomy) {
-            Ok(m) => (Some(m), None),
-            Err(e @ CetError::ModelMissing { .. }) => (
-                None,
-                Some(Fallback {
-                    reason: "model_missing",
-                    detail: e.to_string(),
-                }),
-            ),
-            Err(e) => (
-                None,
-                Some(Fallback {
-                    reason: "model_load_failed",
-                    detail: e.to_string(),
-                }),
-            ),
-        },
+    let embedding = if choice.needs_encoder() {
+        let e = src.embed;
+        let files = crate::assets::lookup(e, &e.model, e.model_dir.as_deref())?;
+        let (encoder, chunker) = crate::embed::open_encoder(&files, &candle_core::Device::Cpu, e)?;
+        let scorer = embedding::EmbeddingScorer::load(
+            files,
+            encoder,
+            chunker,
+            &taxonomy,
+            params.embedding.clone(),
+            &crate::assets::bundle_root(e),
+            src.award_vectors,
+        )?;
+        let (base_weight, embedding_weight) = match choice {
+            ScorerChoice::Hybrid => (params.hybrid.model_weight, params.hybrid.embedding_weight),
+            _ => (0.0, 1.0),
+        };
+        Some(Blend {
+            scorer,
+            base_weight,
+            embedding_weight,
+        })
+    } else {
+        None
     };
-    Ok((Classifier::new(taxonomy, params, model)?, fallback))
+    let (model, fallback) = match choice {
+        ScorerChoice::Rules | ScorerChoice::Embedding => (None, None),
+        ScorerChoice::Auto | ScorerChoice::Model | ScorerChoice::Hybrid => {
+            match Model::load(src.model_path, &taxonomy) {
+                Ok(m) => (Some(m), None),
+                Err(e @ CetError::ModelMissing { .. }) => (
+                    None,
+                    Some(Fallback {
+                        reason: "model_missing",
+                        detail: e.to_string(),
+                    }),
+                ),
+                Err(e) => (
+                    None,
+                    Some(Fallback {
+                        reason: "model_load_failed",
+                        detail: e.to_string(),
+                    }),
+                ),
+            }
+        }
+    };
+    Ok((
+        Classifier::new(taxonomy, params, model, embedding)?,
+        fallback,
+    ))
 }
 
 /// Inputs of one classification run.
@@ -216,6 +264,8 @@ pub struct ClassifyReport {
     pub drift: Option<DriftReport>,
     /// Sampled awards (of how many), when sampling.
     pub sampled_from: Option<u64>,
+    /// Encoder, centroids and award vectors of the embedding scorer, when in use.
+    pub embedding: Option<embedding::EmbeddingReport>,
 }
 
 impl ClassifyReport {
@@ -374,6 +424,7 @@ pub fn classify_to_files(
         input: None,
         drift: None,
         sampled_from: sample.as_ref().map(|s| s.1),
+        embedding: None,
     };
     let normalizer = Normalizer::new(&opts.name_rules);
     let mut profiles = ProfileBuilder::default();
@@ -384,11 +435,17 @@ pub fn classify_to_files(
             if let Some((keep, _)) = &sample {
                 awards.retain(|a| keep.contains(&sample_key(&a.award_id, s.sample_seed)));
             }
+            let vectors = embed_awards(classifier, &awards)?;
             let rows: Vec<(Classification, String)> = awards
                 .par_iter()
-                .map_init(Scratch::default, |scratch, a| {
+                .enumerate()
+                .map_init(Scratch::default, |scratch, (i, a)| {
+                    let text = AwardText {
+                        embedding: vector(&vectors, i),
+                        ..a.text()
+                    };
                     (
-                        classifier.classify(&a.award_id, &a.text(), scratch),
+                        classifier.classify(&a.award_id, &text, scratch),
                         normalizer.normalize(&a.company),
                     )
                 })
@@ -424,6 +481,7 @@ pub fn classify_to_files(
         }
     }
     let classifications = writer.commit()?;
+    report.embedding = classifier.embedding.as_ref().map(|b| b.scorer.report());
     report.input = Some(InputInfo {
         path: opts.awards.clone(),
         bytes: std::fs::metadata(&opts.awards)
@@ -459,6 +517,25 @@ pub fn classify_to_files(
         classifications,
         profiles: profile_paths,
     })
+}
+
+/// The vectors of a batch of awards, when the classifier scores embeddings.
+fn embed_awards(
+    classifier: &Classifier,
+    awards: &[AwardInput],
+) -> Result<Option<(usize, Vec<f32>)>, CetError> {
+    let texts: Vec<(&str, AwardText)> = awards
+        .iter()
+        .map(|a| (a.award_id.as_str(), a.text()))
+        .collect();
+    Ok(classifier
+        .embed(&texts)?
+        .map(|v| (v.len() / awards.len().max(1), v)))
+}
+
+/// Row `i` of a batch's vectors.
+fn vector(vectors: &Option<(usize, Vec<f32>)>, i: usize) -> Option<&[f32]> {
+    vectors.as_ref().map(|(d, v)| &v[i * d..(i + 1) * d])
 }
 
 /// Labelled documents from a labels file (see [`eval::read_labels`]), award ids resolved
@@ -513,6 +590,20 @@ pub fn labelled_docs(
     Ok((docs, missing))
 }
 
+impl model::LabelledDoc {
+    /// The document as an award to score.
+    pub fn text(&self) -> AwardText<'_> {
+        AwardText {
+            title: &self.title,
+            r#abstract: self.r#abstract.as_deref(),
+            topic_code: self.topic_code.as_deref(),
+            agency: None,
+            branch: None,
+            embedding: None,
+        }
+    }
+}
+
 /// Training documents from the rules scorer's confident decisions on the awards file: the
 /// primary area (and supporting areas) scoring at least `bootstrap_min_score`, at most
 /// `bootstrap_max_docs` of them, chosen by seeded hash of the award id.
@@ -521,7 +612,7 @@ pub fn bootstrap_docs(
     params: &ClassifierParams,
     awards: &Path,
 ) -> Result<Vec<model::LabelledDoc>, CetError> {
-    let rules = Classifier::new(taxonomy.clone(), params.clone(), None)?;
+    let rules = Classifier::new(taxonomy.clone(), params.clone(), None, None)?;
     let min = params.bootstrap_min_score;
     let mut docs = Vec::new();
     for batch in read_award_batches(awards, 8192)? {
@@ -564,26 +655,33 @@ pub fn bootstrap_docs(
     Ok(docs)
 }
 
-/// Scores labelled documents and evaluates the classifier's primary area against them.
-pub fn evaluate_docs(classifier: &Classifier, docs: &[model::LabelledDoc]) -> eval::Evaluation {
-    let ids: Vec<String> = classifier
-        .taxonomy
-        .areas
-        .iter()
-        .map(|a| a.id.clone())
-        .collect();
+/// Vectors of labelled documents when the classifier scores embeddings (row-major).
+pub fn embed_docs(
+    classifier: &Classifier,
+    docs: &[model::LabelledDoc],
+) -> Result<Option<Vec<f32>>, CetError> {
+    let texts: Vec<(&str, AwardText)> = docs.iter().map(|d| (d.id.as_str(), d.text())).collect();
+    classifier.embed(&texts)
+}
+
+/// Scores labelled documents and evaluates the classifier's primary area against them;
+/// `vectors` (from [`embed_docs`]) feed the embedding scorer.
+pub fn evaluate_docs(
+    classifier: &Classifier,
+    docs: &[model::LabelledDoc],
+    vectors: Option<&[f32]>,
+) -> eval::Evaluation {
+    let vectors = vectors.map(|v| (v.len() / docs.len().max(1), v.to_vec()));
     let items: Vec<(Vec<usize>, Vec<f64>)> = docs
         .par_iter()
-        .map_init(Scratch::default, |scratch, d| {
-            let text = AwardText {
-                title: &d.title,
-                r#abstract: d.r#abstract.as_deref(),
-                topic_code: d.topic_code.as_deref(),
-                agency: None,
-                branch: None,
+        .enumerate()
+        .map_init(Scratch::default, |scratch, (i, d)| {
+            let t = AwardText {
+                embedding: vector(&vectors, i),
+                ..d.text()
             };
-            (d.areas.clone(), classifier.scores(&text, scratch))
+            (d.areas.clone(), classifier.scores(&t, scratch))
         })
         .collect();
-    eval::evaluate(classifier.scorer(), &items, &ids)
+    eval::evaluate(classifier.scorer(), &items, &classifier.taxonomy.ids())
 }

@@ -21,6 +21,17 @@ pub enum ScorerChoice {
     Rules,
     /// The trained model (falls back to rules, or fails with --require-model).
     Model,
+    /// Cosine similarity of the award's dense embedding to each area's centroid.
+    Embedding,
+    /// The model's (else the rules') scores blended with the embedding scorer's.
+    Hybrid,
+}
+
+impl ScorerChoice {
+    /// Whether the dense encoder and area centroids are needed.
+    pub fn needs_encoder(self) -> bool {
+        matches!(self, Self::Embedding | Self::Hybrid)
+    }
 }
 
 /// Weight of a match per field.
@@ -77,6 +88,26 @@ pub struct Prior {
     pub boost: f64,
 }
 
+/// The embedding scorer's calibration: a cosine similarity `c` scores
+/// `100 * clamp((c - floor) / (ceiling - floor), 0, 1)`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingParams {
+    pub floor: f64,
+    pub ceiling: f64,
+    /// Centroids also average the embeddings of awards the base scorer put in the High band
+    /// (`prepare-assets --with-award-embeddings`) when an area has at least this many.
+    pub min_award_examples: usize,
+}
+
+/// Weights of the hybrid scorer (each area: model_weight x model + embedding_weight x embedding).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HybridParams {
+    pub model_weight: f64,
+    pub embedding_weight: f64,
+}
+
 /// Training knobs of the TF-IDF + logistic regression model.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -111,6 +142,8 @@ pub struct ClassifierParams {
     pub priors_min_score: f64,
     pub priors: Vec<Prior>,
     pub model: ModelParams,
+    pub embedding: EmbeddingParams,
+    pub hybrid: HybridParams,
     pub bootstrap_min_score: f64,
     pub bootstrap_max_docs: usize,
 }
@@ -144,6 +177,16 @@ impl ClassifierParams {
         }
         if !(m.calibration_fraction > 0.0 && m.calibration_fraction < 0.5) {
             return bad("model.calibration_fraction", "must be in (0, 0.5)");
+        }
+        if p.embedding.floor.partial_cmp(&p.embedding.ceiling) != Some(std::cmp::Ordering::Less) {
+            return bad("embedding.floor", "must be below embedding.ceiling");
+        }
+        let h = &p.hybrid;
+        if h.model_weight < 0.0
+            || h.embedding_weight < 0.0
+            || h.model_weight + h.embedding_weight <= 0.0
+        {
+            return bad("hybrid", "weights must be non-negative and not both zero");
         }
         if m.max_features == 0 || m.max_iter == 0 || m.memory == 0 {
             return bad("model.max_features/max_iter/memory", "must be at least 1");

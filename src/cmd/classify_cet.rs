@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use sbir::cet::embedding::CentroidOrigin as EmbeddingOrigin;
 use sbir::cet::eval::Evaluation;
 use sbir::cet::model::{LabelledDoc, Model};
 use sbir::cet::params::{ClassifierParams, ScorerChoice};
@@ -226,6 +227,44 @@ fn input_info(path: &Path) -> Result<sbir::io::input::InputInfo, std::io::Error>
     })
 }
 
+/// The classifier for `choice` (default: the settings'), logging where its parts came from
+/// and any fallback to rules.
+fn load_classifier(
+    s: &Settings,
+    choice: Option<ScorerChoice>,
+    award_vectors: bool,
+) -> anyhow::Result<(cet::classify::Classifier, Option<cet::Fallback>)> {
+    let (taxonomy, params) = load_parts(s)?;
+    let choice = choice.unwrap_or(params.scorer);
+    let sources = cet::ScorerSources {
+        model_path: &s.cet.model_path,
+        embed: &s.embed,
+        award_vectors,
+    };
+    let (classifier, fallback) = cet::load_classifier(taxonomy, params, choice, &sources)?;
+    if let Some(f) = &fallback {
+        tracing::warn!(
+            "classify-cet: no trained model ({}), scoring with rules instead: {}",
+            f.reason,
+            f.detail
+        );
+    }
+    if let Some(b) = &classifier.embedding {
+        let r = b.scorer.report();
+        let centroids = match &r.centroids {
+            EmbeddingOrigin::Bundle { path } => format!("from {}", path.display()),
+            EmbeddingOrigin::Built { reason } => format!("built now ({reason})"),
+        };
+        tracing::info!(
+            "classify-cet: encoder {} from {} ({:?}); CET centroids {centroids}",
+            r.model_id,
+            r.model_dir.display(),
+            r.model_source
+        );
+    }
+    Ok((classifier, fallback))
+}
+
 /// Classifies one ad-hoc text (`--text` or `--stdin`) and prints the classification.
 fn classify_text(args: &Args, env: &Env) -> anyhow::Result<Status> {
     let text = match &args.text {
@@ -239,31 +278,27 @@ fn classify_text(args: &Args, env: &Env) -> anyhow::Result<Status> {
         .into());
     }
     let s = env.settings();
-    let (taxonomy, params) = load_parts(s)?;
-    let choice = args.common.scorer.unwrap_or(params.scorer);
-    let (classifier, fallback) = cet::load_classifier(taxonomy, params, choice, &s.cet.model_path)?;
-    if let Some(f) = &fallback {
-        if args.require_model {
-            return Err(cet::CetError::Invalid(format!("--require-model: {}", f.detail)).into());
-        }
-        tracing::warn!(
-            "classify-cet: using the rules scorer ({}): {}",
-            f.reason,
-            f.detail
-        );
+    let (classifier, fallback) = load_classifier(s, args.common.scorer, false)?;
+    if let Some(f) = &fallback
+        && args.require_model
+    {
+        return Err(cet::CetError::Invalid(format!("--require-model: {}", f.detail)).into());
     }
     // The first line is taken as the title when the text has several, as in an award.
     let (title, rest) = match text.trim().split_once('\n') {
         Some((t, r)) if !r.trim().is_empty() => (t.trim(), Some(r.trim())),
         _ => ("", Some(text.trim())),
     };
-    let award = cet::classify::AwardText {
+    let mut award = cet::classify::AwardText {
         title,
         r#abstract: rest,
         topic_code: None,
         agency: None,
         branch: None,
+        embedding: None,
     };
+    let vector = classifier.embed(&[("text", award)])?;
+    award.embedding = vector.as_deref();
     let c = classifier.classify("text", &award, &mut cet::classify::Scratch::default());
     println!("{}", serde_json::to_string_pretty(&c)?);
     Ok(Status::Pass)
@@ -274,16 +309,7 @@ fn classify(args: &Args, env: &Env) -> anyhow::Result<Status> {
     let s = env.settings();
     let started_at = now_rfc3339();
     let timer = StageTimer::start();
-    let (taxonomy, params) = load_parts(s)?;
-    let choice = args.common.scorer.unwrap_or(params.scorer);
-    let (classifier, fallback) = cet::load_classifier(taxonomy, params, choice, &s.cet.model_path)?;
-    if let Some(f) = &fallback {
-        tracing::warn!(
-            "classify-cet: using the rules scorer ({}): {}",
-            f.reason,
-            f.detail
-        );
-    }
+    let (classifier, fallback) = load_classifier(s, args.common.scorer, true)?;
     let opts = ClassifyOptions {
         awards: awards_path(s),
         settings: s.cet.clone(),
@@ -370,6 +396,7 @@ fn classify(args: &Args, env: &Env) -> anyhow::Result<Status> {
         "per_area": r.per_area,
         "bands": r.bands,
         "sample": s.cet.sample_size.map(|n| json!({"size": n, "seed": s.cet.sample_seed, "from": r.sampled_from})),
+        "embedding": r.embedding,
         "drift": r.drift.as_ref().map(|d| json!({"area_psi": d.area_psi, "score_psi": d.score_psi, "alerts": d.drift_alerts.len() + d.analytics_alerts.len()})),
     });
     let stem = s.paths.processed_dir.join(&s.cet.output_name);
@@ -532,19 +559,50 @@ fn evaluate_cmd(args: &EvaluateArgs, common: &CommonArgs, env: &Env) -> anyhow::
     let (taxonomy, params) = load_parts(s)?;
     let docs = labelled(&args.labels, &taxonomy, &awards_path(s))?;
     anyhow::ensure!(!docs.is_empty(), "no labelled awards to evaluate");
+    let all = matches!(common.scorer, Some(ScorerChoice::Auto) | None);
     let choices: Vec<ScorerChoice> = match common.scorer {
-        Some(ScorerChoice::Auto) | None => vec![ScorerChoice::Rules, ScorerChoice::Model],
+        Some(ScorerChoice::Auto) | None => vec![
+            ScorerChoice::Rules,
+            ScorerChoice::Model,
+            ScorerChoice::Embedding,
+            ScorerChoice::Hybrid,
+        ],
         Some(c) => vec![c],
     };
+    let sources = cet::ScorerSources {
+        model_path: &s.cet.model_path,
+        embed: &s.embed,
+        award_vectors: true,
+    };
     let mut results: Vec<Evaluation> = Vec::new();
+    // Award vectors depend only on the encoder: computed once for every scorer using them.
+    let mut vectors: Option<Vec<f32>> = None;
     for choice in choices {
         let (classifier, fallback) =
-            cet::load_classifier(taxonomy.clone(), params.clone(), choice, &s.cet.model_path)?;
-        if let Some(f) = fallback {
-            tracing::warn!("evaluate: no model scorer ({}): {}", f.reason, f.detail);
-            continue;
+            match cet::load_classifier(taxonomy.clone(), params.clone(), choice, &sources) {
+                // Evaluating every scorer: one whose encoder is missing is skipped, not fatal.
+                Err(cet::CetError::Embed(e)) if all => {
+                    tracing::warn!("evaluate: no {choice:?} scorer: {e}");
+                    continue;
+                }
+                r => r?,
+            };
+        if classifier.embedding.is_some() && vectors.is_none() {
+            vectors = cet::embed_docs(&classifier, &docs)?;
         }
-        results.push(cet::evaluate_docs(&classifier, &docs));
+        let v = vectors
+            .as_deref()
+            .filter(|_| classifier.embedding.is_some());
+        let mut e = cet::evaluate_docs(&classifier, &docs, v);
+        if let Some(f) = fallback {
+            tracing::warn!("evaluate: no trained model ({}): {}", f.reason, f.detail);
+            match choice {
+                // Without a model, hybrid blends rules and embedding: still worth measuring.
+                ScorerChoice::Hybrid => e.scorer = "hybrid (rules + embedding)".into(),
+                _ => continue,
+            }
+        }
+        results.push(e);
     }
     for e in &results {
         print_evaluation(e);

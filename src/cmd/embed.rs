@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use candle_core::Device;
 use clap::ValueEnum;
-use sbir::assets::{self, Lookup, ModelFiles};
+use sbir::assets::{self, ModelFiles};
 use sbir::config::{EmbedSettings, FlagOverride};
 use sbir::embed::{self, EmbedError, Job};
 use sbir::io::checks::Status;
@@ -162,20 +162,10 @@ fn device(a: DeviceArg) -> anyhow::Result<Device> {
     })
 }
 
-/// Finds a model's files the way the settings say.
-fn lookup(e: &EmbedSettings, id: &str, folder: Option<&Path>) -> Result<ModelFiles, EmbedError> {
-    assets::locate(&Lookup {
-        id,
-        folder,
-        bundle_dir: Some(&e.bundle_dir),
-        allow_download: e.allow_download,
-    })
-}
-
 /// A SPLADE setting is a model id or a folder.
 fn lookup_splade(e: &EmbedSettings, m: &str) -> Result<ModelFiles, EmbedError> {
     let dir = Path::new(m);
-    lookup(e, m, dir.is_dir().then_some(dir))
+    assets::lookup(e, m, dir.is_dir().then_some(dir))
 }
 
 /// Runs `sbir embed`.
@@ -195,7 +185,7 @@ pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
         .into());
     }
     let device = device(a.device)?;
-    let dense_model = lookup(e, &e.model, e.model_dir.as_deref())?;
+    let dense_model = assets::lookup(e, &e.model, e.model_dir.as_deref())?;
     let splade_model = match (&e.sparse.splade_model, e.sparse.enabled) {
         (Some(m), true) => Some(lookup_splade(e, m)?),
         _ => None,
@@ -206,7 +196,11 @@ pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
         return Err(EmbedError::input(q, "no such queries file").into());
     }
     let rerank_model = match (&a.queries, e.rerank.enabled) {
-        (Some(_), true) => Some(lookup(e, &e.rerank.model, e.rerank.model_dir.as_deref())?),
+        (Some(_), true) => Some(assets::lookup(
+            e,
+            &e.rerank.model,
+            e.rerank.model_dir.as_deref(),
+        )?),
         _ => None,
     };
     let mut status = Status::Pass;
@@ -277,7 +271,7 @@ fn search(sa: &SearchArgs, a: &Args, env: &Env) -> anyhow::Result<()> {
     let dense_id = summary["models"]["dense"]["id"]
         .as_str()
         .unwrap_or(&e.model);
-    let dense = lookup(e, dense_id, e.model_dir.as_deref())?;
+    let dense = assets::lookup(e, dense_id, e.model_dir.as_deref())?;
     let sparse_kind = summary["sparse_run"]["payload"]["kind"].as_str();
     let splade = match (
         sparse_kind,
@@ -287,7 +281,7 @@ fn search(sa: &SearchArgs, a: &Args, env: &Env) -> anyhow::Result<()> {
         _ => None,
     };
     let reranker = if e.rerank.enabled {
-        match lookup(e, &e.rerank.model, e.rerank.model_dir.as_deref()) {
+        match assets::lookup(e, &e.rerank.model, e.rerank.model_dir.as_deref()) {
             Ok(m) => Some(embed::rerank::Reranker::load(
                 &m,
                 &device,

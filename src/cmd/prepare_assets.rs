@@ -1,11 +1,13 @@
 //! `sbir prepare-assets`: copy the encoder into the bundle, embed the CET areas, list every
 //! file with its checksum; `--verify` re-checks an existing bundle without writing.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use candle_core::Device;
 use sbir::assets::bundle::{self, BundleError};
 use sbir::assets::{self, Lookup};
+use sbir::cet;
+use sbir::cet::params::{ClassifierParams, ScorerChoice};
 use sbir::cet::taxonomy::Taxonomy;
 use sbir::config::FlagOverride;
 use sbir::io::checks::Status;
@@ -15,7 +17,7 @@ use super::Env;
 /// Flags of `sbir prepare-assets`.
 #[derive(Debug, Default, clap::Args)]
 #[command(
-    after_help = "Examples:\n  sbir prepare-assets                         # artifacts/: models/<name>/, embeddings/cet_areas.npy, deployment_metadata.json\n  sbir prepare-assets --model-dir ~/models/all-MiniLM-L6-v2\n  sbir prepare-assets --verify                # checksums, model load, taxonomy and model still current"
+    after_help = "Examples:\n  sbir prepare-assets                         # artifacts/: models/<name>/, embeddings/cet_areas.npy, deployment_metadata.json\n  sbir prepare-assets --model-dir ~/models/all-MiniLM-L6-v2\n  sbir prepare-assets --with-award-embeddings   # + embeddings/awards.npy, award examples in the centroids\n  sbir prepare-assets --verify                # checksums, model load, taxonomy and model still current"
 )]
 pub struct Args {
     /// Bundle folder [default: the parent of embed.bundle_dir, i.e. artifacts/].
@@ -27,6 +29,14 @@ pub struct Args {
     /// Take the encoder's files from this folder.
     #[arg(long)]
     pub model_dir: Option<PathBuf>,
+    /// Also embed every award of the awards file (classify-cet's input, or --awards) into
+    /// embeddings/awards.npy, reused by the embedding scorer while an award's text is
+    /// unchanged, and add the High-band awards of each area to its centroid.
+    #[arg(long)]
+    pub with_award_embeddings: bool,
+    /// Awards Parquet for --with-award-embeddings [default: as classify-cet].
+    #[arg(long, requires = "with_award_embeddings")]
+    pub awards: Option<PathBuf>,
     /// Re-check the existing bundle (every checksum, the model loads, not stale); write nothing.
     #[arg(long)]
     pub verify: bool,
@@ -55,11 +65,7 @@ impl Args {
 pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
     let s = env.settings();
     let e = &s.embed;
-    let out = e
-        .bundle_dir
-        .parent()
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
+    let out = assets::bundle_root(e);
     let taxonomy = Taxonomy::load(&s.cet.taxonomy)?;
     if a.verify {
         return match bundle::verify(&out, &e.model, &taxonomy, e, &Device::Cpu) {
@@ -98,7 +104,31 @@ pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
         })
     };
     let model = lookup(None).or_else(|_| lookup(Some(&e.bundle_dir)))?;
-    let prepared = bundle::prepare(&out, &model, &taxonomy, e, &Device::Cpu)?;
+    // The base scorer (model, else rules) picks the High-band awards added to centroids.
+    let base = match a.with_award_embeddings {
+        true => {
+            let params = ClassifierParams::load(&s.cet.classification)?;
+            let sources = cet::ScorerSources {
+                model_path: &s.cet.model_path,
+                embed: e,
+                award_vectors: false,
+            };
+            let (c, _) =
+                cet::load_classifier(taxonomy.clone(), params, ScorerChoice::Auto, &sources)?;
+            Some(c)
+        }
+        false => None,
+    };
+    let awards_path = a
+        .awards
+        .clone()
+        .unwrap_or_else(|| super::classify_cet::awards_path(s));
+    let awards = base.as_ref().map(|c| bundle::AwardInputs {
+        path: &awards_path,
+        min_examples: c.params.embedding.min_award_examples,
+        classifier: c,
+    });
+    let prepared = bundle::prepare(&out, &model, &taxonomy, e, &Device::Cpu, awards.as_ref())?;
     let m = &prepared.metadata;
     if !env.quiet {
         eprintln!(

@@ -153,6 +153,82 @@ impl FlatIndex {
     }
 }
 
+/// A float32 `.npy` file of `rows × dims` opened for reading rows (the layout `write_vectors`
+/// writes: v1.0, little-endian, C order).
+pub struct NpyFile {
+    file: File,
+    offset: u64,
+    pub dims: usize,
+    pub rows: u64,
+}
+
+impl NpyFile {
+    /// Opens `path` and checks its header describes a 2-D little-endian f32 array.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let mut file = File::open(path)?;
+        let bad = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
+        let mut h = [0u8; 10];
+        file.read_exact(&mut h)?;
+        if &h[..6] != b"\x93NUMPY" || h[6] != 1 {
+            return Err(bad("not a NumPy .npy v1 file".into()));
+        }
+        let len = u16::from_le_bytes([h[8], h[9]]) as usize;
+        let mut dict = vec![0u8; len];
+        file.read_exact(&mut dict)?;
+        let dict = String::from_utf8_lossy(&dict);
+        if !dict.contains("'descr': '<f4'") || !dict.contains("'fortran_order': False") {
+            return Err(bad(format!(
+                "not a little-endian float32 C-order array: {dict}"
+            )));
+        }
+        let shape = dict
+            .split_once("'shape': (")
+            .and_then(|(_, r)| r.split_once(')'))
+            .map(|(s, _)| s)
+            .ok_or_else(|| bad(format!("no shape in the header: {dict}")))?;
+        let dims: Vec<u64> = shape
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().map_err(|_| bad(format!("bad shape ({shape})"))))
+            .collect::<io::Result<_>>()?;
+        let [rows, d] = dims[..] else {
+            return Err(bad(format!("shape ({shape}) is not 2-D")));
+        };
+        let offset = 10 + len as u64;
+        if file.metadata()?.len() != offset + rows * d * 4 {
+            return Err(bad(format!("file size does not match shape ({shape})")));
+        }
+        Ok(Self {
+            file,
+            offset,
+            dims: d as usize,
+            rows,
+        })
+    }
+
+    /// Reads row `i` into `out` (`dims` floats).
+    pub fn read_row(&mut self, i: u64, out: &mut [f32]) -> io::Result<()> {
+        let mut bytes = vec![0u8; self.dims * 4];
+        self.file
+            .seek(io::SeekFrom::Start(self.offset + i * self.dims as u64 * 4))?;
+        self.file.read_exact(&mut bytes)?;
+        for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+            *o = f32::from_le_bytes(b.try_into().expect("4 bytes"));
+        }
+        Ok(())
+    }
+
+    /// Every row, row-major.
+    pub fn read_all(&mut self) -> io::Result<Vec<f32>> {
+        let mut out = vec![0f32; self.rows as usize * self.dims];
+        for (i, row) in out.chunks_exact_mut(self.dims.max(1)).enumerate() {
+            self.read_row(i as u64, row)?;
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,5 +250,26 @@ mod tests {
         let h = npy_header(384, 1000);
         assert_eq!(h.len() % 64, 0);
         assert!(h.ends_with(b"\n"));
+        let npy = dir.path().join("d.npy");
+        write_vectors(
+            &npy,
+            VectorFormat::Npy,
+            2,
+            2,
+            &mut [1f32, 0.0, 0.6, 0.8]
+                .iter()
+                .flat_map(|x| x.to_le_bytes())
+                .collect::<Vec<u8>>()
+                .as_slice(),
+        )
+        .unwrap();
+        let mut f = NpyFile::open(&npy).unwrap();
+        assert_eq!((f.rows, f.dims), (2, 2));
+        assert_eq!(f.read_all().unwrap(), [1.0, 0.0, 0.6, 0.8]);
+        let mut row = [0f32; 2];
+        f.read_row(1, &mut row).unwrap();
+        assert_eq!(row, [0.6, 0.8]);
+        std::fs::write(&npy, b"not numpy").unwrap();
+        assert!(NpyFile::open(&npy).is_err());
     }
 }

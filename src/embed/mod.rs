@@ -484,6 +484,45 @@ pub fn open_encoder(
     Ok((encoder, chunker))
 }
 
+/// One L2-normalised vector per text: the mean of its chunks' vectors (so a long abstract is
+/// read whole, never cut at the model's limit); a text without tokens gets zeros.
+pub fn embed_texts(
+    encoder: &DenseEncoder,
+    chunker: &Chunker,
+    texts: &[&str],
+) -> Result<Vec<f32>, EmbedError> {
+    let mut owner = Vec::new();
+    let mut seqs = Vec::new();
+    for (i, t) in texts.iter().enumerate() {
+        let doc = Document {
+            id: String::new(),
+            text: t.to_string(),
+            metadata: serde_json::Value::Null,
+            markdown: false,
+        };
+        for c in chunker.chunk(&doc)? {
+            owner.push(i);
+            seqs.push(c.ids);
+        }
+    }
+    let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+    let chunks = encoder.encode(&refs)?.vectors;
+    let d = encoder.dims();
+    let mut out = vec![0f32; texts.len() * d];
+    for (&i, v) in owner.iter().zip(chunks.chunks_exact(d)) {
+        for (o, x) in out[i * d..(i + 1) * d].iter_mut().zip(v) {
+            *o += x;
+        }
+    }
+    for row in out.chunks_exact_mut(d) {
+        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            row.iter_mut().for_each(|x| *x /= norm);
+        }
+    }
+    Ok(out)
+}
+
 /// Loads a SPLADE (`BertForMaskedLM`) model.
 fn load_splade(m: &ModelFiles, device: &Device) -> Result<Splade, EmbedError> {
     let config = BertConfig::read(&m.file("config.json"))?;

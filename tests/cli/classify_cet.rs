@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::workdir::{Workdir, awards_csv, stderr, stdout};
+use crate::workdir::{Workdir, awards_csv, real_model_missing, stderr, stdout};
 
 /// Ingests `rows` (column → value changes on a valid award) into the default output folder.
 fn ingest(wd: &Workdir, rows: &[&[(&str, &str)]]) {
@@ -603,4 +603,50 @@ fn ad_hoc_text_is_classified_from_a_flag_or_stdin() {
     cmd.env("CET_MODEL_PATH", "nowhere.json");
     let err = stderr(&wd.run_expect(cmd, 2));
     assert!(err.contains("require-model"), "{err}");
+}
+
+/// The embedding and hybrid scorers with the real all-MiniLM-L6-v2 on hand-written
+/// abstracts that paraphrase their area, through a `prepare-assets` bundle.
+#[test]
+fn embedding_and_hybrid_scorers_classify_hand_written_abstracts() {
+    let wd = Workdir::new();
+    let mut c = wd.cmd(&["prepare-assets"]);
+    c.env("HF_HUB_OFFLINE", "1");
+    let out = c.output().unwrap();
+    if real_model_missing(&out) {
+        return;
+    }
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let cases = [
+        (
+            "Heat shields for flight above Mach 5\nWe develop ablative thermal protection and scramjet combustor liners for sustained high-speed flight through the atmosphere.",
+            "hypersonics",
+        ),
+        (
+            "Engineered microbes for therapeutic protein production\nWe edit yeast genomes to manufacture antibodies and vaccines at scale.",
+            "biotechnologies",
+        ),
+        (
+            "Error-corrected superconducting processors\nWe build entangled qubit arrays and run fault-tolerant algorithms on them.",
+            "quantum_information_science",
+        ),
+    ];
+    for scorer in ["embedding", "hybrid"] {
+        for (text, want) in cases {
+            let mut c = wd.cmd(&["classify-cet", "--scorer", scorer, "--text", text]);
+            c.env("HF_HUB_OFFLINE", "1");
+            let out = wd.run_expect(c, 0);
+            let c: Value = serde_json::from_str(&stdout(&out)).unwrap();
+            assert_eq!(c["scorer"], scorer);
+            assert_eq!(c["primary_cet_id"], want, "{scorer}: {text}");
+            assert!(c["primary_score"].as_f64().unwrap() >= 40.0, "{c}");
+            // Encoder and centroids came from the bundle, as the log says.
+            let err = stderr(&out);
+            assert!(
+                err.contains("(Bundle)")
+                    && err.contains("centroids from artifacts/embeddings/cet_areas.npy"),
+                "{err}"
+            );
+        }
+    }
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use serde_json::{Value, json};
 
-use crate::workdir::{Workdir, stderr};
+use crate::workdir::{Workdir, real_model_missing, stderr};
 
 const WORDS: &[&str] = &[
     "the",
@@ -600,13 +600,7 @@ fn real_minilm_matches_reference_vectors() {
     let mut c = wd.cmd(&["embed", "--input", "ref.jsonl", "--name", "ref"]);
     c.env("HF_HUB_OFFLINE", "1");
     let out = c.output().unwrap();
-    if out.status.code() == Some(2) && stderr(&out).contains("not found") {
-        assert!(
-            std::env::var_os("SBIR_REQUIRE_MODEL").is_none(),
-            "SBIR_REQUIRE_MODEL is set but the model is missing: {}",
-            stderr(&out)
-        );
-        eprintln!("skipped: all-MiniLM-L6-v2 not cached (scripts/fetch-model.sh)");
+    if real_model_missing(&out) {
         return;
     }
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -935,4 +929,112 @@ fn corrupted_or_stale_bundles_are_refused() {
     // Rebuilding from the source folder repairs it.
     prepare(&wd, &["--model-dir", "tiny"], 0);
     prepare(&wd, &["--verify"], 0);
+}
+
+/// Runs classify-cet offline with only the bundle to find the encoder in.
+fn classify_offline(wd: &Workdir, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut all = vec!["classify-cet"];
+    all.extend_from_slice(args);
+    let mut c = wd.cmd(&all);
+    c.env("HF_HUB_OFFLINE", "1")
+        .env("HF_HOME", wd.path("hf"))
+        .env_remove("HF_HUB_CACHE")
+        .envs(env.iter().copied());
+    wd.run_expect(c, 0)
+}
+
+#[test]
+fn award_embeddings_are_bundled_reused_and_stale_centroids_are_not_used() {
+    let wd = Workdir::new();
+    tiny_bert(&wd, "tiny", Head::None);
+    wd.run(
+        &[
+            "sample-data",
+            "--awards",
+            "40",
+            "--recipients",
+            "50",
+            "--out",
+            "s",
+        ],
+        0,
+    );
+    wd.run(&["ingest", "--input", "s/sbir_awards.csv"], 0);
+    let n = wd.awards().len();
+    prepare(&wd, &["--model-dir", "tiny", "--with-award-embeddings"], 0);
+    let meta = wd.json("artifacts/deployment_metadata.json");
+    assert_eq!(meta["steps"]["award_embeddings"], "built");
+    for f in ["awards.npy", "awards.ids.tsv", "awards.metadata.json"] {
+        assert!(meta["files"][format!("embeddings/{f}")].is_object(), "{f}");
+    }
+    let npy = std::fs::read(wd.path("artifacts/embeddings/awards.npy")).unwrap();
+    let header_len = u16::from_le_bytes([npy[8], npy[9]]) as usize;
+    let header = String::from_utf8_lossy(&npy[10..10 + header_len]).to_string();
+    assert!(header.contains(&format!("'shape': ({n}, 32)")), "{header}");
+    let ids = wd.read("artifacts/embeddings/awards.ids.tsv");
+    assert_eq!(ids.lines().count(), n);
+    let awards = wd.awards();
+    assert!(
+        ids.starts_with(&format!("{}\t", awards[0].award_id)),
+        "row order is file order"
+    );
+    // The rules put generated awards in the High band: areas with enough of them average
+    // those awards into their centroid, and the metadata says so.
+    let cmeta = wd.json("artifacts/embeddings/cet_areas.metadata.json");
+    let from = cmeta["built_from"].to_string();
+    assert!(from.contains("high-band awards"), "{from}");
+
+    // Nothing changed: nothing is re-encoded or rebuilt.
+    prepare(&wd, &["--model-dir", "tiny", "--with-award-embeddings"], 0);
+    let meta = wd.json("artifacts/deployment_metadata.json");
+    assert_eq!(meta["steps"]["award_embeddings"], "unchanged");
+    assert_eq!(meta["steps"]["cet_embeddings"], "unchanged");
+
+    // The embedding scorer takes the encoder, centroids and every award vector from the bundle.
+    classify_offline(&wd, &["--scorer", "embedding"], &[]);
+    let checks = wd.json("data/processed/cet_award_classifications.checks.json");
+    let e = &checks["details"]["embedding"];
+    assert_eq!(checks["details"]["scorer"], "embedding");
+    assert_eq!(e["model_source"], "bundle");
+    assert_eq!(e["centroids"]["source"], "bundle");
+    assert_eq!(e["award_vectors_reused"], n);
+    assert_eq!(e["award_vectors_encoded"], 0);
+    let out = classify_offline(&wd, &["--scorer", "hybrid", "--text", "laser weapons"], &[]);
+    let c: Value = serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    assert_eq!(c["scorer"], "hybrid");
+    assert!(stderr(&out).contains("centroids from artifacts/embeddings/cet_areas.npy"));
+
+    // Another taxonomy: the bundle's centroids are stale, reported and not used.
+    let taxonomy = include_str!("../../config/cet/taxonomy.yaml");
+    wd.write(
+        "tax.yaml",
+        taxonomy.replacen("NSTC-2024.02", "NSTC-2099.01", 1),
+    );
+    let stale = [("SBIR_ETL__CET__TAXONOMY", "tax.yaml")];
+    let out = classify_offline(
+        &wd,
+        &["--scorer", "embedding", "--text", "laser weapons"],
+        &stale,
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("stale bundle") && err.contains("NSTC-2099.01") && err.contains("built now"),
+        "{err}"
+    );
+    classify_offline(&wd, &["--scorer", "embedding"], &stale);
+    let checks = wd.json("data/processed/cet_award_classifications.checks.json");
+    let c = &checks["details"]["embedding"]["centroids"];
+    assert_eq!(c["source"], "built");
+    assert!(c["reason"].as_str().unwrap().contains("stale"), "{c}");
+
+    // A flipped byte in the award vectors: they are not used (re-encoded instead).
+    let path = wd.path("artifacts/embeddings/awards.npy");
+    let mut b = std::fs::read(&path).unwrap();
+    let last = b.len() - 1;
+    b[last] ^= 0x40;
+    std::fs::write(&path, b).unwrap();
+    let out = classify_offline(&wd, &["--scorer", "embedding"], &[]);
+    assert!(stderr(&out).contains("awards.npy"), "{}", stderr(&out));
+    let checks = wd.json("data/processed/cet_award_classifications.checks.json");
+    assert_eq!(checks["details"]["embedding"]["award_vectors_encoded"], n);
 }

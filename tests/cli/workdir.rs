@@ -117,6 +117,22 @@ impl Workdir {
     }
 }
 
+/// Whether a run failed only because all-MiniLM-L6-v2 is not cached, so a test needing the
+/// real model skips. Under `make test` (SBIR_REQUIRE_MODEL=1, the model fetched first) a
+/// missing model fails the test instead.
+pub fn real_model_missing(out: &Output) -> bool {
+    let missing = out.status.code() == Some(2) && stderr(out).contains("not found");
+    if missing {
+        assert!(
+            std::env::var_os("SBIR_REQUIRE_MODEL").is_none(),
+            "SBIR_REQUIRE_MODEL is set but the model is missing: {}",
+            stderr(out)
+        );
+        eprintln!("skipped: all-MiniLM-L6-v2 not cached (scripts/fetch-model.sh)");
+    }
+    missing
+}
+
 /// Stdout of a run as text.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
