@@ -52,9 +52,12 @@ embed: build model
 sample: build
 	$(SBIR) sample-data --awards 400 --recipients 4000 --seed 42 --out data/sample
 
-## Throughput benchmarks (release build).
-bench:
+## Micro and full-scale benchmarks (cargo bench), then every stage at the default size against
+## the baseline (reports/benchmarks/: the JSON report, history.ndjson, report.html).
+bench: build model
 	$(CARGO) bench --locked
+	$(SBIR) benchmark --format markdown
+	$(SBIR) benchmark report
 
 lint:
 	$(CARGO) clippy --all-targets -- -D warnings

@@ -11,7 +11,7 @@ mod common;
 
 use std::time::Instant;
 
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use sbir::assets::{self, Lookup};
 use sbir::embed::encoder::DenseEncoder;
 use sbir::metrics;
@@ -20,27 +20,9 @@ use sbir::metrics;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn matmul_peak() -> f64 {
-    let dev = Device::Cpu;
-    let mut best: f64 = 0.0;
-    for n in [512usize, 1024, 2048] {
-        let a = Tensor::randn(0f32, 1.0, (n, n), &dev).expect("tensor");
-        let b = Tensor::randn(0f32, 1.0, (n, n), &dev).expect("tensor");
-        a.matmul(&b).expect("warm-up");
-        let reps = (4096 / n).max(2);
-        let t = Instant::now();
-        for _ in 0..reps {
-            a.matmul(&b).expect("matmul");
-        }
-        let gflops = reps as f64 * 2.0 * (n as f64).powi(3) / t.elapsed().as_secs_f64() / 1e9;
-        println!("matmul {n}×{n}: {gflops:.1} GFLOP/s");
-        best = best.max(gflops);
-    }
-    best
-}
-
 fn main() {
-    let peak = matmul_peak();
+    let peak = sbir::embed::perf::matmul_peak_gflops(&Device::Cpu).expect("matmul");
+    println!("matmul peak: {peak:.1} GFLOP/s");
     let settings = sbir::config::load(&sbir::config::Sources::default())
         .expect("default settings")
         .settings;
@@ -75,8 +57,7 @@ fn main() {
     let start = Instant::now();
     encoder.encode(&refs).expect("encode");
     let secs = start.elapsed().as_secs_f64();
-    let (h, i, layers) = (384.0, 1536.0, 6.0);
-    let per_token = layers * (2.0 * (4.0 * h * h + 2.0 * h * i) + 4.0 * t as f64 * h);
+    let per_token = encoder.flops_per_token(t);
     let per_s = n as f64 / secs;
     let gflops = per_s * t as f64 * per_token / 1e9;
     println!(

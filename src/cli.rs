@@ -114,6 +114,8 @@ pub enum Command {
     Embed(cmd::embed::Args),
     /// Bundle the encoder and the CET area embeddings for offline, instant start-up.
     PrepareAssets(cmd::prepare_assets::Args),
+    /// Time and measure stages, compare with a baseline, flag regressions; HTML history report.
+    Benchmark(cmd::benchmark::Args),
     /// Write a realistic synthetic awards file, recipients file and ground-truth links.
     SampleData(cmd::sample_data::Args),
     /// Inspect settings.

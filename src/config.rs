@@ -51,6 +51,7 @@ pub struct Settings {
     pub neo4j: Neo4jSettings,
     pub embed: EmbedSettings,
     pub sample_data: SampleDataSettings,
+    pub benchmark: BenchmarkSettings,
 }
 
 /// Where outputs land.
@@ -351,6 +352,39 @@ pub struct SampleDataSettings {
     pub recipients: u64,
     pub seed: u64,
     pub out_dir: PathBuf,
+}
+
+/// Defaults of `sbir benchmark`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BenchmarkSettings {
+    /// Where `benchmark_<timestamp>.json` and `history.ndjson` go.
+    pub dir: PathBuf,
+    /// The baseline compared against (and written by `--save-as-baseline`).
+    pub baseline: PathBuf,
+    pub synthetic_awards: u64,
+    pub synthetic_recipients: u64,
+    pub seed: u64,
+    pub repeat: usize,
+    /// Award texts the embed stage encodes (the encoder is by far the slowest stage).
+    pub embed_texts: usize,
+    pub thresholds: BenchThresholds,
+}
+
+/// When a change against the baseline is a warning or a failure.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BenchThresholds {
+    /// Median duration increase, in percent.
+    pub time_warn_pct: f64,
+    pub time_fail_pct: f64,
+    /// Peak RSS increase, in percent.
+    pub memory_warn_pct: f64,
+    pub memory_fail_pct: f64,
+    /// Enrich match-rate drop, in percentage points.
+    pub match_rate_fail_points: f64,
+    /// Classification macro-F1 drop, in points (F1 × 100).
+    pub macro_f1_fail_points: f64,
 }
 
 /// A Cypher label, relationship type or property name safe to splice into a statement.

@@ -4,6 +4,7 @@
 //! and calls in. Nothing here prints, exits or reads the environment.
 
 pub mod assets;
+pub mod bench;
 pub mod cet;
 pub mod config;
 pub mod embed;

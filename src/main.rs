@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use sbir::assets::bundle::BundleError;
+use sbir::bench::BenchError;
 use sbir::cet::CetError;
 use sbir::config::{self, ConfigError, FlagOverride, Sources};
 use sbir::embed::EmbedError;
@@ -73,6 +74,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::LoadNeo4j(a) => a.overrides(),
         Command::Embed(a) => a.overrides(),
         Command::PrepareAssets(a) => a.overrides(),
+        Command::Benchmark(a) => a.overrides(),
         Command::SampleData(a) => a.overrides(),
         Command::Config(_) => Vec::new(),
     });
@@ -99,6 +101,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::LoadNeo4j(a) => cmd::load_neo4j::run(a, &env)?,
         Command::Embed(a) => cmd::embed::run(a, &env)?,
         Command::PrepareAssets(a) => cmd::prepare_assets::run(a, &env)?,
+        Command::Benchmark(a) => cmd::benchmark::run(a, &env)?,
         Command::SampleData(a) => {
             cmd::sample_data::run(a, &env)?;
             Status::Pass
@@ -133,6 +136,9 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             return if e.is_usage() { 2 } else { 1 };
         }
         if let Some(e) = cause.downcast_ref::<EmbedError>() {
+            return if e.is_usage() { 2 } else { 1 };
+        }
+        if let Some(e) = cause.downcast_ref::<BenchError>() {
             return if e.is_usage() { 2 } else { 1 };
         }
         if let Some(BundleError::Embed(e)) = cause.downcast_ref::<BundleError>() {

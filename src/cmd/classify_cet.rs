@@ -23,7 +23,7 @@ use crate::cli::OutputArgs;
 #[derive(Debug, clap::Args)]
 #[command(
     args_conflicts_with_subcommands = true,
-    after_help = "Examples:\n  sbir classify-cet                                   # the enrich (else ingest) output\n  sbir classify-cet --check-taxonomy                  # validate config/cet/taxonomy.yaml\n  sbir classify-cet --text \"Hypersonic glide vehicle thermal protection\"   # one ad-hoc text, JSON out\n  sbir classify-cet train --bootstrap                 # train the model from confident rule decisions\n  sbir classify-cet train --labels data/sample/award_cet_labels.csv\n  sbir classify-cet evaluate --labels data/sample/award_cet_labels.csv\n  sbir classify-cet drift --baseline old/cet_award_classifications.parquet\n  SBIR_ETL__CET__SAMPLE_SIZE=500 sbir classify-cet    # a deterministic sample"
+    after_help = "Examples:\n  sbir classify-cet                                   # the enrich (else ingest) output\n  sbir classify-cet --check-taxonomy                  # validate config/cet/taxonomy.yaml\n  sbir classify-cet --text \"Hypersonic glide vehicle thermal protection\"   # one ad-hoc text, JSON out\n  sbir classify-cet train --bootstrap                 # train the model from confident rule decisions\n  sbir classify-cet train --labels data/sample/award_cet_labels.csv\n  sbir classify-cet evaluate --labels data/sample/award_cet_labels.csv [--with-embedding]\n  sbir classify-cet drift --baseline old/cet_award_classifications.parquet\n  SBIR_ETL__CET__SAMPLE_SIZE=500 sbir classify-cet    # a deterministic sample"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -94,6 +94,10 @@ pub struct EvaluateArgs {
     /// Where the JSON report goes [default: <reports_dir>/cet_evaluation.json].
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Also evaluate the embedding and hybrid scorers (they encode every labelled award,
+    /// ≈ 10 awards/s on 2 cores, unless `prepare-assets --with-award-embeddings` has).
+    #[arg(long)]
+    pub with_embedding: bool,
 }
 
 /// Flags of `classify-cet drift`.
@@ -561,12 +565,14 @@ fn evaluate_cmd(args: &EvaluateArgs, common: &CommonArgs, env: &Env) -> anyhow::
     anyhow::ensure!(!docs.is_empty(), "no labelled awards to evaluate");
     let all = matches!(common.scorer, Some(ScorerChoice::Auto) | None);
     let choices: Vec<ScorerChoice> = match common.scorer {
-        Some(ScorerChoice::Auto) | None => vec![
-            ScorerChoice::Rules,
-            ScorerChoice::Model,
-            ScorerChoice::Embedding,
-            ScorerChoice::Hybrid,
-        ],
+        Some(ScorerChoice::Auto) | None => [ScorerChoice::Rules, ScorerChoice::Model]
+            .into_iter()
+            .chain(
+                [ScorerChoice::Embedding, ScorerChoice::Hybrid]
+                    .into_iter()
+                    .filter(|_| args.with_embedding),
+            )
+            .collect(),
         Some(c) => vec![c],
     };
     let sources = cet::ScorerSources {

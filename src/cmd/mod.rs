@@ -2,6 +2,7 @@
 //! writes the outputs and returns the stage status. Shared here: the run environment,
 //! logging set-up and progress display.
 
+pub mod benchmark;
 pub mod classify_cet;
 pub mod config;
 pub mod embed;

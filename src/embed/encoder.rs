@@ -46,6 +46,17 @@ impl DenseEncoder {
         self.bert.config.hidden_size
     }
 
+    /// FLOPs the encoder spends per token in a sequence of `t` tokens.
+    pub fn flops_per_token(&self, t: usize) -> f64 {
+        let c = &self.bert.config;
+        super::perf::bert_flops_per_token(
+            c.hidden_size,
+            c.intermediate_size,
+            c.num_hidden_layers,
+            t,
+        )
+    }
+
     /// Longest sequence the model takes.
     pub fn max_tokens(&self) -> usize {
         self.bert.config.max_position_embeddings

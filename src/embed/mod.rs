@@ -11,6 +11,7 @@ pub mod chunk;
 pub mod collection;
 pub mod encoder;
 pub mod export;
+pub mod perf;
 pub mod rerank;
 pub mod sparse;
 pub mod summary;

@@ -649,4 +649,35 @@ fn embedding_and_hybrid_scorers_classify_hand_written_abstracts() {
             );
         }
     }
+
+    // `evaluate --with-embedding` measures them beside the rules (no model is trained here,
+    // so hybrid blends rules and embedding, and says so).
+    let mut labels = String::from("text,primary_cet\n");
+    for (text, want) in cases {
+        labels.push_str(&format!("\"{}\",{want}\n", text.replace('\n', " ")));
+    }
+    wd.write("labels.csv", labels);
+    let mut c = wd.cmd(&[
+        "classify-cet",
+        "evaluate",
+        "--labels",
+        "labels.csv",
+        "--with-embedding",
+        "--out",
+        "eval.json",
+    ]);
+    c.env("HF_HUB_OFFLINE", "1");
+    wd.run_expect(c, 0);
+    let e = wd.json("eval.json");
+    let scorers: Vec<&str> = e["scorers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["scorer"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        scorers,
+        ["rules", "embedding", "hybrid (rules + embedding)"]
+    );
+    assert_eq!(e["scorers"][1]["top1_accuracy"], 1.0, "{e}");
 }

@@ -1,6 +1,7 @@
 //! Integration tests: each runs the built `sbir` binary in a scratch folder and checks its
 //! outputs, exit codes and checks files. One test crate, so the suite links one binary.
 
+mod benchmark;
 mod classify_cet;
 mod config;
 mod embed;

@@ -1,0 +1,732 @@
+//! `sbir benchmark`: run stages in-process on generated (fixed seed) or given inputs, K times
+//! each with the stage timer, and record time, memory and quality per stage in a
+//! schema-versioned report; compare with a baseline ([`compare`]) and draw the history
+//! ([`html`]).
+//!
+//! Adding a stage is one [`Stage`] variant and one arm in [`Runner::run_stage`].
+
+pub mod compare;
+pub mod html;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cet::{self, ClassifyOptions, ScorerSources};
+use crate::config::Settings;
+use crate::enrich::{self, EnrichOptions};
+use crate::ingest::{self, IngestOptions};
+use crate::io::IoError;
+use crate::metrics::{self, StageMetrics, StageTimer};
+use crate::progress::NoProgress;
+use crate::sample::{self, SampleOptions};
+
+/// Format of the benchmark report; bumped when a field changes meaning.
+pub const SCHEMA_VERSION: &str = "sbir-benchmark-1";
+
+/// What can stop a benchmark.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("stage {stage}: {message}")]
+    Stage {
+        stage: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    Input(String),
+    #[error(transparent)]
+    Io(#[from] IoError),
+}
+
+impl BenchError {
+    fn stage(stage: Stage, e: impl std::fmt::Display) -> Self {
+        Self::Stage {
+            stage: stage.name(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Errors caused by what the user gave (exit code 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, Self::Input(_))
+    }
+}
+
+/// A stage the benchmark can run, in pipeline order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Stage {
+    Ingest,
+    Enrich,
+    ClassifyCet,
+    Embed,
+    LoadNeo4jExport,
+}
+
+impl Stage {
+    /// Every stage, in the order they run.
+    pub const ALL: [Stage; 5] = [
+        Stage::Ingest,
+        Stage::Enrich,
+        Stage::ClassifyCet,
+        Stage::Embed,
+        Stage::LoadNeo4jExport,
+    ];
+
+    /// The stage's name in reports and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Ingest => "ingest",
+            Stage::Enrich => "enrich",
+            Stage::ClassifyCet => "classify-cet",
+            Stage::Embed => "embed",
+            Stage::LoadNeo4jExport => "load-neo4j-export",
+        }
+    }
+}
+
+/// The inputs: the awards CSV, the recipients file, and (when known) the truth and labels.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Inputs {
+    pub dir: PathBuf,
+    /// Awards and recipients generated with this seed, when generated.
+    pub generated: Option<Generated>,
+    pub awards_rows: u64,
+    pub awards_sha256: String,
+    /// Awards kept by `--sample-size` (all when None).
+    pub sample_size: Option<u64>,
+}
+
+/// How a generated input was made.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Generated {
+    pub awards: u64,
+    pub recipients: u64,
+    pub seed: u64,
+}
+
+/// The machine a report was measured on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Machine {
+    pub cpu_model: String,
+    pub cores: usize,
+    pub memory_mb: u64,
+    pub os: String,
+}
+
+impl Machine {
+    /// This machine, from `/proc` and the OS release file where they exist.
+    pub fn detect() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+        let memory_mb = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                m.lines()
+                    .find_map(|l| l.strip_prefix("MemTotal:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .map_or(0, |kb| kb / 1024);
+        let release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+        let os = release
+            .lines()
+            .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+            .map(|v| v.trim_matches('"').to_string())
+            .unwrap_or_else(|| std::env::consts::OS.to_string());
+        Self {
+            cpu_model,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_mb,
+            os,
+        }
+    }
+
+    /// What must match for two reports to be compared: CPU, cores, memory (to the GiB), OS.
+    pub fn fingerprint(&self) -> String {
+        format!(
+            "{} | {} cores | {} GiB | {}",
+            self.cpu_model,
+            self.cores,
+            (self.memory_mb as f64 / 1024.0).round(),
+            self.os
+        )
+    }
+}
+
+/// Minimum, median and maximum of a figure over the repetitions.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Default)]
+pub struct Spread {
+    pub min: f64,
+    pub median: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `xs` (zeros when empty).
+    pub fn of(xs: &[f64]) -> Self {
+        let mut v: Vec<f64> = xs.to_vec();
+        v.sort_by(f64::total_cmp);
+        let median = match v.len() {
+            0 => 0.0,
+            n if n % 2 == 1 => v[n / 2],
+            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        };
+        Self {
+            min: v.first().copied().unwrap_or(0.0),
+            median,
+            max: v.last().copied().unwrap_or(0.0),
+        }
+    }
+}
+
+/// Labelled counts to draw as bars.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Histogram {
+    pub labels: Vec<String>,
+    pub counts: Vec<u64>,
+}
+
+/// One stage's measurements over its repetitions.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct StageResult {
+    pub stage: String,
+    /// Records one run processes.
+    pub records: u64,
+    pub duration_s: Spread,
+    /// Records per second at the median duration.
+    pub records_per_s: f64,
+    /// Peak RSS of one run (each run's own peak: the counter is reset before it), in MiB.
+    pub peak_rss_mb: Spread,
+    /// Mean RSS change over a run, in MiB.
+    pub avg_rss_delta_mb: f64,
+    pub runs: Vec<StageMetrics>,
+    /// Quality figures (rates in 0..1, F1 in 0..1) and stage-specific throughput figures.
+    pub quality: BTreeMap<String, f64>,
+    pub histograms: BTreeMap<String, Histogram>,
+    /// Why the stage was not measured, when it was skipped.
+    pub skipped: Option<String>,
+}
+
+/// The stage timer's own cost, measured by timing it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct TimerOverhead {
+    /// One start + finish (a clock read and two `/proc/self/status` reads), in microseconds.
+    pub per_run_us: f64,
+    /// That cost over the shortest median stage duration, in percent.
+    pub share_of_shortest_stage_pct: f64,
+}
+
+/// A benchmark report (`benchmark_<timestamp>.json`, one line of `history.ndjson`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BenchReport {
+    pub schema_version: String,
+    pub tool_version: String,
+    pub git_commit: Option<String>,
+    pub created_at: String,
+    pub machine: Machine,
+    pub settings_digest: String,
+    pub inputs: Inputs,
+    pub repeat: usize,
+    pub stages: Vec<StageResult>,
+    pub timer_overhead: TimerOverhead,
+}
+
+impl BenchReport {
+    /// The result of `stage`, when it ran.
+    pub fn stage(&self, stage: &str) -> Option<&StageResult> {
+        self.stages
+            .iter()
+            .find(|s| s.stage == stage && s.skipped.is_none())
+    }
+}
+
+/// What to benchmark.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub stages: Vec<Stage>,
+    /// A folder with `sbir_awards.csv` and `usaspending_recipients.csv` (and optionally the
+    /// truth and labels files), or None to generate them.
+    pub input: Option<PathBuf>,
+    pub synthetic_awards: u64,
+    pub synthetic_recipients: u64,
+    pub seed: u64,
+    pub sample_size: Option<u64>,
+    pub repeat: usize,
+    pub settings_digest: String,
+    /// The commit measured, when known.
+    pub git_commit: Option<String>,
+}
+
+/// Runs the benchmark; `log` hears one line per finished stage.
+pub fn run(
+    opts: &BenchOptions,
+    settings: &Settings,
+    log: &dyn Fn(&StageResult),
+) -> Result<BenchReport, BenchError> {
+    let work = tempfile::tempdir().map_err(|e| IoError::write(Path::new("temp dir"), e))?;
+    let (dir, generated) = match &opts.input {
+        Some(d) => (d.clone(), None),
+        None => {
+            let g = Generated {
+                awards: opts.synthetic_awards,
+                recipients: opts.synthetic_recipients,
+                seed: opts.seed,
+            };
+            let so = SampleOptions {
+                awards: g.awards,
+                recipients: g.recipients,
+                seed: g.seed,
+                out_dir: work.path().join("input"),
+            };
+            sample::generate(&so, &NoProgress)?;
+            (so.out_dir, Some(g))
+        }
+    };
+    let awards_csv = dir.join(sample::AWARDS_FILE);
+    for f in [&awards_csv, &dir.join(sample::RECIPIENTS_FILE)] {
+        if !f.is_file() {
+            return Err(BenchError::Input(format!(
+                "{} is missing: --input must hold {} and {}",
+                f.display(),
+                sample::AWARDS_FILE,
+                sample::RECIPIENTS_FILE
+            )));
+        }
+    }
+    let mut stages: Vec<Stage> = opts.stages.clone();
+    stages.sort();
+    stages.dedup();
+    // Measured once, outside every timed run.
+    let matmul_peak = match stages.contains(&Stage::Embed) {
+        true => Some(
+            crate::embed::perf::matmul_peak_gflops(&candle_core::Device::Cpu)
+                .map_err(|e| BenchError::stage(Stage::Embed, e))?,
+        ),
+        false => None,
+    };
+    let runner = Runner {
+        settings,
+        input: dir.clone(),
+        work: work.path().to_path_buf(),
+        sample_size: opts.sample_size,
+        matmul_peak,
+    };
+    let mut results = Vec::new();
+    for stage in stages {
+        let r = runner.measure(stage, opts.repeat.max(1))?;
+        log(&r);
+        results.push(r);
+    }
+    let overhead = timer_overhead(&results);
+    Ok(BenchReport {
+        schema_version: SCHEMA_VERSION.into(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        git_commit: opts.git_commit.clone(),
+        created_at: crate::io::checks::now_rfc3339(),
+        machine: Machine::detect(),
+        settings_digest: opts.settings_digest.clone(),
+        inputs: Inputs {
+            awards_rows: count_rows(&awards_csv)?,
+            awards_sha256: crate::io::input::sha256_file(&awards_csv)?,
+            dir: if generated.is_some() {
+                PathBuf::from("(generated)")
+            } else {
+                dir
+            },
+            generated,
+            sample_size: opts.sample_size,
+        },
+        repeat: opts.repeat.max(1),
+        stages: results,
+        timer_overhead: overhead,
+    })
+}
+
+/// Data rows of a CSV file (records, so quoted newlines count once).
+fn count_rows(path: &Path) -> Result<u64, BenchError> {
+    let mut r = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .map_err(|e| IoError::read(path, e))?;
+    let mut rec = csv::ByteRecord::new();
+    let mut n = 0;
+    while r
+        .read_byte_record(&mut rec)
+        .map_err(|e| IoError::read(path, e))?
+    {
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Times the timer: 1,000 start/finish pairs.
+fn timer_overhead(results: &[StageResult]) -> TimerOverhead {
+    const N: u32 = 1000;
+    let t = std::time::Instant::now();
+    for _ in 0..N {
+        std::hint::black_box(StageTimer::start().finish(1));
+    }
+    let per_run_us = t.elapsed().as_secs_f64() * 1e6 / N as f64;
+    let shortest = results
+        .iter()
+        .filter(|r| r.skipped.is_none() && r.duration_s.median > 0.0)
+        .map(|r| r.duration_s.median)
+        .fold(f64::INFINITY, f64::min);
+    TimerOverhead {
+        per_run_us: round(per_run_us, 3),
+        share_of_shortest_stage_pct: if shortest.is_finite() {
+            round(100.0 * per_run_us / 1e6 / shortest, 5)
+        } else {
+            0.0
+        },
+    }
+}
+
+fn round(x: f64, places: i32) -> f64 {
+    let f = 10f64.powi(places);
+    (x * f).round() / f
+}
+
+/// Runs stages over the inputs in a scratch folder; each stage reads the previous one's
+/// output there.
+struct Runner<'a> {
+    settings: &'a Settings,
+    input: PathBuf,
+    work: PathBuf,
+    sample_size: Option<u64>,
+    /// The machine's f32 matmul GFLOP/s, when embed runs.
+    matmul_peak: Option<f64>,
+}
+
+/// What one run of a stage reports besides its timing.
+struct Outcome {
+    records: u64,
+    quality: BTreeMap<String, f64>,
+    histograms: BTreeMap<String, Histogram>,
+}
+
+impl Runner<'_> {
+    /// Runs `stage` `repeat` times; quality figures come from the last run.
+    fn measure(&self, stage: Stage, repeat: usize) -> Result<StageResult, BenchError> {
+        let mut runs = Vec::new();
+        let mut last = None;
+        for _ in 0..repeat {
+            metrics::reset_peak_rss();
+            let timer = StageTimer::start();
+            match self.run_stage(stage)? {
+                Ok(o) => {
+                    runs.push(timer.finish(o.records));
+                    last = Some(o);
+                }
+                Err(skipped) => {
+                    return Ok(StageResult {
+                        stage: stage.name().into(),
+                        skipped: Some(skipped),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        let o = last.expect("repeat >= 1");
+        let durations: Vec<f64> = runs.iter().map(|m| m.duration_s).collect();
+        let duration_s = Spread::of(&durations);
+        let peaks: Vec<f64> = runs.iter().filter_map(|m| m.peak_rss_mb).collect();
+        let deltas: Vec<f64> = runs.iter().filter_map(|m| m.rss_delta_mb).collect();
+        Ok(StageResult {
+            stage: stage.name().into(),
+            records: o.records,
+            records_per_s: if duration_s.median > 0.0 {
+                round(o.records as f64 / duration_s.median, 1)
+            } else {
+                0.0
+            },
+            duration_s,
+            peak_rss_mb: Spread::of(&peaks),
+            avg_rss_delta_mb: round(deltas.iter().sum::<f64>() / deltas.len().max(1) as f64, 3),
+            runs,
+            quality: o.quality,
+            histograms: o.histograms,
+            skipped: None,
+        })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.work.join(name)
+    }
+
+    fn optional_input(&self, name: &str) -> Option<PathBuf> {
+        Some(self.input.join(name)).filter(|p| p.is_file())
+    }
+
+    /// The awards the later stages read: enriched when enrich ran, else ingested.
+    fn awards(&self) -> PathBuf {
+        let enriched = self.path("enriched.parquet");
+        if enriched.exists() {
+            enriched
+        } else {
+            self.path("sbir_awards.parquet")
+        }
+    }
+
+    /// Runs a stage once; `Ok(Err(reason))` when it cannot run here (skipped).
+    fn run_stage(&self, stage: Stage) -> Result<Result<Outcome, String>, BenchError> {
+        let s = self.settings;
+        let err = |e: &dyn std::fmt::Display| BenchError::stage(stage, e);
+        let needs = |p: PathBuf, what: &str| {
+            if p.exists() {
+                Ok(p)
+            } else {
+                Err(BenchError::stage(
+                    stage,
+                    format!("needs {what}: add it to --stages"),
+                ))
+            }
+        };
+        let mut quality = BTreeMap::new();
+        let mut histograms = BTreeMap::new();
+        let records = match stage {
+            Stage::Ingest => {
+                let mut is = s.ingest.clone();
+                is.input = self.input.join(sample::AWARDS_FILE);
+                let mut io = IngestOptions::from_settings(&is, current_year());
+                if let Some(n) = self.sample_size {
+                    io.sample = Some((n, 42));
+                }
+                let w =
+                    ingest::ingest_to_files(&io, &self.path("sbir_awards"), &s.output, &NoProgress)
+                        .map_err(|e| err(&e))?;
+                let r = &w.report;
+                quality.insert("reject_rate".into(), ratio(r.rejected, r.input_rows));
+                r.input_rows
+            }
+            Stage::Enrich => {
+                let opts = EnrichOptions {
+                    awards: needs(self.path("sbir_awards.parquet"), "ingest")?,
+                    recipients: self.input.join(sample::RECIPIENTS_FILE),
+                    settings: s.enrich.clone(),
+                    candidates: false,
+                    truth: self.optional_input(sample::TRUTH_FILE),
+                    checkpoint_dir: None,
+                };
+                let _ = std::fs::remove_file(self.path("enriched.parquet"));
+                let w = enrich::enrich_to_files(
+                    &opts,
+                    &self.path("enriched_tmp"),
+                    &s.output,
+                    &NoProgress,
+                )
+                .map_err(|e| err(&e))?;
+                let r = &w.report;
+                quality.insert("match_rate".into(), r.match_rate);
+                if let Some(t) = &r.truth {
+                    quality.insert("precision".into(), t.precision);
+                    quality.insert("recall".into(), t.recall);
+                }
+                histograms.insert(
+                    "match_methods".into(),
+                    Histogram {
+                        labels: r.by_method.keys().cloned().collect(),
+                        counts: r.by_method.values().copied().collect(),
+                    },
+                );
+                let out = self.path("enriched_tmp.parquet");
+                histograms.insert("fuzzy_scores".into(), fuzzy_histogram(&out)?);
+                std::fs::rename(&out, self.path("enriched.parquet"))
+                    .map_err(|e| IoError::write(&out, e))?;
+                r.awards
+            }
+            Stage::ClassifyCet => {
+                let awards = needs(self.awards(), "ingest")?;
+                let (taxonomy, params) = (
+                    cet::taxonomy::Taxonomy::load(&s.cet.taxonomy).map_err(|e| err(&e))?,
+                    cet::params::ClassifierParams::load(&s.cet.classification)
+                        .map_err(|e| err(&e))?,
+                );
+                let sources = ScorerSources {
+                    model_path: &s.cet.model_path,
+                    embed: &s.embed,
+                    award_vectors: true,
+                };
+                let (classifier, fallback) =
+                    cet::load_classifier(taxonomy.clone(), params.clone(), params.scorer, &sources)
+                        .map_err(|e| err(&e))?;
+                let opts = ClassifyOptions {
+                    awards: awards.clone(),
+                    settings: s.cet.clone(),
+                    name_rules: s.enrich.name_rules.clone(),
+                    out_dir: self.path("cet"),
+                    require_model: false,
+                };
+                let w =
+                    cet::classify_to_files(&opts, &classifier, fallback, &s.output, &NoProgress)
+                        .map_err(|e| err(&e))?;
+                let r = &w.report;
+                quality.insert("high_conf_rate".into(), r.high_conf_rate());
+                quality.insert("evidence_coverage".into(), r.evidence_coverage());
+                quality.insert("classified_rate".into(), r.success_rate());
+                if let Some(labels) = self.optional_input(sample::LABELS_FILE) {
+                    let (docs, _) =
+                        cet::labelled_docs(&labels, &taxonomy, &awards).map_err(|e| err(&e))?;
+                    if !docs.is_empty() {
+                        let v = cet::embed_docs(&classifier, &docs).map_err(|e| err(&e))?;
+                        let e = cet::evaluate_docs(&classifier, &docs, v.as_deref());
+                        quality.insert("macro_f1".into(), e.macro_avg.f1);
+                        quality.insert("top1_accuracy".into(), e.top1_accuracy);
+                    }
+                }
+                let classified = self
+                    .path("cet")
+                    .join(format!("{}.parquet", s.cet.output_name));
+                let d = cet::read_distribution(&classified, &taxonomy).map_err(|e| err(&e))?;
+                let mut labels = taxonomy.ids();
+                labels.push("unclassified".into());
+                histograms.insert(
+                    "cet_areas".into(),
+                    Histogram {
+                        labels,
+                        counts: d.area_counts.clone(),
+                    },
+                );
+                let n = d.score_bins.len();
+                histograms.insert(
+                    "cet_scores".into(),
+                    Histogram {
+                        labels: (0..n)
+                            .map(|i| format!("{}-{}", i * 100 / n, (i + 1) * 100 / n))
+                            .collect(),
+                        counts: d.score_bins.clone(),
+                    },
+                );
+                r.awards
+            }
+            Stage::Embed => match self.embed(&mut quality)? {
+                Ok(n) => n,
+                Err(skipped) => return Ok(Err(skipped)),
+            },
+            Stage::LoadNeo4jExport => {
+                let cet_dir = needs(self.path("cet"), "classify-cet")?;
+                let src = crate::graph::Sources {
+                    taxonomy: s.cet.taxonomy.clone(),
+                    awards: self.awards(),
+                    classifications: cet_dir.join(format!("{}.parquet", s.cet.output_name)),
+                    profiles: cet_dir.join(format!("{}.parquet", s.cet.profiles_name)),
+                };
+                let taxonomy = cet::taxonomy::Taxonomy::load(&src.taxonomy).map_err(|e| err(&e))?;
+                let params = cet::params::ClassifierParams::load(&s.cet.classification)
+                    .map_err(|e| err(&e))?;
+                let normalizer = crate::enrich::names::Normalizer::new(&s.enrich.name_rules);
+                let data =
+                    crate::graph::GraphData::build(&src, &taxonomy, &params.bands, &normalizer)
+                        .map_err(|e| err(&e))?;
+                let files =
+                    crate::graph::bundle::write_bundle(&self.path("neo4j-import"), &data, &s.neo4j)
+                        .map_err(|e| err(&e))?;
+                files
+                    .iter()
+                    .filter(|(p, _)| p.extension().is_some_and(|e| e == "csv"))
+                    .map(|(_, n)| n)
+                    .sum()
+            }
+        };
+        Ok(Ok(Outcome {
+            records,
+            quality,
+            histograms,
+        }))
+    }
+
+    /// Encodes the first `embed_texts` award texts; texts/s, tokens/s and the fraction of
+    /// the machine's matmul peak go into `quality`. Skipped when no encoder is found.
+    fn embed(
+        &self,
+        quality: &mut BTreeMap<String, f64>,
+    ) -> Result<Result<u64, String>, BenchError> {
+        use crate::embed::{embed_texts, open_encoder};
+        let s = self.settings;
+        let e = &s.embed;
+        let model = match crate::assets::lookup(e, &e.model, e.model_dir.as_deref()) {
+            Ok(m) => m,
+            Err(err) => return Ok(Err(err.to_string())),
+        };
+        let err = |x: &dyn std::fmt::Display| BenchError::stage(Stage::Embed, x);
+        let device = candle_core::Device::Cpu;
+        let (encoder, chunker) = open_encoder(&model, &device, e).map_err(|x| err(&x))?;
+        let awards = self.path("sbir_awards.parquet");
+        if !awards.exists() {
+            return Err(err(&"needs ingest: add it to --stages"));
+        }
+        let mut texts = Vec::new();
+        for batch in cet::read_award_batches(&awards, 1024).map_err(|x| err(&x))? {
+            for a in batch.map_err(|x| err(&x))? {
+                texts.push(cet::embedding::award_text(&a.text()));
+                if texts.len() >= s.benchmark.embed_texts {
+                    break;
+                }
+            }
+            if texts.len() >= s.benchmark.embed_texts {
+                break;
+            }
+        }
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let tokens: usize = refs
+            .iter()
+            .map(|t| chunker.encode(t).map(|ids| ids.len()))
+            .sum::<Result<usize, _>>()
+            .map_err(|x| err(&x))?;
+        let t = std::time::Instant::now();
+        embed_texts(&encoder, &chunker, &refs).map_err(|x| err(&x))?;
+        let secs = t.elapsed().as_secs_f64().max(1e-9);
+        let mean_len = tokens / refs.len().max(1);
+        let gflops = tokens as f64 * encoder.flops_per_token(mean_len) / secs / 1e9;
+        quality.insert("texts_per_s".into(), round(refs.len() as f64 / secs, 2));
+        quality.insert("tokens_per_s".into(), round(tokens as f64 / secs, 1));
+        quality.insert("gflops".into(), round(gflops, 2));
+        if let Some(peak) = self.matmul_peak {
+            quality.insert("matmul_peak_gflops".into(), round(peak, 2));
+            quality.insert("fraction_of_matmul_peak".into(), round(gflops / peak, 4));
+        }
+        Ok(Ok(refs.len() as u64))
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+fn current_year() -> i32 {
+    chrono::Datelike::year(&chrono::Utc::now())
+}
+
+/// Histogram (ten bins over 0-100) of the fuzzy name-match scores in an enriched file.
+fn fuzzy_histogram(path: &Path) -> Result<Histogram, BenchError> {
+    #[derive(Deserialize)]
+    struct Row {
+        _usaspending_match_method: Option<String>,
+        _usaspending_match_score: Option<f64>,
+    }
+    let cols = ["_usaspending_match_method", "_usaspending_match_score"];
+    let mut counts = vec![0u64; 10];
+    for batch in crate::records::read_projected::<Row>(path, &cols, &[], 8192)? {
+        for r in batch? {
+            if let (Some(m), Some(score)) =
+                (r._usaspending_match_method, r._usaspending_match_score)
+                && m.starts_with("name-fuzzy")
+            {
+                // Scores are 0-1 or 0-100 depending on the matcher; normalise to 0-100.
+                let pct = if score <= 1.0 { score * 100.0 } else { score };
+                counts[((pct / 10.0) as usize).min(9)] += 1;
+            }
+        }
+    }
+    Ok(Histogram {
+        labels: (0..10)
+            .map(|i| format!("{}-{}", i * 10, i * 10 + 10))
+            .collect(),
+        counts,
+    })
+}

@@ -1,0 +1,282 @@
+//! `sbir benchmark`: measure stages, write the report and history, compare with the
+//! baseline; `sbir benchmark report` draws the history as one HTML page.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use sbir::bench::compare::{self, Comparison, Level};
+use sbir::bench::{self, BenchError, BenchOptions, BenchReport, Stage};
+use sbir::config::FlagOverride;
+use sbir::io::atomic::write_file;
+use sbir::io::checks::Status;
+
+use super::Env;
+
+/// Flags of `sbir benchmark`.
+#[derive(Debug, clap::Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:\n  sbir benchmark                                        # every stage, generated input (benchmark.synthetic_*), 3 runs each\n  sbir benchmark --stages ingest,enrich --synthetic-awards 50000 --synthetic-recipients 500000\n  sbir benchmark --input data/sample --repeat 5 --format markdown\n  sbir benchmark --save-as-baseline                     # write reports/benchmarks/baseline.json\n  sbir benchmark report --out reports/benchmarks/report.html"
+)]
+pub struct Args {
+    #[command(subcommand)]
+    pub action: Option<Action>,
+    /// Stages to measure, comma-separated [default: all].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub stages: Vec<Stage>,
+    /// Awards to generate [default: benchmark.synthetic_awards].
+    #[arg(long, conflicts_with = "input")]
+    pub synthetic_awards: Option<u64>,
+    /// Recipients to generate [default: benchmark.synthetic_recipients].
+    #[arg(long, conflicts_with = "input")]
+    pub synthetic_recipients: Option<u64>,
+    /// A folder with sbir_awards.csv and usaspending_recipients.csv (award_recipient_truth.csv
+    /// and award_cet_labels.csv, when present, give the quality figures).
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Keep a deterministic sample of N awards at ingest.
+    #[arg(long)]
+    pub sample_size: Option<u64>,
+    /// Runs per stage [default: benchmark.repeat].
+    #[arg(long)]
+    pub repeat: Option<usize>,
+    /// The report's path [default: <benchmark.dir>/benchmark_<UTC timestamp>.json].
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Baseline to compare with [default: benchmark.baseline, when it exists].
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Also write this report as the baseline (atomically).
+    #[arg(long)]
+    pub save_as_baseline: bool,
+    /// Compare even when the baseline was measured on another machine.
+    #[arg(long)]
+    pub force_compare: bool,
+    /// What to print on standard output.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
+/// Output formats of `sbir benchmark`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    /// A line per stage and the verdicts.
+    Text,
+    /// The report, as written.
+    Json,
+    /// A pull-request comment: a table per stage with current, baseline, delta and verdict.
+    Markdown,
+}
+
+/// What `benchmark` does besides measuring.
+#[derive(Debug, clap::Subcommand)]
+pub enum Action {
+    /// Draw the history as one self-contained HTML page.
+    Report(ReportArgs),
+}
+
+/// Flags of `sbir benchmark report`.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// History file [default: <benchmark.dir>/history.ndjson].
+    #[arg(long)]
+    pub history: Option<PathBuf>,
+    /// The page [default: <benchmark.dir>/report.html].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl Args {
+    /// The settings these flags override.
+    pub fn overrides(&self) -> Vec<FlagOverride> {
+        let mut o = Vec::new();
+        if let Some(n) = self.synthetic_awards {
+            o.push(FlagOverride::new(
+                "benchmark.synthetic_awards",
+                n,
+                "--synthetic-awards",
+            ));
+        }
+        if let Some(n) = self.synthetic_recipients {
+            o.push(FlagOverride::new(
+                "benchmark.synthetic_recipients",
+                n,
+                "--synthetic-recipients",
+            ));
+        }
+        if let Some(n) = self.repeat {
+            o.push(FlagOverride::new("benchmark.repeat", n as u64, "--repeat"));
+        }
+        if let Some(p) = &self.baseline {
+            let p = p.display().to_string();
+            o.push(FlagOverride::new("benchmark.baseline", p, "--baseline"));
+        }
+        o
+    }
+}
+
+/// Runs `sbir benchmark`.
+pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
+    if let Some(Action::Report(r)) = &a.action {
+        return report(r, env);
+    }
+    let s = env.settings();
+    let b = &s.benchmark;
+    if a.baseline.is_some() && !b.baseline.is_file() {
+        return Err(BenchError::Input(format!("no baseline at {}", b.baseline.display())).into());
+    }
+    // Read before measuring, so an unreadable baseline costs no benchmark run.
+    let baseline = match b.baseline.is_file() {
+        true => Some(read_report(&b.baseline)?),
+        false => None,
+    };
+    let opts = BenchOptions {
+        stages: if a.stages.is_empty() {
+            Stage::ALL.to_vec()
+        } else {
+            a.stages.clone()
+        },
+        input: a.input.clone(),
+        synthetic_awards: b.synthetic_awards,
+        synthetic_recipients: b.synthetic_recipients,
+        seed: b.seed,
+        sample_size: a.sample_size,
+        repeat: b.repeat,
+        settings_digest: env.ctx.config_digest.clone(),
+        git_commit: git_commit(),
+    };
+    let quiet = env.quiet;
+    let report = bench::run(&opts, s, &|r| {
+        if quiet {
+            return;
+        }
+        match &r.skipped {
+            Some(why) => tracing::warn!("benchmark {}: skipped: {why}", r.stage),
+            None => tracing::info!(
+                "benchmark {}: {} records, median {:.3}s ({:.0}/s), peak RSS {:.0} MB",
+                r.stage,
+                r.records,
+                r.duration_s.median,
+                r.records_per_s,
+                r.peak_rss_mb.median
+            ),
+        }
+    })?;
+
+    let path = a.output.clone().unwrap_or_else(|| {
+        b.dir.join(format!(
+            "benchmark_{}.json",
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+        ))
+    });
+    let json = serde_json::to_vec_pretty(&report)?;
+    write_file(&path, &json).with_context(|| format!("cannot write {}", path.display()))?;
+    append_history(&b.dir.join("history.ndjson"), &report)?;
+
+    let cmp: Option<Comparison> = baseline
+        .as_ref()
+        .map(|base| compare::compare(&report, base, &b.thresholds, a.force_compare));
+    if let Some(c) = &cmp {
+        for w in &c.warnings {
+            tracing::warn!("benchmark: {w}");
+        }
+    }
+    if a.save_as_baseline {
+        write_file(&b.baseline, &json)
+            .with_context(|| format!("cannot write {}", b.baseline.display()))?;
+    }
+    match a.format {
+        Format::Json => println!("{}", String::from_utf8_lossy(&json)),
+        Format::Markdown => print!("{}", compare::markdown(&report, cmp.as_ref())),
+        Format::Text if !quiet => {
+            for v in cmp.iter().flat_map(|c| &c.verdicts) {
+                println!(
+                    "{:<18} {:<22} {:>12.4} vs {:>12.4}  {:+.2} {}  {:?}",
+                    v.stage, v.metric, v.current, v.baseline, v.delta, v.unit, v.level
+                );
+            }
+            println!("{}", path.display());
+            if a.save_as_baseline {
+                println!("{}", b.baseline.display());
+            }
+        }
+        Format::Text => {}
+    }
+    Ok(match cmp.map(|c| c.worst()) {
+        Some(Level::Failure) => Status::Fail,
+        Some(Level::Warning) => Status::Warn,
+        _ => Status::Pass,
+    })
+}
+
+/// The commit measured: `SBIR_GIT_COMMIT`, `GITHUB_SHA`, else `git rev-parse HEAD` here.
+fn git_commit() -> Option<String> {
+    ["SBIR_GIT_COMMIT", "GITHUB_SHA"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .or_else(|| {
+            let out = std::process::Command::new("git")
+                .args(["rev-parse", "HEAD"])
+                .stderr(std::process::Stdio::null())
+                .output()
+                .ok()?;
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        })
+}
+
+/// Appends the report as one line of the history.
+fn append_history(path: &Path, report: &BenchReport) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut line = serde_json::to_vec(report)?;
+    line.push(b'\n');
+    // One write of the whole line in append mode: concurrent runs never interleave lines.
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(&line))
+        .with_context(|| format!("cannot append to {}", path.display()))
+}
+
+fn read_report(path: &Path) -> anyhow::Result<BenchReport> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not a benchmark report", path.display()))
+}
+
+/// `sbir benchmark report`.
+fn report(a: &ReportArgs, env: &Env) -> anyhow::Result<Status> {
+    let b = &env.settings().benchmark;
+    let history = a
+        .history
+        .clone()
+        .unwrap_or_else(|| b.dir.join("history.ndjson"));
+    let out = a.out.clone().unwrap_or_else(|| b.dir.join("report.html"));
+    let text = std::fs::read_to_string(&history)
+        .with_context(|| format!("cannot read {}", history.display()))?;
+    let runs: Vec<BenchReport> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| {
+                format!(
+                    "{}, line {}: not a benchmark report",
+                    history.display(),
+                    i + 1
+                )
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    write_file(&out, bench::html::report(&runs).as_bytes())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    if !env.quiet {
+        println!("{}", out.display());
+    }
+    Ok(Status::Pass)
+}

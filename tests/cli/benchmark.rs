@@ -1,0 +1,238 @@
+//! `sbir benchmark`: the report, the history, the baseline and its verdicts, the markdown
+//! summary and the HTML report, on a small generated input.
+
+use serde_json::Value;
+
+use crate::workdir::{Workdir, stderr, stdout};
+
+const SMALL: &[&str] = &[
+    "benchmark",
+    "--stages",
+    "ingest,enrich,classify-cet,load-neo4j-export",
+    "--synthetic-awards",
+    "300",
+    "--synthetic-recipients",
+    "2000",
+    "--repeat",
+    "2",
+];
+
+fn bench(wd: &Workdir, extra: &[&str], code: i32) -> std::process::Output {
+    let mut args = SMALL.to_vec();
+    args.extend_from_slice(extra);
+    wd.run(&args, code)
+}
+
+fn reports(wd: &Workdir) -> Vec<String> {
+    let mut v: Vec<String> = wd
+        .list("reports/benchmarks")
+        .into_iter()
+        .filter(|f| f.starts_with("benchmark_"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn benchmark_reports_history_baseline_and_verdicts() {
+    let wd = Workdir::new();
+    bench(&wd, &["--save-as-baseline", "--output", "first.json"], 0);
+    let r = wd.json("first.json");
+    assert_eq!(r["schema_version"], "sbir-benchmark-1");
+    assert!(r["machine"]["cores"].as_u64().unwrap() >= 1);
+    assert!(!r["machine"]["cpu_model"].as_str().unwrap().is_empty());
+    assert_eq!(r["inputs"]["generated"]["seed"], 42);
+    assert!(r["settings_digest"].as_str().is_some_and(|d| !d.is_empty()));
+    let stages: Vec<&str> = r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stages,
+        ["ingest", "enrich", "classify-cet", "load-neo4j-export"]
+    );
+    for s in r["stages"].as_array().unwrap() {
+        let d = &s["duration_s"];
+        let (min, med, max) = (
+            d["min"].as_f64().unwrap(),
+            d["median"].as_f64().unwrap(),
+            d["max"].as_f64().unwrap(),
+        );
+        assert!(min > 0.0 && min <= med && med <= max, "{d}");
+        assert_eq!(s["runs"].as_array().unwrap().len(), 2);
+        assert!(s["peak_rss_mb"]["median"].as_f64().unwrap() > 0.0);
+        assert!(s["records"].as_u64().unwrap() > 0);
+    }
+    let enrich = &r["stages"][1]["quality"];
+    for k in ["match_rate", "precision", "recall"] {
+        let v = enrich[k].as_f64().unwrap();
+        assert!((0.5..=1.0).contains(&v), "{k} {v}");
+    }
+    let cet = &r["stages"][2];
+    for k in ["high_conf_rate", "evidence_coverage", "macro_f1"] {
+        assert!(cet["quality"][k].as_f64().unwrap() > 0.5, "{k}");
+    }
+    assert_eq!(
+        cet["histograms"]["cet_areas"]["labels"]
+            .as_array()
+            .unwrap()
+            .len(),
+        22
+    );
+    assert!(r["timer_overhead"]["per_run_us"].as_f64().unwrap() > 0.0);
+    assert!(
+        r["timer_overhead"]["share_of_shortest_stage_pct"]
+            .as_f64()
+            .unwrap()
+            < 5.0
+    );
+    // The baseline is the report; the history has its line.
+    assert_eq!(wd.json("reports/benchmarks/baseline.json"), r);
+    let history = wd.read("reports/benchmarks/history.ndjson");
+    assert_eq!(history.lines().count(), 1);
+    assert_eq!(
+        serde_json::from_str::<Value>(history.lines().next().unwrap()).unwrap(),
+        r
+    );
+
+    // A baseline that was much slower and used far less memory: time ok, memory fails.
+    let mut base = r.clone();
+    for s in base["stages"].as_array_mut().unwrap() {
+        s["duration_s"]["median"] = 1e6.into();
+        s["peak_rss_mb"]["median"] = 1.0.into();
+    }
+    wd.write("base.json", base.to_string());
+    let out = bench(&wd, &["--baseline", "base.json", "--format", "markdown"], 3);
+    let md = stdout(&out);
+    assert!(
+        md.contains("| duration_s (median) |") && md.contains("| ok |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("❌ failure") && md.contains("**Verdict: ❌ failure**"),
+        "{md}"
+    );
+    assert_eq!(
+        reports(&wd).len(),
+        1,
+        "--output named the first; this one is timestamped"
+    );
+
+    // Measured on another machine: not compared (a warning) unless forced.
+    base["machine"]["cpu_model"] = "Some Other CPU".into();
+    wd.write("other.json", base.to_string());
+    let out = bench(&wd, &["--baseline", "other.json"], 0);
+    assert!(stderr(&out).contains("another machine"), "{}", stderr(&out));
+    bench(&wd, &["--baseline", "other.json", "--force-compare"], 3);
+    // Against its own (unchanged) baseline a rerun's quality cannot regress.
+    let mut args = SMALL.to_vec();
+    args.extend(["--format", "json"]);
+    // Timing noise may fail a stage's time verdict here; quality cannot move.
+    let out = wd.cmd(&args).output().unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{}", stderr(&out));
+    let again: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        again["stages"][1]["quality"]["match_rate"], r["stages"][1]["quality"]["match_rate"],
+        "fixed seed: same quality"
+    );
+    assert_eq!(
+        wd.read("reports/benchmarks/history.ndjson").lines().count(),
+        5
+    );
+    let err = stderr(&bench(&wd, &["--baseline", "nope.json"], 2));
+    assert!(err.contains("nope.json"), "{err}");
+    assert_eq!(
+        wd.read("reports/benchmarks/history.ndjson").lines().count(),
+        5,
+        "a missing baseline stops before measuring"
+    );
+
+    // The HTML report: every chart, nothing fetched.
+    wd.run(&["benchmark", "report", "--out", "r.html"], 0);
+    let html = wd.read("r.html");
+    for id in [
+        "throughput",
+        "peak-memory",
+        "match-rate",
+        "fuzzy-scores",
+        "match-methods",
+        "cet-areas",
+        "cet-scores",
+    ] {
+        assert!(html.contains(&format!("<figure id=\"{id}\">")), "{id}");
+    }
+    assert!(html.contains("<svg") && html.contains("<path d=\"M"));
+    for external in ["http://", "https://", "<script", "src=", "@import"] {
+        assert!(!html.contains(external), "{external}");
+    }
+    screenshot(&wd, "r.html");
+}
+
+/// Renders the report in headless Chromium when it is installed (Debian's `chromium`).
+fn screenshot(wd: &Workdir, page: &str) {
+    let Some(chromium) = ["chromium", "chromium-browser"].into_iter().find(|b| {
+        std::process::Command::new(b)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }) else {
+        eprintln!("chromium not installed: screenshot skipped");
+        return;
+    };
+    let png = wd.path("report.png");
+    let status = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--window-size=1200,2400",
+        ])
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", wd.path(page).display()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        std::fs::metadata(&png).unwrap().len() > 10_000,
+        "a drawn page"
+    );
+}
+
+#[test]
+fn benchmark_skips_embed_without_a_model_and_refuses_a_bad_input() {
+    let wd = Workdir::new();
+    let mut c = wd.cmd(&[
+        "benchmark",
+        "--stages",
+        "ingest,embed",
+        "--synthetic-awards",
+        "50",
+        "--synthetic-recipients",
+        "100",
+        "--repeat",
+        "1",
+        "--output",
+        "r.json",
+    ]);
+    c.env("HF_HUB_OFFLINE", "1")
+        .env("HF_HOME", wd.path("hf"))
+        .env_remove("HF_HUB_CACHE");
+    wd.run_expect(c, 0);
+    let r = wd.json("r.json");
+    assert_eq!(r["stages"][1]["stage"], "embed");
+    assert!(
+        r["stages"][1]["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("not found"),
+        "{}",
+        r["stages"][1]
+    );
+    let err = stderr(&wd.run(&["benchmark", "--input", "nowhere"], 2));
+    assert!(
+        err.contains("nowhere") && err.contains("sbir_awards.csv"),
+        "{err}"
+    );
+}
