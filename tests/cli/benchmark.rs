@@ -88,8 +88,13 @@ fn benchmark_reports_history_baseline_and_verdicts() {
             .unwrap()
             < 5.0
     );
-    // The baseline is the report; the history has its line.
+    // The baseline is the report, written whole (temp file renamed: nothing else is left
+    // beside it); the history has its line.
     assert_eq!(wd.json("reports/benchmarks/baseline.json"), r);
+    assert_eq!(
+        wd.list("reports/benchmarks"),
+        ["baseline.json", "history.ndjson"]
+    );
     let history = wd.read("reports/benchmarks/history.ndjson");
     assert_eq!(history.lines().count(), 1);
     assert_eq!(
