@@ -89,6 +89,20 @@ pub fn compare(
         warnings
             .push("the inputs differ from the baseline's; figures may not be comparable".into());
     }
+    // The same machine can run slower under other load (shared VMs): the embed stage's matmul
+    // peak tells, so time verdicts can be read with it.
+    let peak = |r: &BenchReport| {
+        r.stage("embed")
+            .and_then(|s| s.quality.get("matmul_peak_gflops").copied())
+    };
+    if let (Some(c), Some(b)) = (peak(current), peak(baseline))
+        && (c - b).abs() > 0.1 * b
+    {
+        warnings.push(format!(
+            "the machine's f32 matmul peak was {c:.0} GFLOP/s against {b:.0} for the baseline ({:+.0} %): time verdicts partly measure the machine's load",
+            100.0 * (c - b) / b
+        ));
+    }
     let mut verdicts = Vec::new();
     for cur in current.stages.iter().filter(|s| s.skipped.is_none()) {
         let Some(base) = baseline.stage(&cur.stage) else {
@@ -389,6 +403,27 @@ mod tests {
         let c = compare(&cur, &base, &thresholds(), true);
         assert!(c.compared);
         assert_eq!(c.worst(), Level::Failure);
+    }
+
+    #[test]
+    fn a_slower_machine_moment_is_pointed_out() {
+        let with_peak = |gflops: f64| {
+            let mut r = report(10.0, 100.0, &[]);
+            r.stages.push(StageResult {
+                stage: "embed".into(),
+                quality: [("matmul_peak_gflops".to_string(), gflops)].into(),
+                ..Default::default()
+            });
+            r
+        };
+        let c = compare(&with_peak(120.0), &with_peak(170.0), &thresholds(), false);
+        assert!(
+            c.warnings.iter().any(|w| w.contains("matmul peak was 120")),
+            "{:?}",
+            c.warnings
+        );
+        let c = compare(&with_peak(165.0), &with_peak(170.0), &thresholds(), false);
+        assert!(c.warnings.iter().all(|w| !w.contains("matmul")));
     }
 
     #[test]

@@ -260,6 +260,9 @@ pub struct BenchOptions {
     pub settings_digest: String,
     /// The commit measured, when known.
     pub git_commit: Option<String>,
+    /// Called before each timed run: the binary hands its allocator's free memory back to the
+    /// OS there, so a run's peak RSS is not inflated by what earlier stages left cached.
+    pub settle: Option<fn()>,
 }
 
 /// Runs the benchmark; `log` hears one line per finished stage.
@@ -315,6 +318,7 @@ pub fn run(
         work: work.path().to_path_buf(),
         sample_size: opts.sample_size,
         matmul_peak,
+        settle: opts.settle,
     };
     let mut results = Vec::new();
     for stage in stages {
@@ -401,6 +405,7 @@ struct Runner<'a> {
     sample_size: Option<u64>,
     /// The machine's f32 matmul GFLOP/s, when embed runs.
     matmul_peak: Option<f64>,
+    settle: Option<fn()>,
 }
 
 /// What one run of a stage reports besides its timing.
@@ -416,6 +421,9 @@ impl Runner<'_> {
         let mut runs = Vec::new();
         let mut last = None;
         for _ in 0..repeat {
+            if let Some(settle) = self.settle {
+                settle();
+            }
             metrics::reset_peak_rss();
             let timer = StageTimer::start();
             match self.run_stage(stage)? {
