@@ -27,7 +27,7 @@ use crate::embed::encoder::DenseEncoder;
 use crate::embed::export::{DenseSpill, NpyFile, VectorFormat, write_vectors};
 use crate::embed::{EmbedError, embed_texts};
 use crate::io::IoError;
-use crate::io::atomic::write_file;
+use crate::io::atomic::{write_file, write_json};
 use crate::io::input::sha256_file;
 
 /// Format of the bundle layout and metadata.
@@ -224,10 +224,7 @@ pub fn prepare(
         total_bytes: files.values().map(|f| f.size).sum(),
         files,
     };
-    let path = out.join("deployment_metadata.json");
-    let mut bytes = serde_json::to_vec_pretty(&metadata).map_err(|e| IoError::write(&path, e))?;
-    bytes.push(b'\n');
-    write_file(&path, &bytes).map_err(|e| IoError::write(&path, e))?;
+    write_json(&out.join("deployment_metadata.json"), &metadata)?;
     Ok(Prepared {
         metadata,
         dir: out.to_path_buf(),
@@ -342,14 +339,6 @@ fn write_centroids(
     };
     write_json(&meta_path, &meta)?;
     Ok("built".into())
-}
-
-/// Writes `value` as pretty JSON, atomically.
-fn write_json(path: &Path, value: &impl Serialize) -> Result<(), IoError> {
-    let mut b = serde_json::to_vec_pretty(value).map_err(|e| IoError::write(path, e))?;
-    b.push(b'\n');
-    write_file(path, &b).map_err(|e| IoError::write(path, e))?;
-    Ok(())
 }
 
 /// Awards whose embeddings the bundle precomputes, and the scorer that picks the High-band

@@ -14,7 +14,6 @@ use super::collection::Kind;
 use super::encoder::Encoded;
 use super::{EmbedError, Job, LEGACY_VERSIONS, SCHEMA_VERSION};
 use crate::assets::ModelFiles;
-use crate::io::IoError;
 use crate::metrics::StageMetrics;
 
 /// Schema versions: the one written and the older ones readers accept.
@@ -495,9 +494,7 @@ impl Summary {
 
     /// Writes the manifest atomically.
     pub fn write(&self, path: &Path) -> Result<PathBuf, EmbedError> {
-        let mut bytes = serde_json::to_vec_pretty(self).map_err(|e| IoError::write(path, e))?;
-        bytes.push(b'\n');
-        Ok(crate::io::atomic::write_file(path, &bytes).map_err(|e| IoError::write(path, e))?)
+        Ok(crate::io::atomic::write_json(path, self)?)
     }
 }
 

@@ -5,7 +5,7 @@
 //! so `--resume` sends only the rest.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -382,7 +382,7 @@ async fn load_async(
                 }
             }
         }
-        write_json(&state_path, &state)?;
+        crate::io::atomic::write_json(&state_path, &state)?;
         if !failures.is_empty() {
             let mut w = crate::io::table::NdjsonWriter::create(&failed_path)?;
             for f in &failures {
@@ -447,12 +447,6 @@ async fn counts(
         out.insert(name, n);
     }
     Ok(out)
-}
-
-fn write_json(path: &Path, v: &impl Serialize) -> Result<(), IoError> {
-    let bytes = serde_json::to_vec_pretty(v).map_err(|e| IoError::write(path, e))?;
-    crate::io::atomic::write_file(path, &bytes).map_err(|e| IoError::write(path, e))?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -108,6 +108,17 @@ pub fn write_file(dest: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
     w.commit()
 }
 
+/// Writes `value` as pretty JSON with a final newline to `dest`, atomically.
+pub fn write_json(
+    dest: &Path,
+    value: &impl serde::Serialize,
+) -> Result<PathBuf, crate::io::IoError> {
+    let mut bytes =
+        serde_json::to_vec_pretty(value).map_err(|e| crate::io::IoError::write(dest, e))?;
+    bytes.push(b'\n');
+    write_file(dest, &bytes).map_err(|e| crate::io::IoError::write(dest, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -172,9 +172,7 @@ impl Checks {
 
     /// Writes the file atomically (pretty JSON).
     pub fn write(&self, path: &Path) -> Result<PathBuf, IoError> {
-        let mut bytes = serde_json::to_vec_pretty(self).map_err(|e| IoError::write(path, e))?;
-        bytes.push(b'\n');
-        atomic::write_file(path, &bytes).map_err(|e| IoError::write(path, e))
+        atomic::write_json(path, self)
     }
 
     /// Reads a checks file written earlier.
