@@ -19,19 +19,15 @@ use crate::assets::{ModelFiles, ModelSource};
 use crate::embed::chunk::Chunker;
 use crate::embed::encoder::DenseEncoder;
 use crate::embed::export::NpyFile;
-use crate::embed::{EmbedError, embed_texts};
+use crate::embed::{EmbedError, embed_texts, l2_normalize};
 
 /// How centroids are built; recorded in their metadata, and a change rebuilds them.
 pub const CENTROID_METHOD: &str = "c = l2norm(0.5 * embed(name + ': ' + definition) + 0.5 * mean(embed(keyword))); \
      with award examples c = l2norm(c + mean(the area's high-band awards) - mean(all high-band awards))";
 
-/// The text of an award that is embedded: the title, a blank line, the abstract (as `sbir
-/// embed` reads an awards collection).
+/// The text of an award that is embedded, as `sbir embed` reads an awards collection.
 pub fn award_text(a: &AwardText) -> String {
-    match a.r#abstract.map(str::trim) {
-        Some(abs) if !abs.is_empty() => format!("{}\n\n{abs}", a.title.trim()),
-        _ => a.title.trim().to_string(),
-    }
+    crate::embed::collection::award_text(a.title, a.r#abstract)
 }
 
 /// The key under which an award's vector is cached: a hash of its embedded text.
@@ -115,7 +111,7 @@ pub fn build_centroids(
         // Only what sets the area's awards apart from all awards is added: the raw mean
         // carries the style every abstract shares, which pulls all centroids together.
         if let (Some(n), Some(m)) = (examples, awards) {
-            normalize(&mut c);
+            l2_normalize(&mut c);
             let sums = &m.sums[area * d..(area + 1) * d];
             let all = m.mean_all();
             c.iter_mut()
@@ -123,18 +119,11 @@ pub fn build_centroids(
                 .for_each(|(x, (s, g))| *x += s / n as f32 - g);
             from.push_str(&format!(" + {n} high-band awards (centred)"));
         }
-        normalize(&mut c);
+        l2_normalize(&mut c);
         rows.extend(c);
         built_from.push(from);
     }
     Ok((rows, built_from))
-}
-
-fn normalize(v: &mut [f32]) {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        v.iter_mut().for_each(|x| *x /= norm);
-    }
 }
 
 /// Where the centroids in use came from.

@@ -435,13 +435,17 @@ pub fn classify_to_files(
             if let Some((keep, _)) = &sample {
                 awards.retain(|a| keep.contains(&sample_key(&a.award_id, s.sample_seed)));
             }
-            let vectors = embed_awards(classifier, &awards)?;
+            let texts: Vec<(&str, AwardText)> = awards
+                .iter()
+                .map(|a| (a.award_id.as_str(), a.text()))
+                .collect();
+            let vectors = classifier.embed(&texts)?;
             let rows: Vec<(Classification, String)> = awards
                 .par_iter()
                 .enumerate()
                 .map_init(Scratch::default, |scratch, (i, a)| {
                     let text = AwardText {
-                        embedding: vector(&vectors, i),
+                        embedding: vector(classifier, vectors.as_deref(), i),
                         ..a.text()
                     };
                     (
@@ -519,23 +523,10 @@ pub fn classify_to_files(
     })
 }
 
-/// The vectors of a batch of awards, when the classifier scores embeddings.
-fn embed_awards(
-    classifier: &Classifier,
-    awards: &[AwardInput],
-) -> Result<Option<(usize, Vec<f32>)>, CetError> {
-    let texts: Vec<(&str, AwardText)> = awards
-        .iter()
-        .map(|a| (a.award_id.as_str(), a.text()))
-        .collect();
-    Ok(classifier
-        .embed(&texts)?
-        .map(|v| (v.len() / awards.len().max(1), v)))
-}
-
-/// Row `i` of a batch's vectors.
-fn vector(vectors: &Option<(usize, Vec<f32>)>, i: usize) -> Option<&[f32]> {
-    vectors.as_ref().map(|(d, v)| &v[i * d..(i + 1) * d])
+/// Row `i` of a batch's row-major vectors (from [`Classifier::embed`]).
+fn vector<'a>(classifier: &Classifier, vectors: Option<&'a [f32]>, i: usize) -> Option<&'a [f32]> {
+    let d = classifier.embedding.as_ref()?.scorer.dims();
+    vectors.map(|v| &v[i * d..(i + 1) * d])
 }
 
 /// Labelled documents from a labels file (see [`eval::read_labels`]), award ids resolved
@@ -671,13 +662,12 @@ pub fn evaluate_docs(
     docs: &[model::LabelledDoc],
     vectors: Option<&[f32]>,
 ) -> eval::Evaluation {
-    let vectors = vectors.map(|v| (v.len() / docs.len().max(1), v.to_vec()));
     let items: Vec<(Vec<usize>, Vec<f64>)> = docs
         .par_iter()
         .enumerate()
         .map_init(Scratch::default, |scratch, (i, d)| {
             let t = AwardText {
-                embedding: vector(&vectors, i),
+                embedding: vector(classifier, vectors, i),
                 ..d.text()
             };
             (d.areas.clone(), classifier.scores(&t, scratch))

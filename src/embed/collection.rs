@@ -92,6 +92,14 @@ struct AwardDoc {
     company: Option<String>,
 }
 
+/// The text of an award that is embedded: the title, a blank line, the abstract.
+pub fn award_text(title: &str, r#abstract: Option<&str>) -> String {
+    match r#abstract.map(str::trim) {
+        Some(abs) if !abs.is_empty() => format!("{}\n\n{abs}", title.trim()),
+        _ => title.trim().to_string(),
+    }
+}
+
 fn read_awards(
     path: &Path,
     doc: &mut dyn FnMut(Document) -> Result<(), EmbedError>,
@@ -104,13 +112,9 @@ fn read_awards(
     )?;
     for batch in batches {
         for a in batch? {
-            let text = match a.r#abstract.as_deref().map(str::trim) {
-                Some(abs) if !abs.is_empty() => format!("{}\n\n{abs}", a.award_title.trim()),
-                _ => a.award_title.trim().to_string(),
-            };
             doc(Document {
+                text: award_text(&a.award_title, a.r#abstract.as_deref()),
                 id: a.award_id,
-                text,
                 metadata: serde_json::json!({
                     "agency": a.agency, "award_year": a.award_year, "company": a.company
                 }),

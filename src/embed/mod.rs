@@ -515,13 +515,16 @@ pub fn embed_texts(
             *o += x;
         }
     }
-    for row in out.chunks_exact_mut(d) {
-        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
-        if norm > 0.0 {
-            row.iter_mut().for_each(|x| *x /= norm);
-        }
-    }
+    out.chunks_exact_mut(d).for_each(l2_normalize);
     Ok(out)
+}
+
+/// Scales `v` to unit length (a zero vector stays zero).
+pub fn l2_normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
 }
 
 /// Loads a SPLADE (`BertForMaskedLM`) model.
