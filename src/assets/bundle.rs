@@ -192,7 +192,7 @@ pub fn prepare(
             None
         }
     };
-    let min_examples = awards.map_or(0, |a| a.min_examples);
+    let min_examples = awards.map_or(0, |a| a.classifier.params.embedding.min_award_examples);
     steps.insert(
         "cet_embeddings".into(),
         write_centroids(
@@ -288,12 +288,11 @@ fn write_centroids(
     min_examples: usize,
 ) -> Result<String, BundleError> {
     let (model_id, model_sha) = model;
-    let dir = out.join("embeddings");
+    let dir = emb_dir(out);
     let meta_path = dir.join("cet_areas.metadata.json");
     let npy = dir.join("cet_areas.npy");
     let texts = area_texts(taxonomy);
     let inputs = {
-        use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
         for t in texts.iter().flatten() {
             h.update(t.as_bytes());
@@ -345,8 +344,8 @@ fn write_centroids(
 /// examples added to the centroids.
 pub struct AwardInputs<'a> {
     pub path: &'a Path,
+    /// Its `embedding.min_award_examples` is the least an area needs.
     pub classifier: &'a Classifier,
-    pub min_examples: usize,
 }
 
 /// The files of the precomputed award embeddings.
@@ -367,7 +366,7 @@ fn write_award_embeddings(
     awards: &AwardInputs,
 ) -> Result<(String, AwardMeans, String), BundleError> {
     let (model_id, model_sha) = model;
-    let dir = out.join("embeddings");
+    let dir = emb_dir(out);
     let npy_path = dir.join("awards.npy");
     let ids_path = dir.join("awards.ids.tsv");
     let meta_path = dir.join("awards.metadata.json");
@@ -378,7 +377,7 @@ fn write_award_embeddings(
         .filter(|m: &AwardEmbeddingsMetadata| {
             m.model_id == model_id && m.model_sha256 == model_sha && m.dims == d
         });
-    let mut old = match previous {
+    let mut old = match &previous {
         Some(_) => NpyFile::open(&npy_path)
             .ok()
             .zip(read_award_ids(&ids_path).ok())
@@ -392,9 +391,8 @@ fn write_award_embeddings(
             }),
         None => None,
     };
-    let spill_dir = dir.clone();
-    std::fs::create_dir_all(&spill_dir).map_err(|e| IoError::write(&spill_dir, e))?;
-    let mut spill = DenseSpill::new(d, &spill_dir).map_err(|e| IoError::write(&spill_dir, e))?;
+    std::fs::create_dir_all(&dir).map_err(|e| IoError::write(&dir, e))?;
+    let mut spill = DenseSpill::new(d, &dir).map_err(|e| IoError::write(&dir, e))?;
     let mut ids = String::new();
     let mut digest = Sha256::new();
     let mut means = AwardMeans::new(taxonomy.areas.len(), d);
@@ -442,9 +440,7 @@ fn write_award_embeddings(
                 means.add(area, &vectors[i * d..(i + 1) * d]);
             }
         }
-        spill
-            .push(&vectors)
-            .map_err(|e| IoError::write(&spill_dir, e))?;
+        spill.push(&vectors).map_err(|e| IoError::write(&dir, e))?;
         count += batch.len() as u64;
     }
     let texts_sha256 = crate::config::hex_prefix(&digest.finalize(), 64);
@@ -457,7 +453,7 @@ fn write_award_embeddings(
             .as_ref()
             .map_or("", |m| m.version.as_str())
     );
-    if reused == count && previous_digest(&meta_path).as_deref() == Some(&texts_sha256) {
+    if reused == count && previous.is_some_and(|p| p.texts_sha256 == texts_sha256) {
         return Ok(("unchanged".into(), means, classifier_digest));
     }
     drop(old);
@@ -482,12 +478,6 @@ fn write_award_embeddings(
         "prepare-assets: {count} award vectors, {reused} reused from the previous bundle"
     );
     Ok(("built".into(), means, classifier_digest))
-}
-
-fn previous_digest(meta_path: &Path) -> Option<String> {
-    let m: AwardEmbeddingsMetadata =
-        serde_json::from_slice(&std::fs::read(meta_path).ok()?).ok()?;
-    Some(m.texts_sha256)
 }
 
 /// Reads `deployment_metadata.json` of the bundle in `dir`.

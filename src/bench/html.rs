@@ -3,17 +3,6 @@
 
 use super::{BenchReport, Histogram};
 
-/// The charts every report has, by element id.
-pub const CHARTS: [&str; 7] = [
-    "throughput",
-    "peak-memory",
-    "match-rate",
-    "fuzzy-scores",
-    "match-methods",
-    "cet-areas",
-    "cet-scores",
-];
-
 const COLORS: [&str; 6] = [
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
 ];

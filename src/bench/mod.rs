@@ -725,9 +725,8 @@ fn fuzzy_histogram(path: &Path) -> Result<Histogram, BenchError> {
                 (r._usaspending_match_method, r._usaspending_match_score)
                 && m.starts_with("name-fuzzy")
             {
-                // Scores are 0-1 or 0-100 depending on the matcher; normalise to 0-100.
-                let pct = if score <= 1.0 { score * 100.0 } else { score };
-                counts[((pct / 10.0) as usize).min(9)] += 1;
+                // Token-set ratios, 0-100.
+                counts[((score / 10.0) as usize).min(9)] += 1;
             }
         }
     }

@@ -233,7 +233,7 @@ fn input_info(path: &Path) -> Result<sbir::io::input::InputInfo, std::io::Error>
 
 /// The classifier for `choice` (default: the settings'), logging where its parts came from
 /// and any fallback to rules.
-fn load_classifier(
+pub fn load_classifier(
     s: &Settings,
     choice: Option<ScorerChoice>,
     award_vectors: bool,

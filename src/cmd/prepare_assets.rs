@@ -6,8 +6,7 @@ use std::path::PathBuf;
 use candle_core::Device;
 use sbir::assets::bundle::{self, BundleError};
 use sbir::assets::{self, Lookup};
-use sbir::cet;
-use sbir::cet::params::{ClassifierParams, ScorerChoice};
+use sbir::cet::params::ScorerChoice;
 use sbir::cet::taxonomy::Taxonomy;
 use sbir::config::FlagOverride;
 use sbir::io::checks::Status;
@@ -106,17 +105,7 @@ pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
     let model = lookup(None).or_else(|_| lookup(Some(&e.bundle_dir)))?;
     // The base scorer (model, else rules) picks the High-band awards added to centroids.
     let base = match a.with_award_embeddings {
-        true => {
-            let params = ClassifierParams::load(&s.cet.classification)?;
-            let sources = cet::ScorerSources {
-                model_path: &s.cet.model_path,
-                embed: e,
-                award_vectors: false,
-            };
-            let (c, _) =
-                cet::load_classifier(taxonomy.clone(), params, ScorerChoice::Auto, &sources)?;
-            Some(c)
-        }
+        true => Some(super::classify_cet::load_classifier(s, Some(ScorerChoice::Auto), false)?.0),
         false => None,
     };
     let awards_path = a
@@ -125,7 +114,6 @@ pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
         .unwrap_or_else(|| super::classify_cet::awards_path(s));
     let awards = base.as_ref().map(|c| bundle::AwardInputs {
         path: &awards_path,
-        min_examples: c.params.embedding.min_award_examples,
         classifier: c,
     });
     let prepared = bundle::prepare(&out, &model, &taxonomy, e, &Device::Cpu, awards.as_ref())?;

@@ -141,15 +141,9 @@ impl FlatIndex {
 
     /// Reads the next `n` rows into `buf` (cleared first).
     pub fn read_rows(&mut self, n: usize, buf: &mut Vec<f32>) -> io::Result<()> {
-        let mut bytes = vec![0u8; n * self.dims * 4];
-        self.file.read_exact(&mut bytes)?;
         buf.clear();
-        buf.extend(
-            bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))),
-        );
-        Ok(())
+        buf.resize(n * self.dims, 0.0);
+        read_f32s(&mut self.file, buf)
     }
 }
 
@@ -209,24 +203,28 @@ impl NpyFile {
 
     /// Reads row `i` into `out` (`dims` floats).
     pub fn read_row(&mut self, i: u64, out: &mut [f32]) -> io::Result<()> {
-        let mut bytes = vec![0u8; self.dims * 4];
         self.file
             .seek(io::SeekFrom::Start(self.offset + i * self.dims as u64 * 4))?;
-        self.file.read_exact(&mut bytes)?;
-        for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
-            *o = f32::from_le_bytes(b.try_into().expect("4 bytes"));
-        }
-        Ok(())
+        read_f32s(&mut self.file, out)
     }
 
-    /// Every row, row-major.
+    /// Every row, row-major, in one read.
     pub fn read_all(&mut self) -> io::Result<Vec<f32>> {
         let mut out = vec![0f32; self.rows as usize * self.dims];
-        for (i, row) in out.chunks_exact_mut(self.dims.max(1)).enumerate() {
-            self.read_row(i as u64, row)?;
-        }
+        self.file.seek(io::SeekFrom::Start(self.offset))?;
+        read_f32s(&mut self.file, &mut out)?;
         Ok(out)
     }
+}
+
+/// Fills `out` with little-endian f32s read from `r`.
+fn read_f32s(r: &mut impl Read, out: &mut [f32]) -> io::Result<()> {
+    let mut bytes = vec![0u8; out.len() * 4];
+    r.read_exact(&mut bytes)?;
+    for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+        *o = f32::from_le_bytes(b.try_into().expect("4 bytes"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
