@@ -80,15 +80,21 @@ fn field(name: &str, data_type: DataType, nullable: bool) -> Field {
     Field::new(name, data_type, nullable)
 }
 
-/// Field metadata key marking mostly unique text (ids, titles, abstracts, contacts): Parquet
-/// writers skip dictionary encoding and statistics for it, which would cost time and buy nothing.
+/// Field metadata key marking mostly unique values (ids, titles, abstracts, contacts, amounts,
+/// line numbers): Parquet writers skip dictionary encoding and statistics for them, which would
+/// cost time and buy nothing.
 pub const HIGH_CARDINALITY: &str = "sbir.high_cardinality";
 
-fn unique_text(name: &str, nullable: bool) -> Field {
-    Field::new(name, DataType::Utf8, nullable).with_metadata(std::collections::HashMap::from([(
+/// `field` marked [`HIGH_CARDINALITY`].
+fn mostly_unique(field: Field) -> Field {
+    field.with_metadata(std::collections::HashMap::from([(
         HIGH_CARDINALITY.to_string(),
         "true".to_string(),
     )]))
+}
+
+fn unique_text(name: &str, nullable: bool) -> Field {
+    mostly_unique(Field::new(name, DataType::Utf8, nullable))
 }
 
 /// Builds one column of the award table from a slice of rows.
@@ -190,7 +196,7 @@ fn award_columns<S: AsRef<str>>() -> Vec<(Field, BuildColumn<S>)> {
         (field("award_year", Int32, false), |r| {
             ints(r, |a| Some(a.award_year))
         }),
-        (field("award_amount", Float64, false), |r| {
+        (mostly_unique(field("award_amount", Float64, false)), |r| {
             Arc::new(Float64Array::from_iter_values(
                 r.iter().map(|a| a.award_amount),
             ))
@@ -251,7 +257,7 @@ fn award_columns<S: AsRef<str>>() -> Vec<(Field, BuildColumn<S>)> {
         (text("ri_poc_phone"), |r| {
             strings(r, |a| opt(&a.ri_poc_phone))
         }),
-        (field("source_line", UInt64, false), |r| {
+        (mostly_unique(field("source_line", UInt64, false)), |r| {
             Arc::new(UInt64Array::from_iter_values(
                 r.iter().map(|a| a.source_line),
             ))

@@ -5,6 +5,7 @@
 //! maps are keyed by 64-bit hashes, and the blocking index is one sorted postings array, so the
 //! index grows linearly, about 2.5× the raw text size of the name and identifier columns.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -18,6 +19,7 @@ use super::EnrichError;
 use super::names::Normalizer;
 use crate::config::RecipientColumns;
 use crate::ingest::rules;
+use crate::io::chunks::{Chunk, CsvReader};
 use crate::io::input;
 use crate::io::table::NdjsonWriter;
 
@@ -244,28 +246,31 @@ fn load_csv(
     rejects: &mut NdjsonWriter,
 ) -> Result<input::InputInfo, EnrichError> {
     let (stream, fingerprint) = input::open(path)?;
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(stream);
-    let read_err = |e: csv::Error| EnrichError::Read {
-        path: path.to_path_buf(),
-        message: e.to_string(),
+    let mut reader = CsvReader::new(stream);
+    let mut read = |chunk: &mut Chunk| {
+        chunk.clear();
+        reader.read_into(chunk).map_err(|e| EnrichError::Read {
+            path: path.to_path_buf(),
+            message: format!("line {}: {e}", reader.line()),
+        })
     };
-    let headers: Vec<String> = reader
-        .byte_headers()
-        .map_err(read_err)?
-        .iter()
-        .map(|h| String::from_utf8_lossy(h).into_owned())
-        .collect();
+    let mut chunk = Chunk::default();
+    let headers: Vec<String> = if read(&mut chunk)? {
+        let (names, _) = chunk.record(0).decode();
+        names.into_iter().map(Cow::into_owned).collect()
+    } else {
+        Vec::new()
+    };
     let pos = resolve(path, &headers, spellings)?;
-    let mut record = csv::ByteRecord::new();
-    while reader.read_byte_record(&mut record).map_err(read_err)? {
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
-        let (fields, _) = crate::ingest::row::decode_record(&record);
+    while read(&mut chunk)? {
+        let record = chunk.record(0);
+        let (fields, _) = record.decode();
         let values = pos.map(|p| {
             p.and_then(|i| fields.get(i))
                 .map(|f| f.as_ref())
                 .unwrap_or("")
         });
-        loader.push(line, values, rejects)?;
+        loader.push(record.line, values, rejects)?;
     }
     let (sha256, bytes) = fingerprint.finish();
     Ok(input::InputInfo {

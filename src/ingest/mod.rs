@@ -9,7 +9,9 @@ pub mod row;
 pub mod rules;
 
 use std::borrow::Cow;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
@@ -20,13 +22,14 @@ use serde::Serialize;
 use crate::config::{IngestGates, IngestSettings, OutputSettings};
 use crate::io::IoError;
 use crate::io::checks::{Gate, Severity};
+use crate::io::chunks::{Chunk, CsvReader};
 use crate::io::input::{self, InputInfo};
 use crate::io::table::{NdjsonWriter, TableWriter};
 use crate::progress::Progress;
 use crate::records;
 use crate::rng::Rng;
 use columns::HeaderMap;
-use row::{RawRow, ValidAward, Validated};
+use row::{ValidAward, Validated};
 
 pub use row::{Limits, award_id};
 
@@ -210,8 +213,35 @@ impl IngestReport {
 /// Keeps award ids unique: exact repeats are dropped, same-key different rows get a suffix.
 #[derive(Default)]
 struct Dedup {
-    /// award key → (content hashes seen with their first line, rows kept under this key)
-    seen: HashMap<u64, (Vec<(u64, u64)>, u32)>,
+    /// award key → the content hashes kept under it, each with the line it was first seen on
+    seen: HashMap<u64, Kept, BuildHasherDefault<KeyHasher>>,
+}
+
+/// The rows kept under one award key: nearly always one, so it needs no allocation.
+struct Kept {
+    first: (u64, u64),
+    more: Vec<(u64, u64)>,
+}
+
+/// Award keys are already hashes (SHA-256 prefixes): the map uses them as they are.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed; fold anything else in rather than ignore it.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 enum Seen {
@@ -222,129 +252,126 @@ enum Seen {
 
 impl Dedup {
     fn check(&mut self, key: u64, content: u64, line: u64) -> Seen {
-        let entry = self.seen.entry(key).or_default();
-        if let Some((_, first)) = entry.0.iter().find(|(c, _)| *c == content) {
-            return Seen::Repeat(*first);
-        }
-        entry.0.push((content, line));
-        entry.1 += 1;
-        if entry.1 == 1 {
-            Seen::New
-        } else {
-            Seen::Collision(entry.1)
+        match self.seen.entry(key) {
+            Entry::Vacant(e) => {
+                e.insert(Kept {
+                    first: (content, line),
+                    more: Vec::new(),
+                });
+                Seen::New
+            }
+            Entry::Occupied(mut e) => {
+                let kept = e.get_mut();
+                let all = std::iter::once(&kept.first).chain(&kept.more);
+                if let Some((_, first)) = all.into_iter().find(|(c, _)| *c == content) {
+                    return Seen::Repeat(*first);
+                }
+                kept.more.push((content, line));
+                Seen::Collision(kept.more.len() as u32 + 1)
+            }
         }
     }
 }
 
-/// Chunks of raw rows (or the read error that ended them) from the reader thread.
-type Chunks = mpsc::Receiver<Result<Vec<RawRow>, IngestError>>;
+/// Chunks of records (or the read error that ended them) from the reader thread.
+type Chunks = mpsc::Receiver<Result<Chunk, IngestError>>;
 
-/// Reads the header, then streams chunks of raw rows from a reader thread.
+/// Chunks the consumer is done with, handed back so the reader refills their buffers.
+type Spares = mpsc::SyncSender<Chunk>;
+
+/// Reads the header, then streams chunks of records from a reader thread; chunks sent back
+/// on the returned [`Spares`] are reused.
 fn spawn_reader(
     path: &Path,
     opts: &IngestOptions,
-) -> Result<(HeaderMap, Chunks, input::Fingerprint), IngestError> {
+) -> Result<(HeaderMap, Chunks, Spares, input::Fingerprint), IngestError> {
     let (stream, fingerprint) = input::open(path)?;
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .has_headers(false)
-        .terminator(csv::Terminator::Any(b'\n'))
-        .buffer_capacity(1 << 20)
-        .from_reader(stream);
-    let mut header = csv::ByteRecord::new();
-    let read_err = |e: csv::Error, line| IngestError::Read {
+    let mut reader = CsvReader::new(stream);
+    let read_err = |e: std::io::Error, line| IngestError::Read {
         path: path.to_path_buf(),
         line,
         message: e.to_string(),
     };
-    if !reader
-        .read_byte_record(&mut header)
-        .map_err(|e| read_err(e, 1))?
-    {
+    let mut first = Chunk::default();
+    if !reader.read_into(&mut first).map_err(|e| read_err(e, 1))? {
         return Err(IngestError::Empty {
             path: path.to_path_buf(),
         });
     }
-    // A UTF-8 byte-order mark is not part of the first header name.
-    if let Some(first) = header.get(0)
-        && let Some(rest) = first.strip_prefix(b"\xEF\xBB\xBF")
-    {
-        let mut fixed = csv::ByteRecord::new();
-        fixed.push_field(rest);
-        header.iter().skip(1).for_each(|f| fixed.push_field(f));
-        header = fixed;
-    }
-    let (names, _) = row::decode_record(&header);
+    let (names, _) = first.record(0).decode();
     let names: Vec<String> = names.iter().map(|n| n.trim().to_string()).collect();
     let map = HeaderMap::resolve(path, &names)?;
 
     let (tx, rx) = mpsc::sync_channel(2);
+    let (spares_tx, spares) = mpsc::sync_channel::<Chunk>(2);
     let chunk_size = opts.chunk_size;
     let limit = opts.limit.unwrap_or(u64::MAX);
     let sample = opts.sample;
     let path = path.to_path_buf();
     std::thread::spawn(move || {
+        let next_chunk = || {
+            let mut c = spares.try_recv().unwrap_or_default();
+            c.clear();
+            c
+        };
         let mut rows: u64 = 0;
-        let mut chunk = Vec::with_capacity(chunk_size);
-        let mut reservoir: Vec<RawRow> = Vec::new();
+        let mut chunk = next_chunk();
+        // Sampling keeps one single-record chunk per kept row (Algorithm R).
+        let mut reservoir: Vec<Chunk> = Vec::new();
         let mut rng = sample.map(|(_, seed)| Rng::new(seed));
-        let mut record = csv::ByteRecord::new();
-        loop {
-            if rows >= limit {
-                break;
-            }
-            match reader.read_byte_record(&mut record) {
+        while rows < limit {
+            match reader.read_into(&mut chunk) {
+                Ok(true) => rows += 1,
                 Ok(false) => break,
-                Ok(true) => {}
                 Err(e) => {
-                    let line = e.position().map(|p| p.line()).unwrap_or(rows + 2);
                     let _ = tx.send(Err(IngestError::Read {
                         path: path.clone(),
-                        line,
+                        line: reader.line(),
                         message: e.to_string(),
                     }));
                     return;
                 }
             }
-            let line = record.position().map(|p| p.line()).unwrap_or(rows + 2);
-            // A compact copy: the reused record's buffer is as large as the longest row so far.
-            let mut copy = csv::ByteRecord::with_capacity(record.as_slice().len(), record.len());
-            record.iter().for_each(|f| copy.push_field(f));
-            let raw = RawRow { line, record: copy };
-            rows += 1;
             if let (Some((n, _)), Some(rng)) = (sample, rng.as_mut()) {
-                // Reservoir sampling (Algorithm R): every row is kept with probability n/rows.
-                if (reservoir.len() as u64) < n {
-                    reservoir.push(raw);
+                // Every row is kept with probability n/rows.
+                let slot = if (reservoir.len() as u64) < n {
+                    reservoir.push(Chunk::default());
+                    reservoir.last_mut()
                 } else {
                     let j = rng.below(rows);
-                    if j < n {
-                        reservoir[j as usize] = raw;
-                    }
+                    reservoir.get_mut(j as usize)
+                };
+                if let Some(slot) = slot {
+                    let rec = chunk.record(0);
+                    slot.clear();
+                    slot.push(rec.line, rec.iter());
                 }
+                chunk.clear();
                 continue;
             }
-            chunk.push(raw);
             if chunk.len() == chunk_size {
-                let full = std::mem::replace(&mut chunk, Vec::with_capacity(chunk_size));
-                if tx.send(Ok(full)).is_err() {
+                // Sent before taking the next one: once the send returns, a chunk is spare.
+                if tx.send(Ok(std::mem::take(&mut chunk))).is_err() {
                     return;
                 }
+                chunk = next_chunk();
             }
         }
-        if sample.is_some() {
-            reservoir.sort_by_key(|r| r.line);
-            for part in reservoir.chunks(chunk_size) {
-                if tx.send(Ok(part.to_vec())).is_err() {
-                    return;
-                }
+        reservoir.sort_by_key(|c| c.record(0).line);
+        for part in reservoir.chunks(chunk_size) {
+            let mut c = next_chunk();
+            for rec in part.iter().map(|one| one.record(0)) {
+                c.push(rec.line, rec.iter());
+            }
+            if tx.send(Ok(c)).is_err() {
+                return;
             }
         }
         if !chunk.is_empty() {
             let _ = tx.send(Ok(chunk));
         }
     });
-    Ok((map, rx, fingerprint))
+    Ok((map, rx, spares_tx, fingerprint))
 }
 
 /// Runs the stage: every input row ends up written, rejected, or counted as a duplicate.
@@ -356,7 +383,7 @@ pub fn run(
     out: &mut Outputs,
     progress: &dyn Progress,
 ) -> Result<IngestReport, IngestError> {
-    let (map, rx, fingerprint) = spawn_reader(&opts.input, opts)?;
+    let (map, rx, spares, fingerprint) = spawn_reader(&opts.input, opts)?;
     let mut report = IngestReport {
         missing_optional_columns: map.missing_optional.clone(),
         extra_columns: map.extra.clone(),
@@ -380,9 +407,9 @@ pub fn run(
         let validate = || -> Result<(), IngestError> {
             for chunk in rx {
                 let chunk = chunk?;
-                let validated: Vec<Validated> = chunk
-                    .par_iter()
-                    .map(|r| row::validate(r, &map, &opts.limits))
+                let validated: Vec<Validated> = (0..chunk.len())
+                    .into_par_iter()
+                    .map(|i| row::validate(chunk.record(i), &map, &opts.limits))
                     .collect();
                 report.input_rows += chunk.len() as u64;
                 let mut awards = Vec::with_capacity(validated.len());
@@ -413,6 +440,8 @@ pub fn run(
                     break; // the writer failed; its error is returned below
                 }
                 progress.inc(chunk.len() as u64);
+                // The reader may have stopped (limit reached); then the chunk is just dropped.
+                let _ = spares.try_send(chunk);
             }
             Ok(())
         };

@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 
-use csv::ByteRecord;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use sha2::{Digest, Sha256};
@@ -11,14 +10,8 @@ use xxhash_rust::xxh3::Xxh3;
 
 use super::columns::{Col, HeaderMap, REQUIRED};
 use super::rules::{self, Parsed, Problem};
+use crate::io::chunks::Record;
 use crate::records::{Award, opt};
-
-/// A record as read, with the line it starts on.
-#[derive(Debug, Clone)]
-pub struct RawRow {
-    pub line: u64,
-    pub record: ByteRecord,
-}
 
 /// Limits that depend on settings.
 #[derive(Debug, Clone)]
@@ -83,56 +76,6 @@ pub mod warning {
     pub const DUNS_PADDED: &str = "duns_zero_padded";
     pub const ZIP_PADDED: &str = "zip_zero_padded";
     pub const KEY_COLLISION: &str = "award_key_collision";
-}
-
-fn decode(bytes: &[u8]) -> (Cow<'_, str>, bool) {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => (Cow::Borrowed(s), false),
-        Err(_) => {
-            let (s, _) = encoding_rs::WINDOWS_1252.decode_without_bom_handling(bytes);
-            (s, true)
-        }
-    }
-}
-
-/// Decodes a header or data record: UTF-8, else Windows-1252 (reported with `true`). Records
-/// are split on `\n` only (so line numbers stay exact), and the `\r` of a CRLF line end is
-/// removed here.
-pub fn decode_record(record: &ByteRecord) -> (Vec<Cow<'_, str>>, bool) {
-    let trim_cr = |i: usize, f: &'_ [u8]| -> usize {
-        if i + 1 == record.len() && f.ends_with(b"\r") {
-            f.len() - 1
-        } else {
-            f.len()
-        }
-    };
-    // Fast path: one UTF-8 check over the whole record, then borrow each field (a field of a
-    // valid buffer is valid when it starts and ends on character boundaries).
-    if let Ok(all) = std::str::from_utf8(record.as_slice()) {
-        let mut start = 0;
-        let mut fields = Vec::with_capacity(record.len());
-        for (i, f) in record.iter().enumerate() {
-            match all.get(start..start + trim_cr(i, f)) {
-                Some(s) => fields.push(Cow::Borrowed(s)),
-                None => break,
-            }
-            start += f.len();
-        }
-        if fields.len() == record.len() {
-            return (fields, false);
-        }
-    }
-    let mut any = false;
-    let fields = record
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            let (s, bad) = decode(&f[..trim_cr(i, f)]);
-            any |= bad;
-            s
-        })
-        .collect();
-    (fields, any)
 }
 
 struct Fields<'a> {
@@ -212,8 +155,8 @@ impl<'a> Fields<'a> {
 }
 
 /// Validates and normalises one row.
-pub fn validate<'a>(row: &'a RawRow, map: &'a HeaderMap, limits: &Limits) -> Validated<'a> {
-    let (values, non_utf8) = decode_record(&row.record);
+pub fn validate<'a>(row: Record<'a>, map: &'a HeaderMap, limits: &Limits) -> Validated<'a> {
+    let (values, non_utf8) = row.decode();
     let mut f = Fields {
         values,
         map,
@@ -309,8 +252,8 @@ pub fn validate<'a>(row: &'a RawRow, map: &'a HeaderMap, limits: &Limits) -> Val
 
     // Exact repeats are detected on the raw bytes and field boundaries.
     let mut content = Xxh3::new();
-    content.update(row.record.as_slice());
-    for field in row.record.iter() {
+    content.update(row.as_slice());
+    for field in row.iter() {
         content.update(&(field.len() as u32).to_le_bytes());
     }
 
@@ -374,7 +317,7 @@ pub fn validate<'a>(row: &'a RawRow, map: &'a HeaderMap, limits: &Limits) -> Val
     }
 }
 
-fn reject<'a>(row: &RawRow, f: Fields<'_>) -> Validated<'a> {
+fn reject<'a>(row: Record<'_>, f: Fields<'_>) -> Validated<'a> {
     let raw = f
         .values
         .iter()
@@ -424,72 +367,32 @@ pub fn award_key<S: AsRef<str>>(a: &Award<S>) -> u64 {
         date.as_deref(),
         opt(&a.solicitation_number),
     ];
-    let mut hasher = Sha256::new();
+    // The key text is built in one buffer and hashed in one call: many small updates of the
+    // hasher cost more than the hashing itself.
+    let mut key = Vec::with_capacity(256);
     for (i, part) in parts.into_iter().enumerate() {
         if i > 0 {
-            hasher.update([0x1f]);
+            key.push(0x1f);
         }
-        feed_upper_collapsed(&mut hasher, part.unwrap_or(""));
+        push_upper_collapsed(&mut key, part.unwrap_or(""));
     }
-    let digest = hasher.finalize();
+    let digest = Sha256::digest(&key);
     u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 
-/// Hashes `s` upper-cased with runs of whitespace collapsed to one space and the ends trimmed,
-/// without building the normalised string (this runs for every row).
-fn feed_upper_collapsed(hasher: &mut Sha256, s: &str) {
+/// Appends `s` upper-cased, with runs of whitespace collapsed to one space and the ends trimmed.
+fn push_upper_collapsed(out: &mut Vec<u8>, s: &str) {
     let mut utf8 = [0u8; 4];
     for (i, word) in s.split_whitespace().enumerate() {
         if i > 0 {
-            hasher.update(b" ");
+            out.push(b' ');
         }
         if word.is_ascii() {
-            for chunk in word.as_bytes().chunks(64) {
-                let mut up = [0u8; 64];
-                for (d, c) in up.iter_mut().zip(chunk) {
-                    *d = c.to_ascii_uppercase();
-                }
-                hasher.update(&up[..chunk.len()]);
-            }
+            out.extend(word.bytes().map(|c| c.to_ascii_uppercase()));
         } else {
             for c in word.chars().flat_map(char::to_uppercase) {
-                hasher.update(c.encode_utf8(&mut utf8).as_bytes());
+                out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(fields: &[&[u8]]) -> ByteRecord {
-        fields.iter().copied().collect()
-    }
-
-    #[test]
-    fn decodes_utf8_borrowed_and_strips_the_crlf_remainder() {
-        let r = record(&[b"caf\xc3\xa9", b"", b"end\r"]);
-        let (fields, bad) = decode_record(&r);
-        assert!(!bad);
-        assert_eq!(fields, vec!["café", "", "end"]);
-        assert!(fields.iter().all(|f| matches!(f, Cow::Borrowed(_))));
-    }
-
-    #[test]
-    fn a_character_split_across_fields_is_not_valid_utf8() {
-        // Together the bytes spell "é", but each field alone is invalid: decode per field.
-        let r = record(&[b"\xc3", b"\xa9"]);
-        let (fields, bad) = decode_record(&r);
-        assert!(bad);
-        assert_eq!(fields, vec!["\u{c3}", "\u{a9}"]);
-    }
-
-    #[test]
-    fn windows_1252_is_decoded_and_flagged() {
-        let r = record(&[b"ok", b"\x93smart\x94"]);
-        let (fields, bad) = decode_record(&r);
-        assert!(bad);
-        assert_eq!(fields[1], "\u{201c}smart\u{201d}");
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod atomic;
 pub mod checks;
+pub mod chunks;
 pub mod input;
 pub mod table;
 

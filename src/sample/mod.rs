@@ -19,10 +19,11 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::ingest::columns::{Col, HeaderMap};
-use crate::ingest::row::{self, RawRow, Validated};
+use crate::ingest::row::{self, Validated};
 use crate::ingest::{Limits, rules};
 use crate::io::IoError;
 use crate::io::atomic::AtomicWriter;
+use crate::io::chunks::Chunk;
 use crate::progress::Progress;
 use crate::rng::Rng;
 
@@ -616,9 +617,10 @@ pub fn generate(opts: &SampleOptions, progress: &dyn Progress) -> Result<SampleR
                     if r.repeat {
                         *edges.entry("exact_duplicate".into()).or_default() += 1;
                     }
-                    let record: csv::ByteRecord = r.fields.iter().map(|f| f.as_slice()).collect();
+                    let mut record = Chunk::default();
+                    record.push(0, r.fields.iter().map(|f| f.as_slice()));
                     if let Validated::Award { award, .. } =
-                        row::validate(&RawRow { line: 0, record }, &map, &limits)
+                        row::validate(record.record(0), &map, &limits)
                     {
                         truth.push_str(&format!("{},{}\n", award.award_id, r.recipient_uei));
                         let second = r.second_area.map(|s| CET_VOCAB[s].0).unwrap_or("");
