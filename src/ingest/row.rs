@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use sha2::{Digest, Sha256};
-use xxhash_rust::xxh3::Xxh3;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use super::columns::{Col, HeaderMap, REQUIRED};
 use super::rules::{self, Parsed, Problem};
@@ -250,12 +250,12 @@ pub fn validate<'a>(row: Record<'a>, map: &'a HeaderMap, limits: &Limits) -> Val
         z
     });
 
-    // Exact repeats are detected on the raw bytes and field boundaries.
-    let mut content = Xxh3::new();
-    content.update(row.as_slice());
-    for field in row.iter() {
-        content.update(&(field.len() as u32).to_le_bytes());
-    }
+    // Exact repeats are detected on the raw bytes and the field boundaries (their lengths,
+    // folded into the seed).
+    let lengths = row.iter().fold(0u64, |h, f| {
+        (h ^ f.len() as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    let content = xxh3_64_with_seed(row.as_slice(), lengths);
 
     let award = Award {
         award_id: Cow::Borrowed(""),
@@ -313,7 +313,7 @@ pub fn validate<'a>(row: Record<'a>, map: &'a HeaderMap, limits: &Limits) -> Val
     Validated::Award {
         award,
         key,
-        content: content.digest(),
+        content,
     }
 }
 
@@ -382,17 +382,50 @@ pub fn award_key<S: AsRef<str>>(a: &Award<S>) -> u64 {
 
 /// Appends `s` upper-cased, with runs of whitespace collapsed to one space and the ends trimmed.
 fn push_upper_collapsed(out: &mut Vec<u8>, s: &str) {
+    if s.is_ascii() {
+        // Byte by byte; these six bytes are what `split_whitespace` splits ASCII text on.
+        let (mut words, mut gap) = (false, false);
+        for &b in s.as_bytes() {
+            if matches!(b, b' ' | b'\t' | b'\n' | b'\x0B' | b'\x0C' | b'\r') {
+                gap = words;
+            } else {
+                if std::mem::take(&mut gap) {
+                    out.push(b' ');
+                }
+                out.push(b.to_ascii_uppercase());
+                words = true;
+            }
+        }
+        return;
+    }
     let mut utf8 = [0u8; 4];
     for (i, word) in s.split_whitespace().enumerate() {
         if i > 0 {
             out.push(b' ');
         }
-        if word.is_ascii() {
-            out.extend(word.bytes().map(|c| c.to_ascii_uppercase()));
-        } else {
-            for c in word.chars().flat_map(char::to_uppercase) {
-                out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
-            }
+        for c in word.chars().flat_map(char::to_uppercase) {
+            out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ascii_and_unicode_keys_follow_one_whitespace_rule() {
+        for s in [
+            "  acme \t photonics,\r\n inc. ",
+            "a\x0Bb\x0Cc",
+            "",
+            " \n ",
+            "Résumé  Labs",
+        ] {
+            let mut fast = Vec::new();
+            push_upper_collapsed(&mut fast, s);
+            let words: Vec<String> = s.split_whitespace().map(str::to_uppercase).collect();
+            assert_eq!(String::from_utf8(fast).unwrap(), words.join(" "), "{s:?}");
         }
     }
 }

@@ -207,7 +207,11 @@ pub fn year_of(days: i32) -> i32 {
 
 /// `YYYY-MM-DD` of a `Date32` day number.
 pub fn iso_date(days: i32) -> String {
-    naive(days).format("%Y-%m-%d").to_string()
+    use chrono::Datelike;
+    // Years have four digits (see `date`), so this is `%Y-%m-%d` without chrono's formatter,
+    // which costs more than the award key's hash.
+    let d = naive(days);
+    format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
 }
 
 /// ZIP code: `12345`, `12345-6789`, or 9 digits (hyphenated on output). 3-4 digits are

@@ -14,8 +14,10 @@ use std::io::{self, Read};
 
 use memchr::{memchr, memchr_iter, memchr2};
 
-/// Bytes read from the source at a time; grown when one record is larger.
-const BLOCK: usize = 1 << 20;
+/// Bytes read from the source at a time; grown when one record is larger. Twice the 1 MiB
+/// `BufReader` of [`crate::io::input::open`], so reads bypass its buffer instead of being
+/// copied through it.
+const BLOCK: usize = 2 << 20;
 
 /// Records stored flat: every field's bytes in one buffer. Cleared and refilled, a chunk keeps
 /// its buffers, so a stream of chunks allocates nothing once warm.
@@ -26,6 +28,14 @@ pub struct Chunk {
     ends: Vec<usize>,
     /// Per record: the line it starts on and the index of its first field in `ends`.
     rows: Vec<(u64, usize)>,
+}
+
+/// The size of a chunk's contents: bytes, fields and records.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Shape {
+    bytes: usize,
+    fields: usize,
+    rows: usize,
 }
 
 /// One record of a [`Chunk`]: its fields' bytes and the line it starts on.
@@ -121,6 +131,24 @@ impl Chunk {
     /// True when the chunk holds no record.
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
+    }
+
+    /// How much the chunk holds, to size another one.
+    pub fn shape(&self) -> Shape {
+        Shape {
+            bytes: self.data.len(),
+            fields: self.ends.len(),
+            rows: self.rows.len(),
+        }
+    }
+
+    /// An empty chunk with room for `shape`, so filling it like the last one does not regrow.
+    pub fn with_shape(shape: Shape) -> Self {
+        Self {
+            data: Vec::with_capacity(shape.bytes),
+            ends: Vec::with_capacity(shape.fields),
+            rows: Vec::with_capacity(shape.rows),
+        }
     }
 
     /// Forgets every record, keeping the buffers.
