@@ -97,8 +97,8 @@ fn unique_text(name: &str, nullable: bool) -> Field {
     mostly_unique(Field::new(name, DataType::Utf8, nullable))
 }
 
-/// Builds one column of the award table from a slice of rows.
-type BuildColumn<S> = fn(&[Award<S>]) -> ArrayRef;
+/// Builds one column of the award table from rows (borrowed, so callers need not move them).
+type BuildColumn<S> = fn(&[&Award<S>]) -> ArrayRef;
 
 /// Strings from `get`, with the value buffer sized up front (no regrowth while appending).
 fn strings<'r, T>(rows: &'r [T], get: impl Fn(&'r T) -> Option<&'r str>) -> ArrayRef {
@@ -286,7 +286,7 @@ pub fn award_schema() -> SchemaRef {
 /// with buffers sized up front: the hot path of ingest.
 pub fn awards_to_batch<S: AsRef<str>>(
     schema: &SchemaRef,
-    rows: &[Award<S>],
+    rows: &[&Award<S>],
 ) -> Result<RecordBatch, ArrowError> {
     let columns = award_columns::<S>()
         .into_iter()
@@ -381,7 +381,7 @@ mod tests {
         b.branch = None;
         b.warnings = vec![];
         a.proposal_award_date = Some(-5);
-        let batch = awards_to_batch(&schema, &[a.clone(), b.clone()]).unwrap();
+        let batch = awards_to_batch(&schema, &[&a, &b]).unwrap();
         assert_eq!(batch.schema(), schema);
         let back: Vec<Award> = from_batch(&batch).unwrap();
         assert_eq!(back, vec![a, b]);

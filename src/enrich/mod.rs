@@ -522,7 +522,8 @@ impl ChunkContext<'_> {
             .map(|(m, _)| enrichment_row(m, index, self.candidates))
             .collect();
         let arrow = |e: &dyn std::fmt::Display| EnrichError::Arrow(e.to_string());
-        let mut columns = records::awards_to_batch(self.award_schema, &awards)
+        let refs: Vec<&Award> = awards.iter().collect();
+        let mut columns = records::awards_to_batch(self.award_schema, &refs)
             .map_err(|e| arrow(&e))?
             .columns()
             .to_vec();

@@ -411,25 +411,25 @@ pub fn run(
         let validate = || -> Result<(), IngestError> {
             for chunk in rx {
                 let chunk = chunk?;
-                let validated: Vec<Validated> = (0..chunk.len())
+                let mut validated: Vec<Validated> = (0..chunk.len())
                     .into_par_iter()
                     .map(|i| row::validate(chunk.record(i), &map, &opts.limits))
                     .collect();
                 report.input_rows += chunk.len() as u64;
                 let mut awards = Vec::with_capacity(validated.len());
-                for v in validated {
+                for v in &mut validated {
                     match v {
                         Validated::Rejected(rej) => {
-                            report.count_reject(&rej);
-                            rejects.write(&rej)?;
+                            report.count_reject(rej);
+                            rejects.write(rej)?;
                         }
                         Validated::Award {
                             award,
                             key,
                             content,
                         } => {
-                            if let Some(award) = report.dedup(&mut dedup, award, key, content) {
-                                awards.push(award);
+                            if report.dedup(&mut dedup, award, *key, *content) {
+                                awards.push(&*award);
                             }
                         }
                     }
@@ -474,15 +474,15 @@ impl IngestReport {
         }
     }
 
-    /// Counts `award` as a duplicate (returning `None`) or keeps it, suffixing its id when
+    /// Counts `award` as a duplicate (returning `false`) or keeps it, suffixing its id when
     /// an earlier, different row had the same key.
-    fn dedup<'a>(
+    fn dedup(
         &mut self,
         dedup: &mut Dedup,
-        mut award: ValidAward<'a>,
+        award: &mut ValidAward<'_>,
         key: u64,
         content: u64,
-    ) -> Option<ValidAward<'a>> {
+    ) -> bool {
         match dedup.check(key, content, award.source_line) {
             Seen::Repeat(first) => {
                 self.duplicates += 1;
@@ -492,7 +492,7 @@ impl IngestReport {
                         duplicate_of_line: first,
                     });
                 }
-                return None;
+                return false;
             }
             Seen::Collision(n) => {
                 self.key_collisions += 1;
@@ -509,7 +509,7 @@ impl IngestReport {
         for w in &award.warnings {
             *self.warnings_by_code.entry(w.to_string()).or_default() += 1;
         }
-        Some(award)
+        true
     }
 }
 

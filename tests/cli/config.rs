@@ -8,7 +8,7 @@ fn show_prints_defaults() {
     let wd = Workdir::new();
     let out = wd.run(&["config", "show"], 0);
     let text = stdout(&out);
-    assert!(text.contains("chunk_size: 4096"), "{text}");
+    assert!(text.contains("chunk_size: 2048"), "{text}");
     assert!(text.contains("every value is a built-in default"), "{text}");
 }
 
