@@ -208,7 +208,7 @@ fn screenshot(wd: &Workdir, page: &str) {
 #[test]
 fn benchmark_skips_embed_without_a_model_and_refuses_a_bad_input() {
     let wd = Workdir::new();
-    let mut c = wd.cmd(&[
+    let c = wd.no_hub_cmd(&[
         "benchmark",
         "--stages",
         "ingest,embed",
@@ -221,9 +221,6 @@ fn benchmark_skips_embed_without_a_model_and_refuses_a_bad_input() {
         "--output",
         "r.json",
     ]);
-    c.env("HF_HUB_OFFLINE", "1")
-        .env("HF_HOME", wd.path("hf"))
-        .env_remove("HF_HUB_CACHE");
     wd.run_expect(c, 0);
     let r = wd.json("r.json");
     assert_eq!(r["stages"][1]["stage"], "embed");

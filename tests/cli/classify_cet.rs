@@ -610,9 +610,7 @@ fn ad_hoc_text_is_classified_from_a_flag_or_stdin() {
 #[test]
 fn embedding_and_hybrid_scorers_classify_hand_written_abstracts() {
     let wd = Workdir::new();
-    let mut c = wd.cmd(&["prepare-assets"]);
-    c.env("HF_HUB_OFFLINE", "1");
-    let out = c.output().unwrap();
+    let out = wd.offline_cmd(&["prepare-assets"]).output().unwrap();
     if real_model_missing(&out) {
         return;
     }
@@ -633,8 +631,7 @@ fn embedding_and_hybrid_scorers_classify_hand_written_abstracts() {
     ];
     for scorer in ["embedding", "hybrid"] {
         for (text, want) in cases {
-            let mut c = wd.cmd(&["classify-cet", "--scorer", scorer, "--text", text]);
-            c.env("HF_HUB_OFFLINE", "1");
+            let c = wd.offline_cmd(&["classify-cet", "--scorer", scorer, "--text", text]);
             let out = wd.run_expect(c, 0);
             let c: Value = serde_json::from_str(&stdout(&out)).unwrap();
             assert_eq!(c["scorer"], scorer);
@@ -657,7 +654,7 @@ fn embedding_and_hybrid_scorers_classify_hand_written_abstracts() {
         labels.push_str(&format!("\"{}\",{want}\n", text.replace('\n', " ")));
     }
     wd.write("labels.csv", labels);
-    let mut c = wd.cmd(&[
+    let c = wd.offline_cmd(&[
         "classify-cet",
         "evaluate",
         "--labels",
@@ -666,7 +663,6 @@ fn embedding_and_hybrid_scorers_classify_hand_written_abstracts() {
         "--out",
         "eval.json",
     ]);
-    c.env("HF_HUB_OFFLINE", "1");
     wd.run_expect(c, 0);
     let e = wd.json("eval.json");
     let scorers: Vec<&str> = e["scorers"]

@@ -207,8 +207,8 @@ fn embed_with(
 ) -> std::process::Output {
     let mut all = vec!["embed", "--model-dir", "tiny"];
     all.extend_from_slice(args);
-    let mut c = wd.cmd(&all);
-    c.env("HF_HUB_OFFLINE", "1").envs(vars.iter().copied());
+    let mut c = wd.offline_cmd(&all);
+    c.envs(vars.iter().copied());
     wd.run_expect(c, code)
 }
 
@@ -551,7 +551,7 @@ fn splade_model_gives_sparse_vectors_over_the_vocabulary() {
 fn missing_or_foreign_models_are_refused_clearly() {
     let wd = Workdir::new();
     wd.write("d.jsonl", "{\"id\": 1, \"text\": \"x\"}\n");
-    let mut c = wd.cmd(&[
+    let c = wd.no_hub_cmd(&[
         "embed",
         "--input",
         "d.jsonl",
@@ -560,9 +560,6 @@ fn missing_or_foreign_models_are_refused_clearly() {
         "--model-dir",
         "nowhere",
     ]);
-    c.env("HF_HUB_OFFLINE", "1")
-        .env("HF_HOME", wd.path("hf"))
-        .env_remove("HF_HUB_CACHE");
     let err = stderr(&wd.run_expect(c, 2));
     for place in [
         "nowhere",
@@ -597,9 +594,10 @@ fn real_minilm_matches_reference_vectors() {
         .map(|(i, s)| json!({"id": i, "text": s["text"]}).to_string())
         .collect();
     wd.write("ref.jsonl", lines.join("\n"));
-    let mut c = wd.cmd(&["embed", "--input", "ref.jsonl", "--name", "ref"]);
-    c.env("HF_HUB_OFFLINE", "1");
-    let out = c.output().unwrap();
+    let out = wd
+        .offline_cmd(&["embed", "--input", "ref.jsonl", "--name", "ref"])
+        .output()
+        .unwrap();
     if real_model_missing(&out) {
         return;
     }
@@ -705,7 +703,7 @@ fn queries_are_fused_and_reranked_and_search_shows_every_score() {
     assert!(d1["sparse_score"].as_f64().unwrap() > 0.0);
 
     // Search: dense, sparse, fused and rerank columns for one query.
-    let mut c = wd.cmd(&[
+    let c = wd.offline_cmd(&[
         "embed",
         "--rerank-model-dir",
         "ce",
@@ -719,7 +717,6 @@ fn queries_are_fused_and_reranked_and_search_shows_every_score() {
         "5",
         "--json",
     ]);
-    c.env("HF_HUB_OFFLINE", "1");
     let out = wd.run_expect(c, 0);
     let rows: Vec<Value> = crate::workdir::stdout(&out)
         .lines()
@@ -786,10 +783,7 @@ fn queries_are_fused_and_reranked_and_search_shows_every_score() {
 fn prepare(wd: &Workdir, args: &[&str], code: i32) -> std::process::Output {
     let mut all = vec!["prepare-assets"];
     all.extend_from_slice(args);
-    let mut c = wd.cmd(&all);
-    c.env("HF_HUB_OFFLINE", "1")
-        .env("HF_HOME", wd.path("hf"))
-        .env_remove("HF_HUB_CACHE");
+    let c = wd.no_hub_cmd(&all);
     wd.run_expect(c, code)
 }
 
@@ -868,10 +862,7 @@ fn prepare_assets_bundles_the_model_and_cet_centroids_incrementally() {
 
     // `embed` finds the model in the bundle when nothing else is given.
     wd.write("d.jsonl", "{\"id\": 1, \"text\": \"quantum laser\"}\n");
-    let mut c = wd.cmd(&["embed", "--input", "d.jsonl", "--name", "d"]);
-    c.env("HF_HUB_OFFLINE", "1")
-        .env("HF_HOME", wd.path("hf"))
-        .env_remove("HF_HUB_CACHE");
+    let c = wd.no_hub_cmd(&["embed", "--input", "d.jsonl", "--name", "d"]);
     wd.run_expect(c, 0);
     let summary = wd.json(&format!("{OUT}/d/processing_summary.json"));
     assert_eq!(summary["models"]["dense"]["source"], "bundle");
@@ -896,9 +887,8 @@ fn corrupted_or_stale_bundles_are_refused() {
         "tax.yaml",
         taxonomy.replacen("NSTC-2024.02", "NSTC-2099.01", 1),
     );
-    let mut c = wd.cmd(&["prepare-assets", "--verify"]);
-    c.env("SBIR_ETL__CET__TAXONOMY", "tax.yaml")
-        .env("HF_HUB_OFFLINE", "1");
+    let mut c = wd.offline_cmd(&["prepare-assets", "--verify"]);
+    c.env("SBIR_ETL__CET__TAXONOMY", "tax.yaml");
     let err = stderr(&wd.run_expect(c, 3));
     assert!(
         err.contains("stale") && err.contains("NSTC-2099.01"),
@@ -916,10 +906,7 @@ fn corrupted_or_stale_bundles_are_refused() {
     // A flipped byte in the bundled weights: embed refuses the bundle, naming the file.
     flip("artifacts/models/all-MiniLM-L6-v2/model.safetensors");
     wd.write("d.jsonl", "{\"id\": 1, \"text\": \"x\"}\n");
-    let mut c = wd.cmd(&["embed", "--input", "d.jsonl", "--name", "d"]);
-    c.env("HF_HUB_OFFLINE", "1")
-        .env("HF_HOME", wd.path("hf"))
-        .env_remove("HF_HUB_CACHE");
+    let c = wd.no_hub_cmd(&["embed", "--input", "d.jsonl", "--name", "d"]);
     let err = stderr(&wd.run_expect(c, 2));
     assert!(
         err.contains("model.safetensors") && err.contains("prepare-assets"),
@@ -935,11 +922,8 @@ fn corrupted_or_stale_bundles_are_refused() {
 fn classify_offline(wd: &Workdir, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut all = vec!["classify-cet"];
     all.extend_from_slice(args);
-    let mut c = wd.cmd(&all);
-    c.env("HF_HUB_OFFLINE", "1")
-        .env("HF_HOME", wd.path("hf"))
-        .env_remove("HF_HUB_CACHE")
-        .envs(env.iter().copied());
+    let mut c = wd.no_hub_cmd(&all);
+    c.envs(env.iter().copied());
     wd.run_expect(c, 0)
 }
 

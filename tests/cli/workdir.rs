@@ -57,6 +57,21 @@ impl Workdir {
         c
     }
 
+    /// [`Workdir::cmd`] that never asks the model hub: models come from this machine only.
+    pub fn offline_cmd(&self, args: &[&str]) -> Command {
+        let mut c = self.cmd(args);
+        c.env("HF_HUB_OFFLINE", "1");
+        c
+    }
+
+    /// [`Workdir::offline_cmd`] with an empty Hugging Face cache of its own, so a model can only
+    /// come from the project's folders (or its absence be reported).
+    pub fn no_hub_cmd(&self, args: &[&str]) -> Command {
+        let mut c = self.offline_cmd(args);
+        c.env("HF_HOME", self.path("hf")).env_remove("HF_HUB_CACHE");
+        c
+    }
+
     /// Runs `cmd` and asserts its exit code, printing everything it said when it differs.
     pub fn run_expect(&self, mut cmd: Command, code: i32) -> Output {
         let out = cmd.output().expect("run sbir");
