@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::config::{IngestGates, IngestSettings, OutputSettings};
 use crate::io::IoError;
 use crate::io::checks::{Gate, Severity};
-use crate::io::chunks::{Chunk, CsvReader, Shape};
+use crate::io::chunks::{Chunk, CsvReader};
 use crate::io::input::{self, InputInfo};
 use crate::io::table::{NdjsonWriter, TableWriter};
 use crate::progress::Progress;
@@ -309,12 +309,10 @@ fn spawn_reader(
     let sample = opts.sample;
     let path = path.to_path_buf();
     std::thread::spawn(move || {
-        let next_chunk = |shape| match spares.try_recv() {
-            Ok(mut c) => {
-                c.clear();
-                c
-            }
-            Err(_) => Chunk::with_shape(shape),
+        let next_chunk = || {
+            let mut c = spares.try_recv().unwrap_or_default();
+            c.clear();
+            c
         };
         let mut rows: u64 = 0;
         let mut chunk = Chunk::default();
@@ -353,17 +351,15 @@ fn spawn_reader(
             }
             if chunk.len() == chunk_size {
                 // Sent before taking the next one: once the send returns, a chunk is spare.
-                let full = std::mem::take(&mut chunk);
-                let shape = full.shape();
-                if tx.send(Ok(full)).is_err() {
+                if tx.send(Ok(std::mem::take(&mut chunk))).is_err() {
                     return;
                 }
-                chunk = next_chunk(shape);
+                chunk = next_chunk();
             }
         }
         reservoir.sort_by_key(|c| c.record(0).line);
         for part in reservoir.chunks(chunk_size) {
-            let mut c = next_chunk(Shape::default());
+            let mut c = next_chunk();
             for rec in part.iter().map(|one| one.record(0)) {
                 c.push(rec.line, rec.iter());
             }

@@ -30,14 +30,6 @@ pub struct Chunk {
     rows: Vec<(u64, usize)>,
 }
 
-/// The size of a chunk's contents: bytes, fields and records.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Shape {
-    bytes: usize,
-    fields: usize,
-    rows: usize,
-}
-
 /// One record of a [`Chunk`]: its fields' bytes and the line it starts on.
 #[derive(Debug, Clone, Copy)]
 pub struct Record<'a> {
@@ -133,24 +125,6 @@ impl Chunk {
         self.rows.is_empty()
     }
 
-    /// How much the chunk holds, to size another one.
-    pub fn shape(&self) -> Shape {
-        Shape {
-            bytes: self.data.len(),
-            fields: self.ends.len(),
-            rows: self.rows.len(),
-        }
-    }
-
-    /// An empty chunk with room for `shape`, so filling it like the last one does not regrow.
-    pub fn with_shape(shape: Shape) -> Self {
-        Self {
-            data: Vec::with_capacity(shape.bytes),
-            ends: Vec::with_capacity(shape.fields),
-            rows: Vec::with_capacity(shape.rows),
-        }
-    }
-
     /// Forgets every record, keeping the buffers.
     pub fn clear(&mut self) {
         self.data.clear();
@@ -170,11 +144,6 @@ impl Chunk {
             ends: &self.ends[first..last],
             base,
         }
-    }
-
-    /// Every record, in order.
-    pub fn records(&self) -> impl ExactSizeIterator<Item = Record<'_>> + '_ {
-        (0..self.len()).map(|i| self.record(i))
     }
 
     /// Appends a record made of `fields`, starting on `line`.
@@ -407,8 +376,8 @@ mod tests {
         );
         let mut chunk = Chunk::default();
         while r.read_into(&mut chunk).unwrap() {}
-        chunk
-            .records()
+        (0..chunk.len())
+            .map(|i| chunk.record(i))
             .map(|rec| {
                 let fields = rec
                     .iter()
@@ -578,8 +547,8 @@ mod tests {
         for rec in (0..chunk.len()).rev().map(|i| chunk.record(i)) {
             copy.push(rec.line, rec.iter());
         }
-        let back: Vec<(u64, usize, Vec<u8>)> = copy
-            .records()
+        let back: Vec<(u64, usize, Vec<u8>)> = (0..copy.len())
+            .map(|i| copy.record(i))
             .map(|r| (r.line, r.len(), r.as_slice().to_vec()))
             .collect();
         assert_eq!(back, vec![(2, 1, b"c".to_vec()), (1, 2, b"ab".to_vec())]);
