@@ -337,43 +337,21 @@ mod tests {
     fn each_threshold_side() {
         let base = report(10.0, 100.0, &[("match_rate", 0.90), ("macro_f1", 0.95)]);
         // Time: +10 % is still ok, just above is a warning, +25 % a warning, above a failure.
-        assert_eq!(
-            level(&report(11.0, 100.0, &[]), &base, "duration"),
-            Level::Ok
-        );
-        assert_eq!(
-            level(&report(11.01, 100.0, &[]), &base, "duration"),
-            Level::Warning
-        );
-        assert_eq!(
-            level(&report(12.5, 100.0, &[]), &base, "duration"),
-            Level::Warning
-        );
-        assert_eq!(
-            level(&report(12.51, 100.0, &[]), &base, "duration"),
-            Level::Failure
-        );
-        assert_eq!(
-            level(&report(5.0, 100.0, &[]), &base, "duration"),
-            Level::Ok
-        );
         // Memory: +20 % / +50 %.
-        assert_eq!(
-            level(&report(10.0, 120.0, &[]), &base, "peak_rss"),
-            Level::Ok
-        );
-        assert_eq!(
-            level(&report(10.0, 121.0, &[]), &base, "peak_rss"),
-            Level::Warning
-        );
-        assert_eq!(
-            level(&report(10.0, 150.0, &[]), &base, "peak_rss"),
-            Level::Warning
-        );
-        assert_eq!(
-            level(&report(10.0, 151.0, &[]), &base, "peak_rss"),
-            Level::Failure
-        );
+        for (seconds, rss_mb, metric, want) in [
+            (11.0, 100.0, "duration", Level::Ok),
+            (11.01, 100.0, "duration", Level::Warning),
+            (12.5, 100.0, "duration", Level::Warning),
+            (12.51, 100.0, "duration", Level::Failure),
+            (5.0, 100.0, "duration", Level::Ok),
+            (10.0, 120.0, "peak_rss", Level::Ok),
+            (10.0, 121.0, "peak_rss", Level::Warning),
+            (10.0, 150.0, "peak_rss", Level::Warning),
+            (10.0, 151.0, "peak_rss", Level::Failure),
+        ] {
+            let got = level(&report(seconds, rss_mb, &[]), &base, metric);
+            assert_eq!(got, want, "{metric} at {seconds} s, {rss_mb} MB");
+        }
         // Match rate: a drop of 5 points is ok, more fails; a rise is fine.
         let m = |r: f64| report(10.0, 100.0, &[("match_rate", r), ("macro_f1", 0.95)]);
         assert_eq!(level(&m(0.85), &base, "match_rate"), Level::Ok);

@@ -70,26 +70,38 @@ pub fn report(history: &[BenchReport]) -> String {
         "Enrich match rate",
         &line_chart(&match_rate, &labels, Scale::Unit),
     ));
-    body.push_str(&figure(
-        "fuzzy-scores",
-        "Fuzzy name-match scores (latest run)",
-        &bar_chart(&hist("enrich", "fuzzy_scores")),
-    ));
-    body.push_str(&figure(
-        "match-methods",
-        "Awards per match method (latest run)",
-        &bar_chart(&hist("enrich", "match_methods")),
-    ));
-    body.push_str(&figure(
-        "cet-areas",
-        "Awards per primary CET area (latest run)",
-        &bar_chart(&hist("classify-cet", "cet_areas")),
-    ));
-    body.push_str(&figure(
-        "cet-scores",
-        "Primary CET score distribution (latest run)",
-        &bar_chart(&hist("classify-cet", "cet_scores")),
-    ));
+    for (id, title, stage, histogram) in [
+        (
+            "fuzzy-scores",
+            "Fuzzy name-match scores",
+            "enrich",
+            "fuzzy_scores",
+        ),
+        (
+            "match-methods",
+            "Awards per match method",
+            "enrich",
+            "match_methods",
+        ),
+        (
+            "cet-areas",
+            "Awards per primary CET area",
+            "classify-cet",
+            "cet_areas",
+        ),
+        (
+            "cet-scores",
+            "Primary CET score distribution",
+            "classify-cet",
+            "cet_scores",
+        ),
+    ] {
+        body.push_str(&figure(
+            id,
+            &format!("{title} (latest run)"),
+            &bar_chart(&hist(stage, histogram)),
+        ));
+    }
     let summary = latest.map_or_else(
         || "<p>No benchmark runs in the history yet.</p>".to_string(),
         |r| {
