@@ -165,9 +165,6 @@ pub struct IngestReport {
 
 const DUPLICATE_EXAMPLES: usize = 20;
 
-/// Rows per record batch handed to the writer (converted in parallel).
-const BATCH_ROWS: usize = 2048;
-
 impl IngestReport {
     /// Row counts for the checks file.
     pub fn counts(&self) -> BTreeMap<String, u64> {
@@ -396,9 +393,9 @@ pub fn run(
     } = out;
 
     std::thread::scope(|scope| {
-        let (tx, batches) = mpsc::sync_channel::<Vec<RecordBatch>>(2);
+        let (tx, batches) = mpsc::sync_channel::<RecordBatch>(2);
         let writer = scope.spawn(move || -> Result<(), IngestError> {
-            for batch in batches.iter().flatten() {
+            for batch in batches {
                 table.write(&batch)?;
             }
             Ok(())
@@ -431,12 +428,9 @@ pub fn run(
                     }
                 }
                 report.written += awards.len() as u64;
-                let batches = awards
-                    .par_chunks(BATCH_ROWS)
-                    .map(|part| records::awards_to_batch(&schema, part))
-                    .collect::<Result<Vec<_>, _>>()
+                let batch = records::awards_to_batch(&schema, &awards)
                     .map_err(|e| IngestError::Arrow(e.to_string()))?;
-                if tx.send(batches).is_err() {
+                if tx.send(batch).is_err() {
                     break; // the writer failed; its error is returned below
                 }
                 progress.inc(chunk.len() as u64);
