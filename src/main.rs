@@ -25,6 +25,7 @@ use cli::{Cli, Command, LogFormatArg};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    disable_huge_pages();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -35,6 +36,18 @@ fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::from(exit_code(&err))
         }
+    }
+}
+
+/// Opts the process out of transparent huge pages: with them every 2 MiB region a stage
+/// touches counts in full towards peak RSS, which cost ingest 40-50 MB (250k awards: 270-300
+/// MB against 215-230 MB) and enrich 40 MB for no speed gain we could measure.
+fn disable_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE takes plain integers and only changes this process's memory
+    // policy; on a kernel without it the call fails and the default stays.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
 }
 
