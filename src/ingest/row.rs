@@ -383,16 +383,29 @@ pub fn award_key<S: AsRef<str>>(a: &Award<S>) -> u64 {
 /// Appends `s` upper-cased, with runs of whitespace collapsed to one space and the ends trimmed.
 fn push_upper_collapsed(out: &mut Vec<u8>, s: &str) {
     if s.is_ascii() {
-        // Byte by byte; these six bytes are what `split_whitespace` splits ASCII text on.
+        // These six bytes are what `split_whitespace` splits ASCII text on.
+        let ws = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\x0B' | b'\x0C' | b'\r');
+        let b = s.as_bytes();
+        // Nearly every value is already trimmed with single spaces between words: then it is
+        // copied and upper-cased in place, both vectorised.
+        let tidy = !b.first().is_some_and(|&c| ws(c))
+            && !b.last().is_some_and(|&c| ws(c))
+            && !b.windows(2).any(|p| ws(p[0]) && (p[0] != b' ' || ws(p[1])));
+        if tidy {
+            let start = out.len();
+            out.extend_from_slice(b);
+            out[start..].make_ascii_uppercase();
+            return;
+        }
         let (mut words, mut gap) = (false, false);
-        for &b in s.as_bytes() {
-            if matches!(b, b' ' | b'\t' | b'\n' | b'\x0B' | b'\x0C' | b'\r') {
+        for &c in b {
+            if ws(c) {
                 gap = words;
             } else {
                 if std::mem::take(&mut gap) {
                     out.push(b' ');
                 }
-                out.push(b.to_ascii_uppercase());
+                out.push(c.to_ascii_uppercase());
                 words = true;
             }
         }
@@ -418,6 +431,13 @@ mod tests {
         for s in [
             "  acme \t photonics,\r\n inc. ",
             "a\x0Bb\x0Cc",
+            "Acme Photonics, Inc.",
+            "a b",
+            "a",
+            " a",
+            "a ",
+            "a  b",
+            "a\tb",
             "",
             " \n ",
             "Résumé  Labs",
