@@ -29,6 +29,38 @@ fn ident(what: &'static str, value: &str) -> Result<String, GraphError> {
     }
 }
 
+/// How an upsert statement writes its rows.
+#[derive(Debug, Clone, Copy)]
+pub enum Write<'p> {
+    /// MERGE on the key, then `SET += row.props`: idempotent, for any state of the graph.
+    Merge,
+    /// CREATE with these properties (the keys of `row.props`) written inline: the first load
+    /// of a label or type that is still empty. ArcadeDB runs CREATE then `SET +=` two to three
+    /// times slower than the same properties inline (20k awards: 8.3 s against 4.4 s).
+    Create(&'p [String]),
+}
+
+/// `k: row.props.k` for each property, each name an identifier or back-quoted, after `lead`.
+fn inline(props: &[String], lead: &str) -> String {
+    let mut out = String::new();
+    for (i, k) in props.iter().enumerate() {
+        let k = quoted(k);
+        out.push_str(if i == 0 { lead } else { ", " });
+        out.push_str(&format!("{k}: row.props.{k}"));
+    }
+    out
+}
+
+/// A property name as Cypher takes it: plain when it is an identifier, else in back quotes
+/// (a back quote inside doubled), so no key can change the statement.
+fn quoted(k: &str) -> std::borrow::Cow<'_, str> {
+    if is_identifier(k) {
+        k.into()
+    } else {
+        format!("`{}`", k.replace('`', "``")).into()
+    }
+}
+
 impl Cypher {
     pub fn new(s: &Neo4jSettings) -> Result<Self, GraphError> {
         Ok(Self {
@@ -80,31 +112,43 @@ impl Cypher {
         .collect()
     }
 
-    /// Nodes keyed by `key`; `verb` is MERGE (idempotent) or CREATE (the faster first load
-    /// of a label that has no node yet).
-    fn nodes(verb: &str, label: &str, key: &str, row_key: &str) -> String {
-        format!(
-            "UNWIND $rows AS row {verb} (n:{label} {{{key}: row.{row_key}}}) SET n += row.props"
-        )
+    /// Nodes keyed by `key`, upserted or created as `w` says.
+    fn nodes(w: &Write, label: &str, key: &str, row_key: &str) -> String {
+        match w {
+            Write::Merge => format!(
+                "UNWIND $rows AS row MERGE (n:{label} {{{key}: row.{row_key}}}) SET n += row.props"
+            ),
+            Write::Create(props) => format!(
+                "UNWIND $rows AS row CREATE (n:{label} {{{key}: row.{row_key}{}}})",
+                inline(props, ", ")
+            ),
+        }
     }
 
-    pub fn cet_areas(&self, verb: &str) -> String {
-        Self::nodes(verb, &self.cet, "cet_id", "cet_id")
+    pub fn cet_areas(&self, w: &Write) -> String {
+        Self::nodes(w, &self.cet, "cet_id", "cet_id")
     }
 
-    pub fn awards(&self, verb: &str) -> String {
-        Self::nodes(verb, &self.award, "award_id", "award_id")
+    pub fn awards(&self, w: &Write) -> String {
+        Self::nodes(w, &self.award, "award_id", "award_id")
     }
 
-    pub fn companies(&self, verb: &str) -> String {
-        Self::nodes(verb, &self.company, &self.company_key, "company_key")
+    pub fn companies(&self, w: &Write) -> String {
+        Self::nodes(w, &self.company, &self.company_key, "company_key")
     }
 
-    fn rel(verb: &str, from: (&str, &str), rel: &str, to: (&str, &str)) -> String {
-        format!(
-            "UNWIND $rows AS row MATCH (a:{} {{{}: row.from}}) MATCH (b:{} {{{}: row.to}}) {verb} (a)-[r:{rel}]->(b) SET r += row.props",
+    fn rel(w: &Write, from: (&str, &str), rel: &str, to: (&str, &str)) -> String {
+        let ends = format!(
+            "UNWIND $rows AS row MATCH (a:{} {{{}: row.from}}) MATCH (b:{} {{{}: row.to}})",
             from.0, from.1, to.0, to.1
-        )
+        );
+        match w {
+            Write::Merge => format!("{ends} MERGE (a)-[r:{rel}]->(b) SET r += row.props"),
+            Write::Create([]) => format!("{ends} CREATE (a)-[r:{rel}]->(b)"),
+            Write::Create(props) => {
+                format!("{ends} CREATE (a)-[r:{rel} {{{}}}]->(b)", inline(props, ""))
+            }
+        }
     }
 
     /// Deletes the `rel` edges of each row's node whose far end is not in `row.keep`, so a
@@ -116,9 +160,9 @@ impl Cypher {
         )
     }
 
-    pub fn awarded(&self, verb: &str) -> String {
+    pub fn awarded(&self, w: &Write) -> String {
         Self::rel(
-            verb,
+            w,
             (&self.company, &self.company_key),
             &self.awarded,
             (&self.award, "award_id"),
@@ -133,9 +177,9 @@ impl Cypher {
         )
     }
 
-    pub fn applicable(&self, verb: &str) -> String {
+    pub fn applicable(&self, w: &Write) -> String {
         Self::rel(
-            verb,
+            w,
             (&self.award, "award_id"),
             &self.applicable,
             (&self.cet, "cet_id"),
@@ -150,9 +194,9 @@ impl Cypher {
         )
     }
 
-    pub fn specializes(&self, verb: &str) -> String {
+    pub fn specializes(&self, w: &Write) -> String {
         Self::rel(
-            verb,
+            w,
             (&self.company, &self.company_key),
             &self.specializes,
             (&self.cet, "cet_id"),
@@ -207,19 +251,19 @@ mod tests {
             "CREATE INDEX award_cet_primary_id_index IF NOT EXISTS FOR (n:Award) ON (n.cet_primary_id)"
         );
         assert_eq!(
-            c.cet_areas("MERGE"),
+            c.cet_areas(&Write::Merge),
             "UNWIND $rows AS row MERGE (n:CETArea {cet_id: row.cet_id}) SET n += row.props"
         );
         assert_eq!(
-            c.awards("MERGE"),
+            c.awards(&Write::Merge),
             "UNWIND $rows AS row MERGE (n:Award {award_id: row.award_id}) SET n += row.props"
         );
         assert_eq!(
-            c.companies("MERGE"),
+            c.companies(&Write::Merge),
             "UNWIND $rows AS row MERGE (n:Company {company_key: row.company_key}) SET n += row.props"
         );
         assert_eq!(
-            c.awarded("MERGE"),
+            c.awarded(&Write::Merge),
             "UNWIND $rows AS row MATCH (a:Company {company_key: row.from}) MATCH (b:Award {award_id: row.to}) MERGE (a)-[r:AWARDED]->(b) SET r += row.props"
         );
         assert_eq!(
@@ -227,19 +271,28 @@ mod tests {
             "UNWIND $rows AS row MATCH (a:Award {award_id: row.from})-[r:APPLICABLE_TO]->(b:CETArea) WHERE NOT b.cet_id IN row.keep DELETE r"
         );
         assert_eq!(
-            c.applicable("MERGE"),
+            c.applicable(&Write::Merge),
             "UNWIND $rows AS row MATCH (a:Award {award_id: row.from}) MATCH (b:CETArea {cet_id: row.to}) MERGE (a)-[r:APPLICABLE_TO]->(b) SET r += row.props"
         );
+        let props = ["title".to_string(), "award_year".to_string()];
         assert_eq!(
-            c.awards("CREATE"),
-            "UNWIND $rows AS row CREATE (n:Award {award_id: row.award_id}) SET n += row.props"
+            c.awards(&Write::Create(&props)),
+            "UNWIND $rows AS row CREATE (n:Award {award_id: row.award_id, title: row.props.title, award_year: row.props.award_year})"
+        );
+        assert_eq!(
+            c.awarded(&Write::Create(&[])),
+            "UNWIND $rows AS row MATCH (a:Company {company_key: row.from}) MATCH (b:Award {award_id: row.to}) CREATE (a)-[r:AWARDED]->(b)"
+        );
+        assert_eq!(
+            c.applicable(&Write::Create(&["score".into(), "odd key`".into()])),
+            "UNWIND $rows AS row MATCH (a:Award {award_id: row.from}) MATCH (b:CETArea {cet_id: row.to}) CREATE (a)-[r:APPLICABLE_TO {score: row.props.score, `odd key```: row.props.`odd key```}]->(b)"
         );
         assert_eq!(
             c.remove_stale_specializes(),
             "UNWIND $rows AS row MATCH (a:Company {company_key: row.from})-[r:SPECIALIZES_IN]->(b:CETArea) WHERE NOT b.cet_id IN row.keep DELETE r"
         );
         assert_eq!(
-            c.specializes("MERGE"),
+            c.specializes(&Write::Merge),
             "UNWIND $rows AS row MATCH (a:Company {company_key: row.from}) MATCH (b:CETArea {cet_id: row.to}) MERGE (a)-[r:SPECIALIZES_IN]->(b) SET r += row.props"
         );
     }

@@ -21,7 +21,7 @@ use crate::cet::profiles::{CompanyProfile, company_key};
 use crate::cet::taxonomy::Taxonomy;
 use crate::enrich::names::Normalizer;
 use crate::io::IoError;
-use cypher::Cypher;
+use cypher::{Cypher, Write};
 
 /// What can go wrong building or loading the graph.
 #[derive(Debug, thiserror::Error)]
@@ -112,7 +112,8 @@ pub struct Statement<'a> {
 /// The shortcut a statement has on a first load.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WhenEmpty {
-    /// CREATE instead of MERGE (a batch that fails or is retried falls back to the MERGE).
+    /// CREATE instead of MERGE, every property inline (a batch that fails or is retried falls
+    /// back to the MERGE).
     Create(String),
     /// Nothing to do (a stale-edge removal when there are no edges).
     Skip,
@@ -430,15 +431,15 @@ impl GraphData {
     /// The statements of one step, in the order they must run.
     pub fn statements(&self, step: Step, c: &Cypher) -> Vec<Statement<'_>> {
         fn upsert<'r>(
-            build: impl Fn(&str) -> String,
+            build: impl Fn(&Write) -> String,
             target: &str,
             rows: &'r [Value],
         ) -> Statement<'r> {
             Statement {
-                text: build("MERGE"),
+                text: build(&Write::Merge),
                 rows,
                 target: target.to_string(),
-                when_empty: WhenEmpty::Create(build("CREATE")),
+                when_empty: WhenEmpty::Create(build(&Write::Create(&prop_keys(rows)))),
             }
         }
         fn stale<'r>(text: String, target: &str, rows: &'r [Value]) -> Statement<'r> {
@@ -474,6 +475,19 @@ impl GraphData {
             ],
         }
     }
+}
+
+/// The keys of the rows' `props` maps, each once, in first-seen order.
+fn prop_keys(rows: &[Value]) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    for props in rows.iter().filter_map(|r| r.get("props")?.as_object()) {
+        for k in props.keys() {
+            if !keys.contains(k) {
+                keys.push(k.clone());
+            }
+        }
+    }
+    keys
 }
 
 /// Writes every statement and parameter batch as NDJSON lines

@@ -342,6 +342,21 @@ fn live_cmd(
     c
 }
 
+/// Deletes the nodes (and so the relationships) of `tag`'s labels, so a test starts from an
+/// empty graph even on a server an earlier run left data in.
+fn clear(wd: &Workdir, server: &(String, String, String), tag: &str) {
+    wd.write(
+        "clear.cypher",
+        format!(
+            "MATCH (n) WHERE n:CETArea_{tag} OR n:Award_{tag} OR n:Company_{tag} DETACH DELETE n;"
+        ),
+    );
+    wd.run_expect(
+        live_cmd(wd, server, tag, &["load-neo4j", "--query", "clear.cypher"]),
+        0,
+    );
+}
+
 fn step_checks(wd: &Workdir, step: &str) -> Value {
     wd.json(&format!("data/loaded/neo4j/{step}.checks.json"))
 }
@@ -363,13 +378,54 @@ fn graph_counts(wd: &Workdir) -> Value {
     Value::Object(all)
 }
 
+/// Every property of the tagged nodes and relationships, as `--query` prints them, in a fixed
+/// order: what a load wrote, to compare a first load (CREATE) with a reload (MERGE).
+fn graph_properties(wd: &Workdir, server: &(String, String, String), tag: &str) -> String {
+    wd.write(
+        "props.cypher",
+        format!(
+            "MATCH (n:CETArea_{tag}) RETURN properties(n) AS p ORDER BY n.cet_id;
+             MATCH (n:Award_{tag}) RETURN properties(n) AS p ORDER BY n.award_id;
+             MATCH (n:Company_{tag}) RETURN properties(n) AS p ORDER BY n.company_key;
+             MATCH (a)-[r:AWARDED_{tag}]->(b) RETURN a.company_key AS a, b.award_id AS b, properties(r) AS p ORDER BY a, b;
+             MATCH (a)-[r:APPLICABLE_TO_{tag}]->(b) RETURN a.award_id AS a, b.cet_id AS b, properties(r) AS p ORDER BY a, b;
+             MATCH (a)-[r:SPECIALIZES_IN_{tag}]->(b) RETURN a.company_key AS a, b.cet_id AS b, properties(r) AS p ORDER BY a, b;"
+        ),
+    );
+    let out = wd.run_expect(
+        live_cmd(wd, server, tag, &["load-neo4j", "--query", "props.cypher"]),
+        0,
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[test]
 fn live_load_is_idempotent_resumable_and_drops_stale_edges() {
     let Some(server) = live_server() else { return };
     let wd = Workdir::new();
     classified(&wd);
     let tag = "idem";
+    // A first load, even on a server an earlier run left data in.
+    wd.write(
+        "clear.cypher",
+        format!(
+            "MATCH (n) WHERE n:CETArea_{tag} OR n:Award_{tag} OR n:Company_{tag} DETACH DELETE n;"
+        ),
+    );
+    wd.run_expect(
+        live_cmd(
+            &wd,
+            &server,
+            tag,
+            &["load-neo4j", "--query", "clear.cypher"],
+        ),
+        0,
+    );
     wd.run_expect(live_cmd(&wd, &server, tag, &["load-neo4j"]), 0);
+    assert_eq!(
+        step_checks(&wd, "award-enrichment")["details"]["counts_before"][format!("Award_{tag}")],
+        0
+    );
     let first = graph_counts(&wd);
     assert_eq!(first[format!("CETArea_{tag}")], 21);
     assert_eq!(first[format!("Award_{tag}")], 3);
@@ -377,11 +433,24 @@ fn live_load_is_idempotent_resumable_and_drops_stale_edges() {
     assert_eq!(first[format!("AWARDED_{tag}")], 3);
     let edges = applicable_edges(&wd);
     assert_eq!(first[format!("APPLICABLE_TO_{tag}")], edges);
+    // The first load CREATEs with the properties inline: they are all there.
+    let props = graph_properties(&wd, &server, tag);
+    for expected in [
+        r#""taxonomy_version":"#,
+        r#""award_amount":"#,
+        r#""cet_primary_id":"#,
+        r#""total_award_amount":"#,
+        r#""band":"#,
+        r#""specialization_score":"#,
+    ] {
+        assert!(props.contains(expected), "{expected} missing:\n{props}");
+    }
 
-    // Loading the same data again changes no count.
+    // Loading the same data again (MERGE) changes no count and no property.
     wd.run_expect(live_cmd(&wd, &server, tag, &["load-neo4j"]), 0);
     let again = graph_counts(&wd);
     assert_eq!(again, first);
+    assert_eq!(graph_properties(&wd, &server, tag), props);
     for step in [
         "cetarea-nodes",
         "award-enrichment",
@@ -460,6 +529,7 @@ fn live_resume_after_a_failed_batch_sends_only_what_did_not_land() {
     let wd = Workdir::new();
     classified(&wd);
     let tag = "resume";
+    clear(&wd, &server, tag);
     // Companies loaded under another key property hold the UEIs: loading with the default key
     // then breaks the Company.uei uniqueness constraint, failing the company batch.
     let mut cmd = live_cmd(&wd, &server, tag, &["load-neo4j"]);
