@@ -5,6 +5,7 @@
 //! so `--resume` sends only the rest.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -112,9 +113,7 @@ fn fingerprint(statements: &[super::Statement]) -> String {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     for s in statements {
         h.update(s.text.as_bytes());
-        for r in s.rows {
-            h.update(r.to_string().as_bytes());
-        }
+        h.update(s.rows.text().as_bytes());
     }
     format!("{:016x}", h.digest())
 }
@@ -292,8 +291,8 @@ async fn load_async(
         };
         let mut failures: Vec<Value> = Vec::new();
         'statements: for (si, stmt) in statements.iter().enumerate() {
-            let batches: Vec<(usize, &[Value])> =
-                stmt.rows.chunks(s.batch_size).enumerate().collect();
+            let batches: Vec<(usize, Range<usize>)> =
+                stmt.rows.batches(s.batch_size).enumerate().collect();
             report.rows += stmt.rows.len() as u64;
             report.batches += batches.len() as u64;
             // While the target is empty: skip stale-edge removals, CREATE instead of MERGE.
@@ -307,22 +306,26 @@ async fn load_async(
                 _ => None,
             };
             let mut pending = Vec::new();
-            for (bi, rows) in batches {
+            for (bi, range) in batches {
                 if state.done.contains(&(si, bi)) {
-                    report.rows_loaded += rows.len() as u64;
-                    report.rows_skipped_resume += rows.len() as u64;
-                    progress.inc(rows.len() as u64);
+                    report.rows_loaded += range.len() as u64;
+                    report.rows_skipped_resume += range.len() as u64;
+                    progress.inc(range.len() as u64);
                     continue;
                 }
-                pending.push((bi, rows));
+                pending.push((bi, range));
             }
             for wave in pending.chunks(s.concurrency) {
                 let mut set = tokio::task::JoinSet::new();
-                for &(bi, rows) in wave {
+                for (bi, range) in wave {
+                    let bi = *bi;
                     let g = graph.clone();
                     let text = stmt.text.clone();
                     let param = BoltType::List(BoltList::from(
-                        rows.iter().map(to_bolt).collect::<Vec<_>>(),
+                        range
+                            .clone()
+                            .map(|i| to_bolt(&stmt.rows.get(i)))
+                            .collect::<Vec<_>>(),
                     ));
                     let settings = s.clone();
                     let create = create.clone();
@@ -359,12 +362,12 @@ async fn load_async(
                 results.sort_by_key(|r| r.0);
                 for (bi, res, retries) in results {
                     report.retries += retries;
-                    let rows = &stmt.rows
-                        [bi * s.batch_size..((bi + 1) * s.batch_size).min(stmt.rows.len())];
+                    let range = bi * s.batch_size..((bi + 1) * s.batch_size).min(stmt.rows.len());
+                    let n = range.len() as u64;
                     match res {
                         Ok(()) => {
                             state.done.insert((si, bi));
-                            report.rows_loaded += rows.len() as u64;
+                            report.rows_loaded += n;
                         }
                         Err(e) => {
                             report.batches_failed += 1;
@@ -372,10 +375,10 @@ async fn load_async(
                                 "load-neo4j {}: batch {bi} of statement {si} failed: {e}",
                                 step.name()
                             );
-                            failures.push(json!({"statement": stmt.text, "batch": bi, "error": e, "rows": rows}));
+                            failures.push(json!({"statement": stmt.text, "batch": bi, "error": e, "rows": stmt.rows.values(range)}));
                         }
                     }
-                    progress.inc(rows.len() as u64);
+                    progress.inc(n);
                 }
                 if s.fail_fast && !failures.is_empty() {
                     break 'statements;

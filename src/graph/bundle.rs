@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::cypher::Cypher;
-use super::{GraphData, Step};
+use super::{GraphData, Rows, Step};
 use crate::config::Neo4jSettings;
 use crate::io::IoError;
 use crate::io::atomic::AtomicWriter;
@@ -47,12 +47,7 @@ impl Column {
 }
 
 /// One bundle CSV: file name, columns, the constant `:LABEL`/`:TYPE` column, and its rows.
-type CsvFile<'a> = (
-    &'static str,
-    Vec<Column>,
-    (&'static str, &'a str),
-    &'a Vec<Value>,
-);
+type CsvFile<'a> = (&'static str, Vec<Column>, (&'static str, &'a str), &'a Rows);
 
 /// A CSV cell for neo4j-admin: empty for null, arrays joined by `delim`.
 fn cell(v: &Value, delim: &str) -> String {
@@ -72,7 +67,7 @@ fn write_csv(
     path: &Path,
     columns: &[Column],
     constant: (&str, &str),
-    rows: &[Value],
+    rows: &Rows,
     delim: &str,
 ) -> Result<u64, IoError> {
     let e = |x: &dyn std::fmt::Display| IoError::write(path, x);
@@ -81,8 +76,9 @@ fn write_csv(
     let mut header: Vec<&str> = columns.iter().map(|c| c.header.as_str()).collect();
     header.push(constant.0);
     w.write_record(&header).map_err(|x| e(&x))?;
-    for r in rows {
-        let mut rec: Vec<String> = columns.iter().map(|c| cell(c.value(r), delim)).collect();
+    for i in 0..rows.len() {
+        let r = rows.get(i);
+        let mut rec: Vec<String> = columns.iter().map(|c| cell(c.value(&r), delim)).collect();
         rec.push(constant.1.to_string());
         w.write_record(&rec).map_err(|x| e(&x))?;
     }
@@ -258,13 +254,13 @@ fn write_load_cypher(path: &Path, g: &GraphData, c: &Cypher, batch: usize) -> Re
     }
     for step in Step::ALL {
         for stmt in g.statements(step, c) {
-            for chunk in stmt.rows.chunks(batch) {
+            for range in stmt.rows.batches(batch) {
                 out.write_all(b":param rows => [").map_err(|x| e(&x))?;
-                for (i, row) in chunk.iter().enumerate() {
-                    if i > 0 {
+                for i in range.clone() {
+                    if i > range.start {
                         out.write_all(b", ").map_err(|x| e(&x))?;
                     }
-                    write_literal(&mut out, row).map_err(|x| e(&x))?;
+                    write_literal(&mut out, &stmt.rows.get(i)).map_err(|x| e(&x))?;
                 }
                 writeln!(out, "];\n{};", stmt.text).map_err(|x| e(&x))?;
                 statements += 1;

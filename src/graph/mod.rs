@@ -10,6 +10,7 @@ pub mod bundle;
 pub mod cypher;
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -97,12 +98,81 @@ impl Step {
     }
 }
 
+/// Graph rows kept as compact JSON text in one buffer and parsed back a batch at a time where
+/// the loader, the dry run or the bundle needs them: the 250k-award graph held as
+/// `serde_json::Value`s took about 2 GB.
+#[derive(Debug, Default)]
+pub struct Rows {
+    text: String,
+    /// Where each row's text ends.
+    ends: Vec<usize>,
+    /// The keys of the rows' `props` maps, each once, in first-seen order.
+    prop_keys: Vec<String>,
+}
+
+impl Rows {
+    pub fn push(&mut self, row: &Value) {
+        use std::fmt::Write;
+        if let Some(props) = row.get("props").and_then(Value::as_object) {
+            for k in props.keys() {
+                if !self.prop_keys.contains(k) {
+                    self.prop_keys.push(k.clone());
+                }
+            }
+        }
+        // Formatting into a String cannot fail.
+        let _ = write!(self.text, "{row}");
+        self.ends.push(self.text.len());
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Row `i` as the JSON text it was pushed as.
+    pub fn raw(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
+    }
+
+    /// Row `i` parsed back.
+    pub fn get(&self, i: usize) -> Value {
+        serde_json::from_str(self.raw(i)).expect("Rows hold the JSON text push wrote")
+    }
+
+    /// Rows `range` parsed back.
+    pub fn values(&self, range: Range<usize>) -> Vec<Value> {
+        range.map(|i| self.get(i)).collect()
+    }
+
+    /// Consecutive row ranges of at most `size` rows.
+    pub fn batches(&self, size: usize) -> impl Iterator<Item = Range<usize>> + '_ {
+        let size = size.max(1);
+        (0..self.len())
+            .step_by(size)
+            .map(move |start| start..(start + size).min(self.len()))
+    }
+
+    /// All rows' text, back to back: what a fingerprint of the rows hashes.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn prop_keys(&self) -> &[String] {
+        &self.prop_keys
+    }
+}
+
 /// One parameterised statement and the rows it runs over (`UNWIND $rows AS row`).
 #[derive(Debug, Clone)]
 pub struct Statement<'a> {
     /// The idempotent form (MERGE, or a stale-edge removal).
     pub text: String,
-    pub rows: &'a [Value],
+    pub rows: &'a Rows,
     /// The label or relationship type the statement writes.
     pub target: String,
     /// What to send instead while `target` has nothing in the database yet.
@@ -122,14 +192,14 @@ pub enum WhenEmpty {
 /// Every row of the graph, in the shape the statements take.
 #[derive(Debug, Default)]
 pub struct GraphData {
-    pub cet_areas: Vec<Value>,
-    pub awards: Vec<Value>,
-    pub companies: Vec<Value>,
-    pub awarded: Vec<Value>,
-    pub applicable_keep: Vec<Value>,
-    pub applicable: Vec<Value>,
-    pub specializes_keep: Vec<Value>,
-    pub specializes: Vec<Value>,
+    pub cet_areas: Rows,
+    pub awards: Rows,
+    pub companies: Rows,
+    pub awarded: Rows,
+    pub applicable_keep: Rows,
+    pub applicable: Rows,
+    pub specializes_keep: Rows,
+    pub specializes: Rows,
 }
 
 /// Where the graph's rows come from.
@@ -240,7 +310,7 @@ impl GraphData {
             );
             p.insert("parent_cet_id".into(), json!(a.parent));
             p.insert("taxonomy_version".into(), json!(taxonomy.version));
-            g.cet_areas.push(node("cet_id", &a.id, p));
+            g.cet_areas.push(&node("cet_id", &a.id, p));
         }
 
         let mut classes: HashMap<String, ClassRow> = HashMap::new();
@@ -345,13 +415,13 @@ impl GraphData {
                     "cet_model_version".into(),
                     json!(c.and_then(|c| c.model_version.clone())),
                 );
-                g.awards.push(node("award_id", &a.award_id, p));
-                g.awarded.push(rel(&key, &a.award_id, json!({})));
+                g.awards.push(&node("award_id", &a.award_id, p));
+                g.awarded.push(&rel(&key, &a.award_id, json!({})));
                 if let Some(c) = c {
                     let mut keep = Vec::new();
                     if let Some(primary) = &c.primary_cet_id {
                         keep.push(primary.clone());
-                        g.applicable.push(rel(
+                        g.applicable.push(&rel(
                             &a.award_id,
                             primary,
                             json!({
@@ -362,7 +432,7 @@ impl GraphData {
                     }
                     for (i, s) in c.supporting.iter().enumerate() {
                         keep.push(s.cet_id.clone());
-                        g.applicable.push(rel(
+                        g.applicable.push(&rel(
                             &a.award_id,
                             &s.cet_id,
                             json!({
@@ -372,7 +442,7 @@ impl GraphData {
                         ));
                     }
                     g.applicable_keep
-                        .push(json!({"from": a.award_id, "keep": keep}));
+                        .push(&json!({"from": a.award_id, "keep": keep}));
                 }
                 let entry = companies.entry(key.clone()).or_insert_with(|| {
                     order.push(key.clone());
@@ -413,7 +483,7 @@ impl GraphData {
                 let mut keep = Vec::new();
                 for area in &prof.areas {
                     keep.push(area.cet_id.clone());
-                    g.specializes.push(rel(&key, &area.cet_id, json!({
+                    g.specializes.push(&rel(&key, &area.cet_id, json!({
                         "primary": prof.dominant_cet_id.as_deref() == Some(area.cet_id.as_str()),
                         "score": round2(100.0 * area.award_share),
                         "specialization_score": round2(prof.specialization_score),
@@ -421,9 +491,9 @@ impl GraphData {
                         "dollar_share": area.dollar_share,
                     })));
                 }
-                g.specializes_keep.push(json!({"from": key, "keep": keep}));
+                g.specializes_keep.push(&json!({"from": key, "keep": keep}));
             }
-            g.companies.push(node("company_key", &key, p));
+            g.companies.push(&node("company_key", &key, p));
         }
         Ok(g)
     }
@@ -433,16 +503,16 @@ impl GraphData {
         fn upsert<'r>(
             build: impl Fn(&Write) -> String,
             target: &str,
-            rows: &'r [Value],
+            rows: &'r Rows,
         ) -> Statement<'r> {
             Statement {
-                text: build(&Write::Merge),
+                text: build(&Write::Merge(rows.prop_keys())),
                 rows,
                 target: target.to_string(),
-                when_empty: WhenEmpty::Create(build(&Write::Create(&prop_keys(rows)))),
+                when_empty: WhenEmpty::Create(build(&Write::Create(rows.prop_keys()))),
             }
         }
-        fn stale<'r>(text: String, target: &str, rows: &'r [Value]) -> Statement<'r> {
+        fn stale<'r>(text: String, target: &str, rows: &'r Rows) -> Statement<'r> {
             Statement {
                 text,
                 rows,
@@ -477,19 +547,6 @@ impl GraphData {
     }
 }
 
-/// The keys of the rows' `props` maps, each once, in first-seen order.
-fn prop_keys(rows: &[Value]) -> Vec<String> {
-    let mut keys: Vec<String> = Vec::new();
-    for props in rows.iter().filter_map(|r| r.get("props")?.as_object()) {
-        for k in props.keys() {
-            if !keys.contains(k) {
-                keys.push(k.clone());
-            }
-        }
-    }
-    keys
-}
-
 /// Writes every statement and parameter batch as NDJSON lines
 /// `{"step", "statement", "batch", "params": {"rows": [...]}}` (schema statements first, with
 /// empty params) instead of sending them. Returns the lines written.
@@ -505,12 +562,43 @@ pub fn write_dry_run(
     }
     for (step, statements) in steps {
         for s in statements {
-            for (i, chunk) in s.rows.chunks(batch_size).enumerate() {
-                w.write(&json!({"step": step.name(), "statement": s.text, "batch": i, "params": {"rows": chunk}}))?;
+            for (i, range) in s.rows.batches(batch_size).enumerate() {
+                w.write(&json!({"step": step.name(), "statement": s.text, "batch": i, "params": {"rows": s.rows.values(range)}}))?;
             }
         }
     }
     let n = w.rows();
     w.commit()?;
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_round_trip_in_batches_and_collect_property_keys() {
+        let mut rows = Rows::default();
+        assert!(rows.is_empty());
+        let values = [
+            json!({"award_id": "a", "props": {"title": "it's \"x\"", "year": 2021}}),
+            json!({"award_id": "b", "props": {"title": null, "amount": 2.5, "ids": ["q", "r"]}}),
+            json!({"from": "c", "keep": []}),
+        ];
+        for v in &values {
+            rows.push(v);
+        }
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows.raw(1), values[1].to_string());
+        assert_eq!(rows.values(0..3), values);
+        assert_eq!(
+            rows.text(),
+            values.iter().map(Value::to_string).collect::<String>()
+        );
+        assert_eq!(rows.batches(2).collect::<Vec<_>>(), [0..2, 2..3]);
+        assert_eq!(rows.batches(5).collect::<Vec<_>>(), vec![0..3; 1]);
+        assert_eq!(Rows::default().batches(2).count(), 0);
+        // serde_json maps keep their keys sorted: first-seen order is per row, sorted.
+        assert_eq!(rows.prop_keys(), ["title", "year", "amount", "ids"]);
+    }
 }
