@@ -305,7 +305,11 @@ pub struct Neo4jSettings {
     pub concurrency: usize,
     pub create_constraints: bool,
     pub create_indexes: bool,
+    /// Seconds to wait for the server to answer a new connection.
     pub connect_timeout_s: u64,
+    /// Seconds to wait for each reply (a batch's result); one that does not come in time
+    /// counts as a dropped connection: retried, then recorded as failed.
+    pub receive_timeout_s: u64,
     /// Retries of a batch after a connection error (transient server errors are retried by
     /// the driver), with exponential backoff from backoff_ms, capped at max_backoff_ms.
     pub max_retries: u32,
@@ -738,6 +742,14 @@ impl Loaded {
                 "neo4j.batch_size",
                 "batch_size and concurrency must be at least 1",
             ));
+        }
+        for (key, v) in [
+            ("neo4j.connect_timeout_s", n.connect_timeout_s),
+            ("neo4j.receive_timeout_s", n.receive_timeout_s),
+        ] {
+            if v == 0 {
+                return Err(self.invalid(key, "must be at least 1 (seconds)"));
+            }
         }
         if !(0.0..=1.0).contains(&n.min_load_success_rate) {
             return Err(self.invalid("neo4j.min_load_success_rate", "must be between 0 and 1"));

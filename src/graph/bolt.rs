@@ -177,26 +177,41 @@ fn explain(e: neo4rs::Error, conn: &Connection) -> GraphError {
     }
 }
 
+/// What a reply that did not come in time is reported as.
+fn no_reply(s: &Neo4jSettings) -> String {
+    format!(
+        "no reply within {} s (neo4j.receive_timeout_s)",
+        s.receive_timeout_s
+    )
+}
+
 /// A connection pool, checked (reachability and credentials) with the batches' retries.
 async fn connect(conn: &Connection, s: &Neo4jSettings) -> Result<Arc<Graph>, GraphError> {
     let unreachable = |e: neo4rs::Error| GraphError::Unreachable {
         uri: redact_uri(&conn.uri),
         message: e.to_string(),
     };
+    // neo4rs has one timeout for connecting and for every reply: it gets the receive timeout,
+    // and the first connection (the check below) is bounded by the connect timeout here.
     let config = ConfigBuilder::default()
         .uri(conn.uri.clone())
         .user(conn.user.clone())
         .password(conn.password.clone())
         .db(conn.database.clone())
         .max_connections(s.concurrency + 1)
-        .connection_timeout(Duration::from_secs(s.connect_timeout_s))
+        .connection_timeout(Duration::from_secs(s.receive_timeout_s))
         .build()
         .map_err(unreachable)?;
     let graph = Arc::new(Graph::connect(config).map_err(unreachable)?);
-    with_retries(s, || graph.run(query("RETURN 1")))
-        .await
-        .0
-        .map_err(|e| explain(e, conn))?;
+    let connect_timeout = Duration::from_secs(s.connect_timeout_s);
+    with_retries(s, || async {
+        tokio::time::timeout(connect_timeout, graph.run(query("RETURN 1")))
+            .await
+            .unwrap_or(Err(neo4rs::Error::ConnectionTimedOut))
+    })
+    .await
+    .0
+    .map_err(|e| explain(e, conn))?;
     Ok(graph)
 }
 
@@ -216,14 +231,17 @@ pub fn read_queries(
 ) -> Result<Vec<(String, Vec<Value>)>, GraphError> {
     runtime()?.block_on(async {
         let graph = connect(conn, s).await?;
+        let fail = |e: neo4rs::Error| match e {
+            neo4rs::Error::ConnectionTimedOut => {
+                GraphError::Server(format!("{}: {}", redact_uri(&conn.uri), no_reply(s)))
+            }
+            e => explain(e, conn),
+        };
         let mut out = Vec::new();
         for stmt in statements {
-            let mut rows = graph
-                .execute(query(stmt))
-                .await
-                .map_err(|e| explain(e, conn))?;
+            let mut rows = graph.execute(query(stmt)).await.map_err(fail)?;
             let mut values = Vec::new();
-            while let Some(row) = rows.next().await.map_err(|e| explain(e, conn))? {
+            while let Some(row) = rows.next().await.map_err(fail)? {
                 values.push(
                     row.to::<Value>()
                         .map_err(|e| GraphError::Server(format!("unreadable row: {e}")))?,
@@ -350,7 +368,10 @@ async fn load_async(
                         .await;
                         (
                             bi,
-                            res.map(|_| ()).map_err(|e| e.to_string()),
+                            res.map(|_| ()).map_err(|e| match e {
+                                neo4rs::Error::ConnectionTimedOut => no_reply(&settings),
+                                e => e.to_string(),
+                            }),
                             retries + tried,
                         )
                     });

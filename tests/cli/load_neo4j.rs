@@ -245,28 +245,44 @@ fn dry_run_writes_statements_and_typed_parameters() {
         == "UNWIND $rows AS row MERGE (n:Award {award_id: row.award_id}) SET n += row.props"));
 }
 
-#[test]
-fn dropped_connections_are_retried_then_reported() {
-    // A server that accepts and hangs up at once.
+/// A local TCP listener standing in for a broken graph server: `on_accept` gets each
+/// connection. Returns its port.
+fn fake_server(mut on_accept: impl FnMut(std::net::TcpStream) + Send + 'static) -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = accepted.clone();
     std::thread::spawn(move || {
-        for s in listener.incoming() {
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            drop(s);
+        for s in listener.incoming().flatten() {
+            on_accept(s);
         }
     });
-    let wd = Workdir::new();
-    classified(&wd);
+    port
+}
+
+/// `sbir load-neo4j` against the fake server on `port`, retrying once or twice quickly, with
+/// the classified fixture; returns its stderr (exit 1 expected).
+fn load_against(wd: &Workdir, port: u16, settings: &[(&str, &str)]) -> String {
+    classified(wd);
     let mut cmd = wd.cmd(&["load-neo4j"]);
     cmd.env("NEO4J_URI", format!("bolt://127.0.0.1:{port}"))
         .env("NEO4J_PASSWORD", "x")
-        .env("SBIR_ETL__NEO4J__BACKOFF_MS", "10")
-        .env("SBIR_ETL__NEO4J__MAX_RETRIES", "2");
-    let out = wd.run_expect(cmd, 1);
-    let err = stderr(&out);
+        .env("SBIR_ETL__NEO4J__BACKOFF_MS", "10");
+    for (k, v) in settings {
+        cmd.env(format!("SBIR_ETL__NEO4J__{k}"), v);
+    }
+    stderr(&wd.run_expect(cmd, 1))
+}
+
+#[test]
+fn dropped_connections_are_retried_then_reported() {
+    // A server that accepts and hangs up at once.
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let port = fake_server(move |s| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        drop(s);
+    });
+    let wd = Workdir::new();
+    let err = load_against(&wd, port, &[("MAX_RETRIES", "2")]);
     assert!(err.contains("retry 2 in 20 ms"), "{err}");
     assert!(
         err.contains(&format!(
@@ -275,6 +291,36 @@ fn dropped_connections_are_retried_then_reported() {
         "{err}"
     );
     assert!(accepted.load(std::sync::atomic::Ordering::SeqCst) >= 3);
+}
+
+#[test]
+fn a_server_that_never_answers_times_out() {
+    // A server that accepts and then says nothing.
+    let mut open = Vec::new();
+    let port = fake_server(move |s| open.push(s));
+    let wd = Workdir::new();
+    let err = load_against(
+        &wd,
+        port,
+        &[("CONNECT_TIMEOUT_S", "1"), ("MAX_RETRIES", "1")],
+    );
+    assert!(err.contains("retry 1 in 10 ms"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot reach the graph server at bolt://127.0.0.1:{port}: connection timed out"
+        )),
+        "{err}"
+    );
+
+    let mut cmd = wd.cmd(&["load-neo4j"]);
+    cmd.env("NEO4J_URI", format!("bolt://127.0.0.1:{port}"))
+        .env("SBIR_ETL__NEO4J__RECEIVE_TIMEOUT_S", "0");
+    let out = wd.run_expect(cmd, 2);
+    assert!(
+        stderr(&out).contains("neo4j.receive_timeout_s"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -521,6 +567,30 @@ fn live_bad_credentials_and_unreachable_server_exit_1_without_the_password() {
         "{err}"
     );
     assert!(!err.contains("hunter2"));
+}
+
+#[test]
+fn live_a_reply_slower_than_the_receive_timeout_is_an_error() {
+    let Some(server) = live_server() else { return };
+    let wd = Workdir::new();
+    // 16 million rows to count: seconds on any server.
+    wd.write(
+        "slow.cypher",
+        "UNWIND range(1, 4000) AS x UNWIND range(1, 4000) AS y RETURN count(*) AS n;",
+    );
+    let mut cmd = live_cmd(
+        &wd,
+        &server,
+        "slow",
+        &["load-neo4j", "--query", "slow.cypher"],
+    );
+    cmd.env("SBIR_ETL__NEO4J__RECEIVE_TIMEOUT_S", "1");
+    let out = wd.run_expect(cmd, 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains("no reply within 1 s (neo4j.receive_timeout_s)"),
+        "{err}"
+    );
 }
 
 #[test]
