@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::classify::AwardText;
 use super::params::EmbeddingParams;
 use super::taxonomy::Taxonomy;
-use crate::assets::bundle::{self, CentroidMetadata};
+use crate::assets::bundle::{self, CentroidMetadata, DeploymentMetadata};
 use crate::assets::{ModelFiles, ModelSource};
 use crate::embed::chunk::Chunker;
 use crate::embed::encoder::DenseEncoder;
@@ -192,8 +192,14 @@ impl EmbeddingScorer {
         bundle_root: &Path,
         award_vectors: bool,
     ) -> Result<Self, EmbedError> {
-        let sha = model_sha(&model, bundle_root)?;
-        let (centroids, origin) = match bundled_centroids(bundle_root, taxonomy, &model.id, &sha) {
+        // The bundle's file list (with checksums), read once for the three uses below.
+        let listed = bundle::read_metadata(bundle_root);
+        let sha = model_sha(&model, bundle_root, listed.as_ref().ok())?;
+        let bundled = listed
+            .as_ref()
+            .map_err(|e| format!("no bundle: {e}"))
+            .and_then(|meta| bundled_centroids(bundle_root, meta, taxonomy, &model.id, &sha));
+        let (centroids, origin) = match bundled {
             Ok((rows, path)) if rows.len() == taxonomy.areas.len() * encoder.dims() => {
                 (rows, CentroidOrigin::Bundle { path })
             }
@@ -217,9 +223,10 @@ impl EmbeddingScorer {
                 (rows, CentroidOrigin::Built { reason })
             }
         };
-        let cache = award_vectors
-            .then(|| award_cache(bundle_root, &model.id, &sha))
-            .flatten();
+        let cache = match (&listed, award_vectors) {
+            (Ok(meta), true) => award_cache(bundle_root, meta, &model.id, &sha),
+            _ => None,
+        };
         Ok(Self {
             encoder,
             chunker,
@@ -305,10 +312,14 @@ impl EmbeddingScorer {
 
 /// sha256 of the model's weights: from the bundle's metadata when the model is the bundle's
 /// (its checksums were verified when it was located), else hashed now.
-pub fn model_sha(model: &ModelFiles, bundle_root: &Path) -> Result<String, EmbedError> {
+fn model_sha(
+    model: &ModelFiles,
+    bundle_root: &Path,
+    listed: Option<&DeploymentMetadata>,
+) -> Result<String, EmbedError> {
     let weights = model.file("model.safetensors");
     if model.source == ModelSource::Bundle
-        && let Ok(meta) = bundle::read_metadata(bundle_root)
+        && let Some(meta) = listed
         && let Some(rel) = weights
             .strip_prefix(bundle_root)
             .ok()
@@ -324,12 +335,12 @@ pub fn model_sha(model: &ModelFiles, bundle_root: &Path) -> Result<String, Embed
 /// this taxonomy (ids and version) and this model (id and weights). Otherwise why not.
 fn bundled_centroids(
     root: &Path,
+    meta: &DeploymentMetadata,
     taxonomy: &Taxonomy,
     model_id: &str,
     model_sha: &str,
 ) -> Result<(Vec<f32>, PathBuf), String> {
-    let meta = bundle::read_metadata(root).map_err(|e| format!("no bundle: {e}"))?;
-    bundle::check_files(root, &meta, "embeddings/cet_areas").map_err(|e| e.to_string())?;
+    bundle::check_files(root, meta, "embeddings/cet_areas").map_err(|e| e.to_string())?;
     let cpath = root.join("embeddings/cet_areas.metadata.json");
     let c: CentroidMetadata = std::fs::read(&cpath)
         .ok()
@@ -360,13 +371,17 @@ fn bundled_centroids(
 
 /// The bundle's precomputed award vectors, when they are listed in its metadata with their
 /// checksums and were made with this model.
-fn award_cache(root: &Path, model_id: &str, model_sha: &str) -> Option<AwardCache> {
+fn award_cache(
+    root: &Path,
+    listed: &DeploymentMetadata,
+    model_id: &str,
+    model_sha: &str,
+) -> Option<AwardCache> {
     let dir = root.join("embeddings");
-    let listed = bundle::read_metadata(root).ok()?;
     if !listed.files.contains_key("embeddings/awards.npy") {
         return None;
     }
-    if let Err(e) = bundle::check_files(root, &listed, "embeddings/awards") {
+    if let Err(e) = bundle::check_files(root, listed, "embeddings/awards") {
         tracing::warn!("classify-cet: not using the bundle's award embeddings: {e}");
         return None;
     }
