@@ -108,6 +108,41 @@ pub struct CentroidMetadata {
     pub inputs_sha256: String,
 }
 
+impl CentroidMetadata {
+    /// Reads `embeddings/cet_areas.metadata.json` of the bundle in `dir`.
+    pub fn read(dir: &Path) -> Result<Self, IoError> {
+        let path = dir.join("embeddings/cet_areas.metadata.json");
+        let bytes = std::fs::read(&path).map_err(|e| IoError::read(&path, e))?;
+        serde_json::from_slice(&bytes).map_err(|e| IoError::read(&path, e))
+    }
+
+    /// Why these centroids do not fit `taxonomy` (area ids and version) and the model (id and
+    /// weights sha256), or None when they do.
+    pub fn staleness(
+        &self,
+        taxonomy: &Taxonomy,
+        model_id: &str,
+        model_sha: &str,
+    ) -> Option<String> {
+        if self.cet_ids != taxonomy.ids() || self.taxonomy_version != taxonomy.version {
+            return Some(format!(
+                "centroids built for taxonomy {}, {} is {}",
+                self.taxonomy_version,
+                taxonomy.path.display(),
+                taxonomy.version
+            ));
+        }
+        (self.model_id != model_id || self.model_sha256 != model_sha).then(|| {
+            format!(
+                "centroids built with model {} ({}), the encoder in use is {model_id} ({})",
+                self.model_id,
+                &self.model_sha256[..self.model_sha256.len().min(12)],
+                &model_sha[..model_sha.len().min(12)]
+            )
+        })
+    }
+}
+
 /// What `prepare` did.
 #[derive(Debug, Clone)]
 pub struct Prepared {
@@ -532,16 +567,11 @@ pub fn verify(
             taxonomy.version
         )));
     }
-    let cmeta_path = dir.join("embeddings/cet_areas.metadata.json");
-    let cmeta: CentroidMetadata = serde_json::from_slice(
-        &std::fs::read(&cmeta_path).map_err(|e| IoError::read(&cmeta_path, e))?,
-    )
-    .map_err(|e| IoError::read(&cmeta_path, e))?;
-    let ids: Vec<&str> = taxonomy.areas.iter().map(|a| a.id.as_str()).collect();
-    if cmeta.cet_ids != ids {
-        return Err(BundleError::Stale(
-            "the CET areas differ from the taxonomy's".into(),
-        ));
+    let cmeta = CentroidMetadata::read(dir)?;
+    let weights = format!("models/{}/model.safetensors", bundle_name(model_id));
+    let weights_sha = meta.files.get(&weights).map(|f| f.sha256.as_str());
+    if let Some(why) = cmeta.staleness(taxonomy, model_id, weights_sha.unwrap_or_default()) {
+        return Err(BundleError::Stale(why));
     }
     let model = ModelFiles {
         id: model_id.to_string(),

@@ -341,26 +341,9 @@ fn bundled_centroids(
     model_sha: &str,
 ) -> Result<(Vec<f32>, PathBuf), String> {
     bundle::check_files(root, meta, "embeddings/cet_areas").map_err(|e| e.to_string())?;
-    let cpath = root.join("embeddings/cet_areas.metadata.json");
-    let c: CentroidMetadata = std::fs::read(&cpath)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| format!("{} is missing or unreadable", cpath.display()))?;
-    if c.cet_ids != taxonomy.ids() || c.taxonomy_version != taxonomy.version {
-        return Err(format!(
-            "stale bundle: centroids built for taxonomy {}, {} is {}",
-            c.taxonomy_version,
-            taxonomy.path.display(),
-            taxonomy.version
-        ));
-    }
-    if c.model_id != model_id || c.model_sha256 != model_sha {
-        return Err(format!(
-            "stale bundle: centroids built with model {} ({}), the encoder in use is {model_id} ({})",
-            c.model_id,
-            &c.model_sha256[..c.model_sha256.len().min(12)],
-            &model_sha[..model_sha.len().min(12)]
-        ));
+    let c = CentroidMetadata::read(root).map_err(|e| e.to_string())?;
+    if let Some(why) = c.staleness(taxonomy, model_id, model_sha) {
+        return Err(format!("stale bundle: {why}"));
     }
     let path = root.join("embeddings/cet_areas.npy");
     let rows = NpyFile::open(&path)
