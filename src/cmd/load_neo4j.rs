@@ -255,11 +255,7 @@ fn load(
             peak_rss_mb: sbir::metrics::peak_rss_mb(),
             rss_delta_mb: None,
         };
-        let created: std::collections::BTreeMap<&String, i64> = r
-            .counts_after
-            .iter()
-            .map(|(k, after)| (k, after - r.counts_before.get(k).copied().unwrap_or(0)))
-            .collect();
+        let (created, updated) = r.created_updated();
         checks.outputs = r.failed_file.iter().cloned().collect();
         checks.details = json!({
             "uri": graph::bolt::redact_uri(uri),
@@ -267,6 +263,8 @@ fn load(
             "counts_before": r.counts_before,
             "counts_after": r.counts_after,
             "created": created,
+            "updated": updated,
+            "deleted": r.deleted,
             "resume": args.resume,
         });
         let path = s.neo4j.loaded_dir.join(format!("{}.checks.json", r.step));

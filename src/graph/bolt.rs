@@ -88,10 +88,31 @@ pub struct StepReport {
     /// Node count per label / relationship count per type, before and after the step.
     pub counts_before: BTreeMap<String, i64>,
     pub counts_after: BTreeMap<String, i64>,
+    /// Per label / type: rows the step upserted, and relationships its stale-edge removals
+    /// deleted (as the server counted them).
+    pub upserted: BTreeMap<String, u64>,
+    pub deleted: BTreeMap<String, u64>,
     pub failed_file: Option<PathBuf>,
 }
 
 impl StepReport {
+    /// Per label / type: entities created (the count's change plus what was deleted) and
+    /// updated (upserted rows that matched an existing entity).
+    pub fn created_updated(&self) -> (BTreeMap<String, i64>, BTreeMap<String, i64>) {
+        let mut created = BTreeMap::new();
+        let mut updated = BTreeMap::new();
+        for (k, after) in &self.counts_after {
+            let before = self.counts_before.get(k).copied().unwrap_or(0);
+            let deleted = self.deleted.get(k).copied().unwrap_or(0) as i64;
+            let c = after - before + deleted;
+            created.insert(k.clone(), c);
+            if let Some(&rows) = self.upserted.get(k) {
+                updated.insert(k.clone(), (rows as i64 - c).max(0));
+            }
+        }
+        (created, updated)
+    }
+
     pub fn success_rate(&self) -> f64 {
         let sent = self.rows - self.rows_skipped_resume;
         if sent == 0 {
@@ -305,6 +326,8 @@ async fn load_async(
             duration_s: 0.0,
             counts_before: counts(&graph, cypher, &statements).await.map_err(fail)?,
             counts_after: BTreeMap::new(),
+            upserted: BTreeMap::new(),
+            deleted: BTreeMap::new(),
             failed_file: None,
         };
         let mut failures: Vec<Value> = Vec::new();
@@ -353,7 +376,7 @@ async fn load_async(
                         let mut tried = 0;
                         if let Some(c) = create {
                             match g.run(query(&c).param("rows", param.clone())).await {
-                                Ok(_) => return (bi, Ok(()), 0),
+                                Ok(_) => return (bi, Ok(0), 0),
                                 Err(e) => {
                                     tracing::debug!(
                                         "CREATE batch {bi} failed ({e}); sending the MERGE"
@@ -363,12 +386,12 @@ async fn load_async(
                             }
                         }
                         let (res, retries) = with_retries(&settings, || {
-                            g.run(query(&text).param("rows", param.clone()))
+                            deleted_count(&g, query(&text).param("rows", param.clone()))
                         })
                         .await;
                         (
                             bi,
-                            res.map(|_| ()).map_err(|e| match e {
+                            res.map_err(|e| match e {
                                 neo4rs::Error::ConnectionTimedOut => no_reply(&settings),
                                 e => e.to_string(),
                             }),
@@ -386,9 +409,15 @@ async fn load_async(
                     let range = bi * s.batch_size..((bi + 1) * s.batch_size).min(stmt.rows.len());
                     let n = range.len() as u64;
                     match res {
-                        Ok(()) => {
+                        Ok(deleted) => {
                             state.done.insert((si, bi));
                             report.rows_loaded += n;
+                            let target = stmt.target.clone();
+                            if matches!(stmt.when_empty, super::WhenEmpty::Skip) {
+                                *report.deleted.entry(target).or_default() += deleted;
+                            } else {
+                                *report.upserted.entry(target).or_default() += n;
+                            }
                         }
                         Err(e) => {
                             report.batches_failed += 1;
@@ -424,6 +453,16 @@ async fn load_async(
         }
     }
     Ok(reports)
+}
+
+/// Runs a write statement; returns the `deleted` count it reports (0 when it returns none).
+async fn deleted_count(g: &Graph, q: neo4rs::Query) -> Result<u64, neo4rs::Error> {
+    let mut rows = g.execute(q).await?;
+    let mut n = 0;
+    while let Some(row) = rows.next().await? {
+        n += row.get::<i64>("deleted").unwrap_or(0).max(0) as u64;
+    }
+    Ok(n)
 }
 
 /// Runs `op`, retrying connection errors `max_retries` times with doubling, capped backoff.

@@ -157,10 +157,10 @@ impl Cypher {
     }
 
     /// Deletes the `rel` edges of each row's node whose far end is not in `row.keep`, so a
-    /// re-classified award or company keeps no stale edge.
+    /// re-classified award or company keeps no stale edge; returns how many went (`deleted`).
     fn remove_stale(from: (&str, &str), rel: &str, to: (&str, &str)) -> String {
         format!(
-            "UNWIND $rows AS row MATCH (a:{} {{{}: row.from}})-[r:{rel}]->(b:{}) WHERE NOT b.{} IN row.keep DELETE r",
+            "UNWIND $rows AS row MATCH (a:{} {{{}: row.from}})-[r:{rel}]->(b:{}) WHERE NOT b.{} IN row.keep DELETE r RETURN count(r) AS deleted",
             from.0, from.1, to.0, to.1
         )
     }
@@ -274,7 +274,7 @@ mod tests {
         );
         assert_eq!(
             c.remove_stale_applicable(),
-            "UNWIND $rows AS row MATCH (a:Award {award_id: row.from})-[r:APPLICABLE_TO]->(b:CETArea) WHERE NOT b.cet_id IN row.keep DELETE r"
+            "UNWIND $rows AS row MATCH (a:Award {award_id: row.from})-[r:APPLICABLE_TO]->(b:CETArea) WHERE NOT b.cet_id IN row.keep DELETE r RETURN count(r) AS deleted"
         );
         assert_eq!(
             c.applicable(&Write::Merge(&some)),
@@ -295,7 +295,7 @@ mod tests {
         );
         assert_eq!(
             c.remove_stale_specializes(),
-            "UNWIND $rows AS row MATCH (a:Company {company_key: row.from})-[r:SPECIALIZES_IN]->(b:CETArea) WHERE NOT b.cet_id IN row.keep DELETE r"
+            "UNWIND $rows AS row MATCH (a:Company {company_key: row.from})-[r:SPECIALIZES_IN]->(b:CETArea) WHERE NOT b.cet_id IN row.keep DELETE r RETURN count(r) AS deleted"
         );
         assert_eq!(
             c.specializes(&Write::Merge(&some)),

@@ -509,6 +509,15 @@ fn live_load_is_idempotent_resumable_and_drops_stale_edges() {
             "{step}: {created}"
         );
     }
+    let details = &step_checks(&wd, "award-enrichment")["details"];
+    assert_eq!(details["updated"][format!("Award_{tag}")], 3, "{details}");
+    let details = &step_checks(&wd, "award-relationships")["details"];
+    assert_eq!(details["updated"][format!("AWARDED_{tag}")], 3, "{details}");
+    assert_eq!(
+        details["deleted"][format!("APPLICABLE_TO_{tag}")],
+        0,
+        "{details}"
+    );
 
     // --resume after a complete load sends nothing.
     wd.run_expect(
@@ -538,6 +547,18 @@ fn live_load_is_idempotent_resumable_and_drops_stale_edges() {
         after[format!("APPLICABLE_TO_{tag}")],
         edges,
         "stale edges must go"
+    );
+    let details = &step_checks(&wd, "award-relationships")["details"];
+    let deleted = details["deleted"][format!("APPLICABLE_TO_{tag}")]
+        .as_u64()
+        .unwrap();
+    assert!(deleted >= 1, "{details}");
+    assert_eq!(
+        details["created"][format!("APPLICABLE_TO_{tag}")]
+            .as_i64()
+            .unwrap(),
+        edges as i64 - first[format!("APPLICABLE_TO_{tag}")].as_i64().unwrap() + deleted as i64,
+        "{details}"
     );
     assert_eq!(after[format!("Award_{tag}")], 3);
 }
