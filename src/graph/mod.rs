@@ -548,8 +548,9 @@ impl GraphData {
 }
 
 /// Writes every statement and parameter batch as NDJSON lines
-/// `{"step", "statement", "batch", "params": {"rows": [...]}}` (schema statements first, with
-/// empty params) instead of sending them. Returns the lines written.
+/// `{"step", "statement", "when_empty", "batch", "params": {"rows": [...]}}` (schema statements
+/// first, with empty params) instead of sending them; `when_empty` is the CREATE form (or
+/// `skip`) the loader sends while the target has nothing yet. Returns the lines written.
 pub fn write_dry_run(
     path: &Path,
     schema: &[String],
@@ -562,8 +563,13 @@ pub fn write_dry_run(
     }
     for (step, statements) in steps {
         for s in statements {
+            // What the loader sends instead while the target is still empty.
+            let when_empty = match &s.when_empty {
+                WhenEmpty::Create(text) => text.as_str(),
+                WhenEmpty::Skip => "skip",
+            };
             for (i, range) in s.rows.batches(batch_size).enumerate() {
-                w.write(&json!({"step": step.name(), "statement": s.text, "batch": i, "params": {"rows": s.rows.values(range)}}))?;
+                w.write(&json!({"step": step.name(), "statement": s.text, "when_empty": when_empty, "batch": i, "params": {"rows": s.rows.values(range)}}))?;
             }
         }
     }

@@ -241,8 +241,21 @@ fn dry_run_writes_statements_and_typed_parameters() {
     assert!(award["props"]["award_year"].is_i64());
     assert!(award["props"]["cet_supporting_ids"].is_array());
     assert!(award["props"]["topic_code"].is_null());
-    assert!(lines.iter().any(|l| l["statement"]
-        == "UNWIND $rows AS row MERGE (n:Award {award_id: row.award_id}) SET n += row.props"));
+    let merge = lines
+        .iter()
+        .find(|l| {
+            l["statement"]
+                == "UNWIND $rows AS row MERGE (n:Award {award_id: row.award_id}) SET n += row.props"
+        })
+        .unwrap();
+    // The first-load form: every property inline.
+    let create = merge["when_empty"].as_str().unwrap();
+    assert!(
+        create.starts_with("UNWIND $rows AS row CREATE (n:Award {award_id: row.award_id, ")
+            && create.contains("award_amount: row.props.award_amount")
+            && !create.contains("SET"),
+        "{create}"
+    );
 }
 
 /// A local TCP listener standing in for a broken graph server: `on_accept` gets each
