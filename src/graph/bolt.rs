@@ -358,8 +358,7 @@ async fn load_async(
             }
             for wave in pending.chunks(s.concurrency) {
                 let mut set = tokio::task::JoinSet::new();
-                for (bi, range) in wave {
-                    let bi = *bi;
+                for (bi, range) in wave.iter().cloned() {
                     let g = graph.clone();
                     let text = stmt.text.clone();
                     let param = BoltType::List(BoltList::from(
@@ -376,7 +375,7 @@ async fn load_async(
                         let mut tried = 0;
                         if let Some(c) = create {
                             match g.run(query(&c).param("rows", param.clone())).await {
-                                Ok(_) => return (bi, Ok(0), 0),
+                                Ok(_) => return (bi, range, Ok(0), 0),
                                 Err(e) => {
                                     tracing::debug!(
                                         "CREATE batch {bi} failed ({e}); sending the MERGE"
@@ -391,6 +390,7 @@ async fn load_async(
                         .await;
                         (
                             bi,
+                            range,
                             res.map_err(|e| match e {
                                 neo4rs::Error::ConnectionTimedOut => no_reply(&settings),
                                 e => e.to_string(),
@@ -404,9 +404,8 @@ async fn load_async(
                     results.push(r.map_err(|e| GraphError::Server(e.to_string()))?);
                 }
                 results.sort_by_key(|r| r.0);
-                for (bi, res, retries) in results {
+                for (bi, range, res, retries) in results {
                     report.retries += retries;
-                    let range = bi * s.batch_size..((bi + 1) * s.batch_size).min(stmt.rows.len());
                     let n = range.len() as u64;
                     match res {
                         Ok(deleted) => {
