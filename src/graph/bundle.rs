@@ -313,7 +313,7 @@ pub fn write_literal(out: &mut impl Write, v: &Value) -> std::io::Result<()> {
                 if i > 0 {
                     out.write_all(b", ")?;
                 }
-                write!(out, "`{}`: ", k.replace('`', "``"))?;
+                write!(out, "{}: ", super::cypher::back_quoted(k))?;
                 write_literal(out, item)?;
             }
             out.write_all(b"}")

@@ -52,14 +52,18 @@ fn inline(props: &[String], lead: &str) -> String {
     out
 }
 
-/// A property name as Cypher takes it: plain when it is an identifier, else in back quotes
-/// (a back quote inside doubled), so no key can change the statement.
+/// A property name as Cypher takes it: plain when it is an identifier, else back-quoted.
 fn quoted(k: &str) -> std::borrow::Cow<'_, str> {
     if is_identifier(k) {
         k.into()
     } else {
-        format!("`{}`", k.replace('`', "``")).into()
+        back_quoted(k).into()
     }
+}
+
+/// `k` in back quotes, a back quote inside doubled: a name no key can break out of.
+pub fn back_quoted(k: &str) -> String {
+    format!("`{}`", k.replace('`', "``"))
 }
 
 impl Cypher {
