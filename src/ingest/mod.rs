@@ -127,8 +127,14 @@ pub fn ingest_to_files(
     };
     let report = run(opts, &mut out, progress)?;
     let completeness = out.awards.completeness();
-    let mut paths = out.awards.commit()?;
-    paths.push(out.rejects.commit()?);
+    let Outputs { awards, rejects } = out;
+    // Committed side by side: each commit mostly waits for the disk to confirm its sync.
+    let (awards, rejects) = std::thread::scope(|scope| {
+        let rejects = scope.spawn(move || rejects.commit());
+        (awards.commit(), rejects.join())
+    });
+    let mut paths = awards?;
+    paths.push(rejects.expect("committing the rejects does not panic")?);
     Ok(Written {
         report,
         paths,

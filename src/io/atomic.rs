@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// A buffered writer to a temporary file that becomes `dest` on commit.
 #[derive(Debug)]
 pub struct AtomicWriter {
-    out: Option<BufWriter<File>>,
+    out: Option<BufWriter<Writeback>>,
     tmp: PathBuf,
     dest: PathBuf,
 }
@@ -31,7 +31,7 @@ impl AtomicWriter {
         let tmp = dir.join(format!("{prefix}{}", std::process::id()));
         let file = File::create(&tmp)?;
         Ok(Self {
-            out: Some(BufWriter::with_capacity(1 << 20, file)),
+            out: Some(BufWriter::with_capacity(1 << 20, Writeback::new(file))),
             tmp,
             dest: dest.to_path_buf(),
         })
@@ -45,10 +45,23 @@ impl AtomicWriter {
     /// Flushes, syncs and renames the temporary file over the destination.
     pub fn commit(mut self) -> io::Result<PathBuf> {
         let out = self.out.take().expect("writer present until commit");
-        let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+        let file = out
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)?
+            .file;
         file.sync_all()?;
         drop(file);
+        // A regular file being replaced stays open across the rename, so the file system
+        // frees its blocks when this handle closes, on another thread, instead of inside the
+        // rename (25 ms for a 45 MB file here).
+        let replaced = std::fs::symlink_metadata(&self.dest)
+            .is_ok_and(|m| m.is_file())
+            .then(|| File::open(&self.dest).ok())
+            .flatten();
         std::fs::rename(&self.tmp, &self.dest)?;
+        if let Some(old) = replaced {
+            std::thread::spawn(move || drop(old));
+        }
         Ok(self.dest.clone())
     }
 }
@@ -83,6 +96,61 @@ impl Drop for AtomicWriter {
         }
     }
 }
+
+/// Bytes between requests to start writing a file back to disk.
+const WRITEBACK: u64 = 8 << 20;
+
+/// A file that asks the kernel to start writing back every [`WRITEBACK`] bytes as they are
+/// written, so the sync at commit waits for the last few megabytes, not the whole file.
+#[derive(Debug)]
+struct Writeback {
+    file: File,
+    written: u64,
+    queued: u64,
+}
+
+impl Writeback {
+    fn new(file: File) -> Self {
+        Self {
+            file,
+            written: 0,
+            queued: 0,
+        }
+    }
+}
+
+impl Write for Writeback {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        if self.written - self.queued >= WRITEBACK {
+            start_writeback(&self.file, self.queued, self.written - self.queued);
+            self.queued = self.written;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// Starts writing `len` bytes from `offset` back to disk without waiting. Only a hint: errors
+/// are left to the sync at commit, which reports them.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: the descriptor is open for as long as `file` lives; the call only queues I/O.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_: &File, _: u64, _: u64) {}
 
 /// Removes temporary files `prefix<pid>` left by processes that no longer run (a run killed
 /// with SIGKILL cannot clean up after itself).
@@ -148,6 +216,22 @@ mod tests {
             other.exists(),
             "only temp files of the same destination are touched"
         );
+    }
+
+    #[test]
+    fn large_writes_keep_every_byte() {
+        // Several writeback requests and a partial tail.
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("big.bin");
+        let data: Vec<u8> = (0..(2 * WRITEBACK + 12_345))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let mut w = AtomicWriter::create(&dest).unwrap();
+        for part in data.chunks(300_001) {
+            w.write_all(part).unwrap();
+        }
+        w.commit().unwrap();
+        assert!(std::fs::read(&dest).unwrap() == data);
     }
 
     #[test]
