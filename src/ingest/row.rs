@@ -350,7 +350,10 @@ pub fn award_id<S: AsRef<str>>(a: &Award<S>) -> String {
 }
 
 fn format_award_id(key: u64) -> String {
-    format!("sbir-{key:016x}")
+    let mut id = String::with_capacity(21);
+    id.push_str("sbir-");
+    crate::config::push_hex(&mut id, &key.to_be_bytes());
+    id
 }
 
 /// The 64-bit key behind [`award_id`].
@@ -425,6 +428,16 @@ fn push_upper_collapsed(out: &mut Vec<u8>, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn award_ids_are_the_key_in_sixteen_hex_digits() {
+        assert_eq!(
+            format_award_id(0x0123_4567_89ab_cdef),
+            "sbir-0123456789abcdef"
+        );
+        assert_eq!(format_award_id(0xf), "sbir-000000000000000f");
+        assert_eq!(format_award_id(u64::MAX), format!("sbir-{:016x}", u64::MAX));
+    }
 
     #[test]
     fn ascii_and_unicode_keys_follow_one_whitespace_rule() {
