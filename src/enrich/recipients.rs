@@ -117,15 +117,17 @@ impl Loader<'_> {
         self.report.rows += 1;
         let v = values.map(str::trim);
         let mut reasons = Vec::new();
-        let uei = rules::uei(v[1]).unwrap_or_else(|p| {
-            reasons.push(format!(
-                "recipient_uei: {} (expected {})",
-                p.code, p.expected
-            ));
-            None
-        });
+        let uei = rules::uei(v[1])
+            .map(|u| u.map(Cow::into_owned))
+            .unwrap_or_else(|p| {
+                reasons.push(format!(
+                    "recipient_uei: {} (expected {})",
+                    p.code, p.expected
+                ));
+                None
+            });
         let duns = rules::duns(v[2])
-            .map(|d| d.map(|(d, _)| d))
+            .map(|d| d.map(|(d, _)| d.into_owned()))
             .unwrap_or_else(|p| {
                 reasons.push(format!(
                     "recipient_duns: {} (expected {})",
@@ -151,7 +153,7 @@ impl Loader<'_> {
             uei,
             duns,
             opt(v[3]),
-            rules::uei(v[4]).ok().flatten(),
+            rules::uei(v[4]).ok().flatten().map(Cow::into_owned),
             opt(&v[5].to_ascii_uppercase()),
             opt(&v[6].to_ascii_uppercase()),
             opt(v[7]),

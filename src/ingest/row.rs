@@ -143,6 +143,24 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// Like [`Fields::parse`], for rules that may hand back the field's own text: the value
+    /// borrows from the row when the row was valid UTF-8.
+    fn parse_text<T>(
+        &mut self,
+        col: Col,
+        f: impl for<'s> Fn(&'s str) -> Parsed<(Cow<'s, str>, T)>,
+    ) -> Option<(Cow<'a, str>, T)> {
+        let parsed = match self.map.position(col).and_then(|i| self.values.get(i)) {
+            Some(Cow::Borrowed(s)) => f(s.trim()),
+            Some(Cow::Owned(s)) => f(s.trim()).map(|v| v.map(|(t, x)| (t.into_owned().into(), x))),
+            None => f(""),
+        };
+        parsed.unwrap_or_else(|p| {
+            self.fail(col, p);
+            None
+        })
+    }
+
     /// A required field: parsed, or a `missing_required` reason when empty.
     fn require<T>(&mut self, col: Col, f: impl FnOnce(&str) -> Parsed<T>) -> Option<T> {
         let empty = self.get(col).is_empty();
@@ -199,13 +217,13 @@ pub fn validate<'a>(row: Record<'a>, map: &'a HeaderMap, limits: &Limits) -> Val
     let date_of_notification = f.parse(Col::DateOfNotification, rules::date);
     let solicitation_year = f.parse(Col::SolicitationYear, rules::integer);
     let number_employees = f.parse(Col::NumberEmployees, rules::integer);
-    let uei = f.parse(Col::Uei, rules::uei);
-    let duns = f.parse(Col::Duns, rules::duns);
+    let uei = f.parse_text(Col::Uei, |s| Ok(rules::uei(s)?.map(|u| (u, ()))));
+    let duns = f.parse_text(Col::Duns, rules::duns);
     let hubzone_owned = f.parse(Col::HubzoneOwned, rules::flag);
     let sed = f.parse(Col::SociallyEconomicallyDisadvantaged, rules::flag);
     let woman_owned = f.parse(Col::WomanOwned, rules::flag);
     let state = f.parse(Col::State, rules::state);
-    let zip = f.parse(Col::Zip, rules::zip);
+    let zip = f.parse_text(Col::Zip, rules::zip);
 
     let (
         Some(company),
@@ -277,8 +295,8 @@ pub fn validate<'a>(row: Record<'a>, map: &'a HeaderMap, limits: &Limits) -> Val
         topic_code: f.text(Col::TopicCode),
         award_year,
         award_amount,
-        uei: uei.map(Cow::Owned),
-        duns: duns.map(Cow::Owned),
+        uei: uei.map(|(u, ())| u),
+        duns,
         hubzone_owned,
         socially_economically_disadvantaged: sed,
         woman_owned,
@@ -289,7 +307,7 @@ pub fn validate<'a>(row: Record<'a>, map: &'a HeaderMap, limits: &Limits) -> Val
         city: f.text(Col::City),
         state: state.map(Cow::Borrowed),
         state_name: f.text(Col::State),
-        zip: zip.map(Cow::Owned),
+        zip,
         r#abstract: f.text(Col::Abstract),
         contact_name: f.text(Col::ContactName),
         contact_title: f.text(Col::ContactTitle),

@@ -2,6 +2,8 @@
 //! returns the normalised value, `None` for an empty value, or a [`Problem`] naming the
 //! rule it broke and what was expected.
 
+use std::borrow::Cow;
+
 /// A value that breaks a rule: a stable code and what a valid value looks like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Problem {
@@ -117,35 +119,47 @@ fn is_placeholder(s: &str) -> bool {
 }
 
 /// A Unique Entity ID: 12 letters or digits, upper-cased.
-pub fn uei(s: &str) -> Parsed<String> {
+/// Borrowed when already upper-case, as nearly every one is.
+pub fn uei(s: &str) -> Parsed<Cow<'_, str>> {
     if is_placeholder(s) {
         return Ok(None);
     }
     if s.len() == 12 && s.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        Ok(Some(s.to_ascii_uppercase()))
+        Ok(Some(if s.bytes().any(|b| b.is_ascii_lowercase()) {
+            Cow::Owned(s.to_ascii_uppercase())
+        } else {
+            Cow::Borrowed(s)
+        }))
     } else {
         Err(problem("invalid_uei", "12 letters or digits"))
     }
 }
 
 /// A DUNS number: 9 digits after stripping punctuation; 8-digit forms (a lost leading zero)
-/// are zero-padded and reported with `true`.
-pub fn duns(s: &str) -> Parsed<(String, bool)> {
+/// are zero-padded and reported with `true`. Borrowed when already 9 plain digits.
+pub fn duns(s: &str) -> Parsed<(Cow<'_, str>, bool)> {
     if is_placeholder(s) {
         return Ok(None);
     }
+    let err = || problem("invalid_duns", "9 digits, optionally with dashes");
     if !s
-        .chars()
-        .all(|c| c.is_ascii_digit() || matches!(c, '-' | ' ' | '.'))
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b' ' | b'.'))
     {
-        return Err(problem("invalid_duns", "9 digits, optionally with dashes"));
+        return Err(err());
     }
-    let digits: String = s.chars().filter(char::is_ascii_digit).collect();
-    match digits.len() {
-        9 => Ok(Some((digits, false))),
-        8 => Ok(Some((format!("0{digits}"), true))),
-        _ => Err(problem("invalid_duns", "9 digits, optionally with dashes")),
+    let digits = s.bytes().filter(u8::is_ascii_digit).count();
+    if digits == s.len() && digits == 9 {
+        return Ok(Some((Cow::Borrowed(s), false)));
     }
+    let mut out = String::with_capacity(9);
+    if digits == 8 {
+        out.push('0');
+    } else if digits != 9 {
+        return Err(err());
+    }
+    out.extend(s.chars().filter(char::is_ascii_digit));
+    Ok(Some((Cow::Owned(out), digits == 8)))
 }
 
 /// `Y`/`Yes`/`True`/`1` → true, `N`/`No`/`False`/`0` → false, `U`/`Unknown`/empty → none.
@@ -216,7 +230,8 @@ pub fn iso_date(days: i32) -> String {
 
 /// ZIP code: `12345`, `12345-6789`, or 9 digits (hyphenated on output). 3-4 digits are
 /// zero-padded (a spreadsheet dropped the leading zeros) and reported with `true`; `-` is none.
-pub fn zip(s: &str) -> Parsed<(String, bool)> {
+/// Borrowed when already in one of those two forms.
+pub fn zip(s: &str) -> Parsed<(Cow<'_, str>, bool)> {
     if s.is_empty() || s == "-" {
         return Ok(None);
     }
@@ -230,13 +245,24 @@ pub fn zip(s: &str) -> Parsed<(String, bool)> {
     if !digits(main) || main.len() > 5 || main.len() < 3 {
         return Err(err);
     }
+    let ext = match ext {
+        None | Some("") => None,
+        Some(e) if e.len() == 4 && digits(e) => Some(e),
+        Some(_) => return Err(err),
+    };
     let padded = main.len() < 5;
-    let main = format!("{main:0>5}");
-    match ext {
-        None | Some("") => Ok(Some((main, padded))),
-        Some(e) if e.len() == 4 && digits(e) => Ok(Some((format!("{main}-{e}"), padded))),
-        Some(_) => Err(err),
+    let canonical = main.len() + ext.map_or(0, |e| e.len() + 1);
+    if !padded && s.len() == canonical && (ext.is_none() || s.as_bytes()[5] == b'-') {
+        return Ok(Some((Cow::Borrowed(s), false)));
     }
+    let mut out = String::with_capacity(10);
+    out.extend(std::iter::repeat_n('0', 5 - main.len()));
+    out.push_str(main);
+    if let Some(e) = ext {
+        out.push('-');
+        out.push_str(e);
+    }
+    Ok(Some((Cow::Owned(out), padded)))
 }
 
 /// US states, DC, territories and military "states", by name.
@@ -366,10 +392,13 @@ mod tests {
     #[test]
     fn identifiers() {
         assert_eq!(uei("abc123def456"), Ok(Some("ABC123DEF456".into())));
+        assert_eq!(uei("ABC123DEF456"), Ok(Some("ABC123DEF456".into())));
         assert_eq!(uei("N/A"), Ok(None));
         assert_eq!(uei("ABC123").unwrap_err().code, "invalid_uei");
         assert_eq!(duns("12-345-6789"), Ok(Some(("123456789".into(), false))));
         assert_eq!(duns("12345678"), Ok(Some(("012345678".into(), true))));
+        assert_eq!(duns("123456789"), Ok(Some(("123456789".into(), false))));
+        assert_eq!(duns("1234.5678"), Ok(Some(("012345678".into(), true))));
         assert_eq!(duns("000000000"), Ok(None));
         assert_eq!(duns("1234").unwrap_err().code, "invalid_duns");
         assert_eq!(duns("12345678A").unwrap_err().code, "invalid_duns");
@@ -397,6 +426,11 @@ mod tests {
         assert_eq!(zip("02110"), Ok(Some(("02110".into(), false))));
         assert_eq!(zip("021101234"), Ok(Some(("02110-1234".into(), false))));
         assert_eq!(zip("2110-1234"), Ok(Some(("02110-1234".into(), true))));
+        assert_eq!(zip("02110-1234"), Ok(Some(("02110-1234".into(), false))));
+        assert_eq!(zip("02110 - 1234"), Ok(Some(("02110-1234".into(), false))));
+        assert_eq!(zip("02110-"), Ok(Some(("02110".into(), false))));
+        assert_eq!(zip("211"), Ok(Some(("00211".into(), true))));
+        assert_eq!(zip("02110-123").unwrap_err().code, "invalid_zip");
         assert_eq!(zip("-"), Ok(None));
         assert_eq!(zip("ABCDE").unwrap_err().code, "invalid_zip");
         assert_eq!(state("Virginia"), Ok(Some("VA")));
