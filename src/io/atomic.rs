@@ -60,7 +60,10 @@ impl AtomicWriter {
             .flatten();
         std::fs::rename(&self.tmp, &self.dest)?;
         if let Some(old) = replaced {
-            std::thread::spawn(move || drop(old));
+            // Without a thread to spare, the handle closes here (the old behaviour).
+            let _ = std::thread::Builder::new()
+                .name("free-replaced".into())
+                .spawn(move || drop(old));
         }
         Ok(self.dest.clone())
     }
