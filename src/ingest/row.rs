@@ -150,9 +150,9 @@ impl<'a> Fields<'a> {
         col: Col,
         f: impl for<'s> Fn(&'s str) -> Parsed<(Cow<'s, str>, T)>,
     ) -> Option<(Cow<'a, str>, T)> {
-        let parsed = match self.map.position(col).and_then(|i| self.values.get(i)) {
-            Some(Cow::Borrowed(s)) => f(s.trim()),
-            Some(Cow::Owned(s)) => f(s.trim()).map(|v| v.map(|(t, x)| (t.into_owned().into(), x))),
+        let parsed = match self.text(col) {
+            Some(Cow::Borrowed(s)) => f(s),
+            Some(Cow::Owned(s)) => f(&s).map(|v| v.map(|(t, x)| (t.into_owned().into(), x))),
             None => f(""),
         };
         parsed.unwrap_or_else(|p| {
