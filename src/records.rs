@@ -82,8 +82,10 @@ fn field(name: &str, data_type: DataType, nullable: bool) -> Field {
 }
 
 /// Field metadata key marking mostly unique values (ids, titles, abstracts, contacts, amounts,
-/// line numbers): Parquet writers skip dictionary encoding and statistics for them, which would
-/// cost time and buy nothing.
+/// line numbers) and company identity fields (name, UEI, DUNS, website, ZIP, topic code), which
+/// take thousands of distinct values in every row group: Parquet writers skip dictionary
+/// encoding and statistics for them, which would cost time and buy little (zstd still finds the
+/// repeats).
 pub const HIGH_CARDINALITY: &str = "sbir.high_cardinality";
 
 /// `field` marked [`HIGH_CARDINALITY`].
@@ -150,7 +152,7 @@ fn award_columns<S: AsRef<str>>() -> Vec<(Field, BuildColumn<S>)> {
         (unique_text("award_id", false), |r| {
             strings(r, |a| Some(a.award_id.as_ref()))
         }),
-        (field("company", Utf8, false), |r| {
+        (unique_text("company", false), |r| {
             strings(r, |a| Some(a.company.as_ref()))
         }),
         (unique_text("award_title", false), |r| {
@@ -193,7 +195,9 @@ fn award_columns<S: AsRef<str>>() -> Vec<(Field, BuildColumn<S>)> {
         (date("date_of_notification"), |r| {
             dates(r, |a| a.date_of_notification)
         }),
-        (text("topic_code"), |r| strings(r, |a| opt(&a.topic_code))),
+        (unique_text("topic_code", true), |r| {
+            strings(r, |a| opt(&a.topic_code))
+        }),
         (field("award_year", Int32, false), |r| {
             ints(r, |a| Some(a.award_year))
         }),
@@ -202,8 +206,8 @@ fn award_columns<S: AsRef<str>>() -> Vec<(Field, BuildColumn<S>)> {
                 r.iter().map(|a| a.award_amount),
             ))
         }),
-        (text("uei"), |r| strings(r, |a| opt(&a.uei))),
-        (text("duns"), |r| strings(r, |a| opt(&a.duns))),
+        (unique_text("uei", true), |r| strings(r, |a| opt(&a.uei))),
+        (unique_text("duns", true), |r| strings(r, |a| opt(&a.duns))),
         (field("hubzone_owned", Boolean, true), |r| {
             flags(r, |a| a.hubzone_owned)
         }),
@@ -217,7 +221,7 @@ fn award_columns<S: AsRef<str>>() -> Vec<(Field, BuildColumn<S>)> {
         (field("number_employees", Int32, true), |r| {
             ints(r, |a| a.number_employees)
         }),
-        (text("company_website"), |r| {
+        (unique_text("company_website", true), |r| {
             strings(r, |a| opt(&a.company_website))
         }),
         (unique_text("address1", true), |r| {
@@ -227,7 +231,7 @@ fn award_columns<S: AsRef<str>>() -> Vec<(Field, BuildColumn<S>)> {
         (text("city"), |r| strings(r, |a| opt(&a.city))),
         (text("state"), |r| strings(r, |a| opt(&a.state))),
         (text("state_name"), |r| strings(r, |a| opt(&a.state_name))),
-        (text("zip"), |r| strings(r, |a| opt(&a.zip))),
+        (unique_text("zip", true), |r| strings(r, |a| opt(&a.zip))),
         (unique_text("abstract", true), |r| {
             strings(r, |a| opt(&a.r#abstract))
         }),

@@ -404,14 +404,18 @@ pub fn award_key<S: AsRef<str>>(a: &Award<S>) -> u64 {
 /// Appends `s` upper-cased, with runs of whitespace collapsed to one space and the ends trimmed.
 fn push_upper_collapsed(out: &mut Vec<u8>, s: &str) {
     if s.is_ascii() {
-        // These six bytes are what `split_whitespace` splits ASCII text on.
-        let ws = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\x0B' | b'\x0C' | b'\r');
+        // These six bytes are what `split_whitespace` splits ASCII text on: the space and the
+        // controls \t \n \x0B \x0C \r (9 to 13).
+        let control = |b: u8| b.wrapping_sub(b'\t') < 5;
+        let ws = |b: u8| b == b' ' || control(b);
         let b = s.as_bytes();
         // Nearly every value is already trimmed with single spaces between words: then it is
-        // copied and upper-cased in place, both vectorised.
+        // copied and upper-cased in place. The checks have no early exit, so they vectorise.
         let tidy = !b.first().is_some_and(|&c| ws(c))
             && !b.last().is_some_and(|&c| ws(c))
-            && !b.windows(2).any(|p| ws(p[0]) && (p[0] != b' ' || ws(p[1])));
+            && !b.iter().fold(false, |any, &c| any | control(c))
+            && !(b.iter().zip(b.get(1..).unwrap_or_default()))
+                .fold(false, |any, (&x, &y)| any | ((x == b' ') & (y == b' ')));
         if tidy {
             let start = out.len();
             out.extend_from_slice(b);
