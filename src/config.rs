@@ -81,12 +81,22 @@ pub enum Compression {
     None,
 }
 
+/// Parquet data page layout. V2 pages compress the values alone, which spares the writer two
+/// copies of every page; V1 is for readers that predate V2 pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataPage {
+    V1,
+    V2,
+}
+
 /// How tables are written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputSettings {
     pub format: OutputFormat,
     pub parquet_compression: Compression,
+    pub parquet_data_page: DataPage,
     pub zstd_level: i32,
     pub row_group_size: usize,
 }

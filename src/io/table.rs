@@ -11,9 +11,9 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::{
     ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
 };
-use parquet::basic::{Compression as PqCompression, ZstdLevel};
+use parquet::basic::{Compression as PqCompression, Encoding, ZstdLevel};
 use parquet::errors::ParquetError;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 use rayon::prelude::*;
@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use super::IoError;
 use super::atomic::AtomicWriter;
-use crate::config::{Compression, OutputFormat, OutputSettings};
+use crate::config::{Compression, DataPage, OutputFormat, OutputSettings};
 
 /// Parquet file whose column chunks are encoded and compressed in parallel (rayon), one
 /// column writer per leaf column, as arrow-rs documents for parallel writing.
@@ -49,7 +49,14 @@ impl ParquetSink {
         let mut props = WriterProperties::builder()
             .set_compression(compression)
             .set_created_by(format!("sbir {}", env!("CARGO_PKG_VERSION")))
-            .set_statistics_enabled(EnabledStatistics::Chunk);
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            .set_writer_version(match settings.parquet_data_page {
+                DataPage::V1 => WriterVersion::PARQUET_1_0,
+                DataPage::V2 => WriterVersion::PARQUET_2_0,
+            })
+            // Format 2 would otherwise pick delta encodings, which some readers (Spark's
+            // vectorised reader before 3.3) cannot read; values stay PLAIN or dictionary.
+            .set_encoding(Encoding::PLAIN);
         for f in schema.fields() {
             if f.metadata().contains_key(crate::records::HIGH_CARDINALITY) {
                 let col = ColumnPath::from(f.name().as_str());

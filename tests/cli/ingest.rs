@@ -454,6 +454,44 @@ fn limit_and_sample_are_reproducible() {
     assert_ne!(first, sample("2"));
 }
 
+/// The kind of the first data page of each column of a Parquet file's first row group.
+fn data_page_kinds(path: &std::path::Path) -> Vec<parquet::basic::PageType> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let group = reader.get_row_group(0).unwrap();
+    (0..group.num_columns())
+        .map(|c| {
+            let mut pages = group.get_column_page_reader(c).unwrap();
+            std::iter::from_fn(|| pages.get_next_page().unwrap())
+                .map(|p| p.page_type())
+                .find(|t| *t != parquet::basic::PageType::DICTIONARY_PAGE)
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn data_pages_are_v2_unless_v1_is_asked_for_and_hold_the_same_rows() {
+    use parquet::basic::PageType;
+    let wd = Workdir::new();
+    wd.write(
+        "a.csv",
+        awards_csv(&[&[], &[("Agency Tracking Number", "2"), ("Branch", "")]]),
+    );
+    wd.run(&["ingest", "--input", "a.csv", "--out-dir", "v2"], 0);
+    let mut cmd = wd.cmd(&["ingest", "--input", "a.csv", "--out-dir", "v1"]);
+    cmd.env("SBIR_ETL__OUTPUT__PARQUET_DATA_PAGE", "v1");
+    wd.run_expect(cmd, 0);
+    let v2 = data_page_kinds(&wd.path("v2/sbir_awards.parquet"));
+    let v1 = data_page_kinds(&wd.path("v1/sbir_awards.parquet"));
+    assert!(v2.iter().all(|t| *t == PageType::DATA_PAGE_V2), "{v2:?}");
+    assert!(v1.iter().all(|t| *t == PageType::DATA_PAGE), "{v1:?}");
+    assert_eq!(
+        wd.parquet("v2/sbir_awards.parquet"),
+        wd.parquet("v1/sbir_awards.parquet")
+    );
+}
+
 #[test]
 fn ndjson_format_holds_the_same_rows_with_explicit_nulls() {
     let wd = Workdir::new();
