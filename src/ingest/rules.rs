@@ -238,7 +238,7 @@ pub fn zip(s: &str) -> Parsed<(Cow<'_, str>, bool)> {
     let err = problem("invalid_zip", "a ZIP code like 02110 or 02110-1234");
     let (main, ext) = match s.split_once('-') {
         Some((m, e)) => (m.trim(), Some(e.trim())),
-        None if s.len() == 9 => (&s[..5], Some(&s[5..])),
+        None if s.len() == 9 && s.is_char_boundary(5) => (&s[..5], Some(&s[5..])),
         None => (s, None),
     };
     let digits = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
@@ -433,6 +433,11 @@ mod tests {
         assert_eq!(zip("02110-123").unwrap_err().code, "invalid_zip");
         assert_eq!(zip("-"), Ok(None));
         assert_eq!(zip("ABCDE").unwrap_err().code, "invalid_zip");
+        // Nine bytes that are not nine characters: rejected, not split inside a character.
+        assert_eq!(
+            zip("\u{e9}\u{e9}\u{e9}\u{e9}a").unwrap_err().code,
+            "invalid_zip"
+        );
         assert_eq!(state("Virginia"), Ok(Some("VA")));
         assert_eq!(state("new  york"), Ok(Some("NY")));
         assert_eq!(state("dc"), Ok(Some("DC")));
