@@ -70,7 +70,7 @@ impl<'a> Record<'a> {
         };
         // Fast path: one UTF-8 check over the whole record, then borrow each field (a field of
         // a valid buffer is valid when it starts and ends on character boundaries).
-        if let Ok(all) = std::str::from_utf8(self.data) {
+        if let Ok(all) = simdutf8::basic::from_utf8(self.data) {
             let mut start = 0;
             let mut fields = Vec::with_capacity(self.len());
             for (i, f) in self.iter().enumerate() {
