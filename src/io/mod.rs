@@ -1,10 +1,11 @@
-//! Inputs and outputs every stage shares: CSV sources (plain or gzip), atomic Parquet/NDJSON
+//! Inputs and outputs every stage shares: CSV and JSON sources (plain or gzip), atomic Parquet/NDJSON
 //! table writers, reject files and the `<output>.checks.json` envelope.
 
 pub mod atomic;
 pub mod checks;
 pub mod chunks;
 pub mod input;
+pub mod json;
 pub mod table;
 
 use std::path::{Path, PathBuf};
