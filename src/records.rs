@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{ListBuilder, StringBuilder};
+use arrow_array::builder::{ArrayBuilder, ListBuilder, StringBuilder, StructBuilder};
 use arrow_array::{
     ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, RecordBatch, UInt64Array,
 };
-use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
+use arrow_schema::{ArrowError, DataType, Field, Fields, Schema, SchemaRef};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
@@ -73,8 +73,26 @@ pub struct Award<S = String> {
     pub ri_poc_phone: Option<S>,
     /// 1-based line of the source file where the row starts.
     pub source_line: u64,
-    /// Codes of the warnings the row was kept with.
-    pub warnings: Vec<S>,
+    /// What was repaired, nulled or noted in the row: a code, the column and its raw value.
+    pub warnings: Vec<Warning<S>>,
+}
+
+/// One warning a kept award carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Warning<S = String> {
+    /// Stable code (`invalid_date`, `duns_zero_padded`, …).
+    pub code: S,
+    /// The column as SBIR.gov names it; `None` for a warning about the whole row.
+    pub field: Option<S>,
+    /// The value as the source wrote it (or, for cleaned HTML, what was cleaned).
+    pub value: Option<S>,
+}
+
+impl<S: AsRef<str>> Award<S> {
+    /// The codes of the row's warnings, in order.
+    pub fn warning_codes(&self) -> Vec<&str> {
+        self.warnings.iter().map(|w| w.code.as_ref()).collect()
+    }
 }
 
 fn field(name: &str, data_type: DataType, nullable: bool) -> Field {
@@ -125,12 +143,38 @@ fn flags<T>(rows: &[T], get: impl Fn(&T) -> Option<bool>) -> ArrayRef {
     Arc::new(BooleanArray::from_iter(rows.iter().map(get)))
 }
 
-fn text_list<'r, T, S: AsRef<str> + 'r>(rows: &'r [T], get: impl Fn(&'r T) -> &'r [S]) -> ArrayRef {
-    let item = Field::new("item", DataType::Utf8, false);
-    let mut b = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(item));
+/// The fields of a [`Warning`] in the award table.
+fn warning_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("code", DataType::Utf8, false),
+        Field::new("field", DataType::Utf8, true),
+        Field::new("value", DataType::Utf8, true),
+    ])
+}
+
+fn warning_item() -> Field {
+    Field::new("item", DataType::Struct(warning_fields()), false)
+}
+
+/// The `warnings` column: a list of `{code, field, value}` per row.
+fn warning_lists<S: AsRef<str>>(rows: &[&Award<S>]) -> ArrayRef {
+    let parts: Vec<Box<dyn ArrayBuilder>> = (0..3)
+        .map(|_| Box::new(StringBuilder::new()) as Box<dyn ArrayBuilder>)
+        .collect();
+    let mut b = ListBuilder::new(StructBuilder::new(warning_fields(), parts))
+        .with_field(Arc::new(warning_item()));
     for r in rows {
-        for v in get(r) {
-            b.values().append_value(v.as_ref());
+        for w in &r.warnings {
+            let item = b.values();
+            let text = |item: &mut StructBuilder, i: usize, v: Option<&str>| {
+                item.field_builder::<StringBuilder>(i)
+                    .expect("warning fields are strings")
+                    .append_option(v);
+            };
+            text(item, 0, Some(w.code.as_ref()));
+            text(item, 1, opt(&w.field));
+            text(item, 2, opt(&w.value));
+            item.append(true);
         }
         b.append(true);
     }
@@ -268,12 +312,8 @@ fn award_columns<S: AsRef<str>>() -> Vec<(Field, BuildColumn<S>)> {
             ))
         }),
         (
-            field(
-                "warnings",
-                DataType::List(Arc::new(Field::new("item", Utf8, false))),
-                false,
-            ),
-            |r| text_list(r, |a| a.warnings.as_slice()),
+            field("warnings", DataType::List(Arc::new(warning_item())), false),
+            warning_lists,
         ),
     ]
 }

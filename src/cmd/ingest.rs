@@ -19,7 +19,8 @@ use crate::cli::OutputArgs;
     after_help = "Examples:\n  sbir ingest --input award_data.csv.gz\n  sbir ingest --input award_data.csv --format both --out-dir out/\n  sbir ingest --sample 1000 --seed 7      # a quick, reproducible subset"
 )]
 pub struct Args {
-    /// The awards bulk CSV, plain or gzip [default: ingest.input].
+    /// The awards: the bulk CSV, or SBIR.gov API JSON (an array or NDJSON), plain or gzip,
+    /// told apart by content [default: ingest.input].
     #[arg(long, short)]
     pub input: Option<PathBuf>,
     #[command(flatten)]
@@ -74,6 +75,14 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
         started_at,
         report.gates(&s.ingest.gates),
     );
+    if checks.status == Status::Fail && report.rejected > 0 {
+        tracing::error!(
+            "ingest: {} of {} rows rejected; top reasons: {}",
+            report.rejected,
+            report.input_rows,
+            report.top_reject_reasons(5).join("; ")
+        );
+    }
     checks.counts = report.counts();
     checks.metrics = timer.finish(report.input_rows);
     checks.inputs = vec![report.input.clone()];
@@ -84,6 +93,9 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
         "warnings_by_code": report.warnings_by_code,
         "rejects_by_code": report.rejects_by_code,
         "rejects_by_field": report.rejects_by_field,
+        "reject_examples": report.reject_examples,
+        "warning_examples": report.warning_examples,
+        "input_format": report.input_format,
         "missing_optional_columns": report.missing_optional_columns,
         "extra_columns": report.extra_columns,
         "duplicate_examples": report.duplicate_examples,

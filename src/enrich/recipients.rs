@@ -118,7 +118,7 @@ impl Loader<'_> {
         let v = values.map(str::trim);
         let mut reasons = Vec::new();
         let uei = rules::uei(v[1])
-            .map(|u| u.map(Cow::into_owned))
+            .map(|u| u.map(|(u, _)| u.into_owned()))
             .unwrap_or_else(|p| {
                 reasons.push(format!(
                     "recipient_uei: {} (expected {})",
@@ -153,7 +153,7 @@ impl Loader<'_> {
             uei,
             duns,
             opt(v[3]),
-            rules::uei(v[4]).ok().flatten().map(Cow::into_owned),
+            rules::uei(v[4]).ok().flatten().map(|(u, _)| u.into_owned()),
             opt(&v[5].to_ascii_uppercase()),
             opt(&v[6].to_ascii_uppercase()),
             opt(v[7]),

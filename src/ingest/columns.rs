@@ -1,7 +1,9 @@
 //! The SBIR.gov `award_data.csv` columns and how a file's header row maps onto them: by name,
-//! ignoring case, spacing and punctuation, in any order, with extra columns tolerated.
+//! ignoring case, spacing and punctuation (so the API's `award_title` is `Award Title`), in
+//! any order, with the other spellings of every vintage and extra columns tolerated.
 
 use super::IngestError;
+use crate::io::json;
 use std::path::Path;
 
 macro_rules! columns {
@@ -36,23 +38,23 @@ columns! {
     Program => "Program",
     AgencyTrackingNumber => "Agency Tracking Number",
     Contract => "Contract" | "contractnumber",
-    ProposalAwardDate => "Proposal Award Date" | "awarddate",
-    ContractEndDate => "Contract End Date",
+    ProposalAwardDate => "Proposal Award Date" | "awarddate" | "awardstartdate",
+    ContractEndDate => "Contract End Date" | "awardclosedate" | "contractenddate",
     SolicitationNumber => "Solicitation Number",
     SolicitationYear => "Solicitation Year",
     SolicitationCloseDate => "Solicitation Close Date",
     ProposalReceiptDate => "Proposal Receipt Date",
     DateOfNotification => "Date of Notification",
     TopicCode => "Topic Code",
-    AwardYear => "Award Year",
-    AwardAmount => "Award Amount",
+    AwardYear => "Award Year" | "year",
+    AwardAmount => "Award Amount" | "amount" | "awardamountusd",
     Uei => "UEI",
-    Duns => "Duns" | "dunsnumber",
-    HubzoneOwned => "HUBZone Owned",
-    SociallyEconomicallyDisadvantaged => "Socially and Economically Disadvantaged",
-    WomanOwned => "Woman Owned",
+    Duns => "Duns" | "dunsnumber" | "duns9",
+    HubzoneOwned => "HUBZone Owned" | "hubzone",
+    SociallyEconomicallyDisadvantaged => "Socially and Economically Disadvantaged" | "sociallyeconomicallydisadvantaged" | "disadvantaged",
+    WomanOwned => "Woman Owned" | "womenowned" | "womanowned" | "womenownedbusiness",
     NumberEmployees => "Number Employees" | "numberofemployees",
-    CompanyWebsite => "Company Website",
+    CompanyWebsite => "Company Website" | "website" | "companyurl",
     Address1 => "Address1",
     Address2 => "Address2",
     City => "City",
@@ -102,6 +104,8 @@ pub struct HeaderMap {
     pub missing_optional: Vec<String>,
     /// File columns that are not part of the bulk layout.
     pub extra: Vec<String>,
+    /// The JSON reader's field saying why a record is not an object (see `io::json`).
+    pub invalid_record: Option<usize>,
 }
 
 impl HeaderMap {
@@ -112,10 +116,16 @@ impl HeaderMap {
         let mut index = Vec::with_capacity(Col::ALL.len());
         for &col in Col::ALL {
             let want = normalise_header(col.header());
-            let pos = norm
-                .iter()
-                .enumerate()
-                .position(|(i, n)| !used[i] && (*n == want || col.aliases().contains(&n.as_str())));
+            // The current spelling wins over an older one when a file has both.
+            let free = |i: &usize| !used[*i];
+            let pos = (0..norm.len())
+                .filter(free)
+                .find(|&i| norm[i] == want)
+                .or_else(|| {
+                    (0..norm.len())
+                        .filter(free)
+                        .find(|&i| col.aliases().contains(&norm[i].as_str()))
+                });
             if let Some(i) = pos {
                 used[i] = true;
             }
@@ -138,10 +148,11 @@ impl HeaderMap {
             .filter(|c| index[**c as usize].is_none())
             .map(|c| c.header().to_string())
             .collect();
+        let synthetic = |h: &str| h == json::OTHER_KEYS || h == json::INVALID_RECORD;
         let extra = headers
             .iter()
             .zip(&used)
-            .filter(|(_, u)| !**u)
+            .filter(|(h, u)| !**u && !synthetic(h))
             .map(|(h, _)| h.clone())
             .collect();
         Ok(Self {
@@ -149,6 +160,7 @@ impl HeaderMap {
             names: headers.to_vec(),
             missing_optional,
             extra,
+            invalid_record: headers.iter().position(|h| h == json::INVALID_RECORD),
         })
     }
 

@@ -5,6 +5,8 @@
 //! validated, so only a few chunks are ever held, whatever the file size.
 
 pub mod columns;
+pub mod dates;
+pub mod html;
 pub mod row;
 pub mod rules;
 
@@ -24,12 +26,13 @@ use crate::io::IoError;
 use crate::io::checks::{Gate, Severity};
 use crate::io::chunks::{Chunk, CsvReader};
 use crate::io::input::{self, InputInfo};
+use crate::io::json::{self, JsonReader, Layout};
 use crate::io::table::{NdjsonWriter, TableWriter};
 use crate::progress::Progress;
 use crate::records;
 use crate::rng::Rng;
 use columns::HeaderMap;
-use row::{ValidAward, Validated};
+use row::{Position, ValidAward, Validated};
 
 pub use row::{Limits, award_id};
 
@@ -42,12 +45,13 @@ pub enum IngestError {
         missing: Vec<String>,
         found: Vec<String>,
     },
-    #[error("{path}: the file is empty (expected a header row)")]
+    #[error("{path}: the file is empty (expected a header row or JSON awards)")]
     Empty { path: PathBuf },
-    #[error("{path}: line {line}: {message}")]
+    /// `at` is `line N` (CSV, NDJSON) or `record N` (JSON array).
+    #[error("{path}: {at}: {message}")]
     Read {
         path: PathBuf,
-        line: u64,
+        at: String,
         message: String,
     },
     #[error(transparent)]
@@ -163,6 +167,12 @@ pub struct IngestReport {
     pub warnings_by_code: BTreeMap<String, u64>,
     pub rejects_by_code: BTreeMap<String, u64>,
     pub rejects_by_field: BTreeMap<String, u64>,
+    /// Per reject code, the first rejected value seen and its field, for the error message.
+    pub reject_examples: BTreeMap<String, Example>,
+    /// Per warning code, the first value seen and its field.
+    pub warning_examples: BTreeMap<String, Example>,
+    /// `csv`, `json` (an array) or `ndjson`.
+    pub input_format: &'static str,
     pub missing_optional_columns: Vec<String>,
     pub extra_columns: Vec<String>,
     /// The first few duplicates, to let a person look.
@@ -170,6 +180,40 @@ pub struct IngestReport {
 }
 
 const DUPLICATE_EXAMPLES: usize = 20;
+
+/// One value that was rejected or warned about, as an example of its code.
+#[derive(Debug, Clone, Serialize)]
+pub struct Example {
+    pub field: Option<String>,
+    pub value: Option<String>,
+    /// Where it was: `line N` or `record N`.
+    pub at: String,
+}
+
+impl IngestReport {
+    /// The most frequent reject codes, each with its count and an example
+    /// (`588 rows invalid_duns, e.g. Duns "'079179794'" at line 7`), most frequent first.
+    pub fn top_reject_reasons(&self, n: usize) -> Vec<String> {
+        let mut codes: Vec<(&String, &u64)> = self.rejects_by_code.iter().collect();
+        codes.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        codes
+            .into_iter()
+            .take(n)
+            .map(|(code, count)| {
+                let e = self.reject_examples.get(code);
+                let example = e.map_or(String::new(), |e| {
+                    format!(
+                        ", e.g. {} {:?} at {}",
+                        e.field.as_deref().unwrap_or("(row)"),
+                        e.value.as_deref().unwrap_or(""),
+                        e.at
+                    )
+                });
+                format!("{count} rows {code}{example}")
+            })
+            .collect()
+    }
+}
 
 impl IngestReport {
     /// Row counts for the checks file.
@@ -282,28 +326,99 @@ type Chunks = mpsc::Receiver<Result<Chunk, IngestError>>;
 /// Chunks the consumer is done with, handed back so the reader refills their buffers.
 type Spares = mpsc::SyncSender<Chunk>;
 
-/// Reads the header, then streams chunks of records from a reader thread; chunks sent back
-/// on the returned [`Spares`] are reused.
-fn spawn_reader(
-    path: &Path,
-    opts: &IngestOptions,
-) -> Result<(HeaderMap, Chunks, Spares, input::Fingerprint), IngestError> {
+/// A source of records: CSV rows or JSON records, into the same chunks.
+enum Reader {
+    Csv(CsvReader<std::io::BufReader<Box<dyn std::io::Read + Send>>>),
+    Json(JsonReader<std::io::BufReader<Box<dyn std::io::Read + Send>>>),
+}
+
+impl Reader {
+    fn read_into(&mut self, chunk: &mut Chunk) -> std::io::Result<bool> {
+        match self {
+            Self::Csv(r) => r.read_into(chunk),
+            Self::Json(r) => r.read_into(chunk),
+        }
+    }
+
+    /// Where reading stopped, for an error: `line N` or `record N`.
+    fn at(&self) -> String {
+        match self {
+            Self::Csv(r) => format!("line {}", r.line()),
+            Self::Json(r) if r.layout() == Layout::Array => format!("record {}", r.position()),
+            Self::Json(r) => format!("line {}", r.position()),
+        }
+    }
+
+    /// How a record's stored position reads.
+    fn position_kind(&self) -> fn(u64) -> Position {
+        match self {
+            Self::Json(r) if r.layout() == Layout::Array => Position::Record,
+            _ => Position::Line,
+        }
+    }
+
+    fn format(&self) -> &'static str {
+        match self {
+            Self::Csv(_) => "csv",
+            Self::Json(r) if r.layout() == Layout::Array => "json",
+            Self::Json(_) => "ndjson",
+        }
+    }
+}
+
+/// What [`spawn_reader`] hands the validating thread.
+struct Opened {
+    map: HeaderMap,
+    chunks: Chunks,
+    spares: Spares,
+    fingerprint: input::Fingerprint,
+    position: fn(u64) -> Position,
+    format: &'static str,
+}
+
+/// Opens `path` as CSV or JSON (told apart by content), reads the header (for JSON, the first
+/// record's keys), then streams chunks of records from a reader thread; chunks sent back on
+/// the returned [`Spares`] are reused.
+fn spawn_reader(path: &Path, opts: &IngestOptions) -> Result<Opened, IngestError> {
+    use std::io::BufRead;
     let (stream, fingerprint) = input::open(path)?;
-    let mut reader = CsvReader::new(stream);
-    let read_err = |e: std::io::Error, line| IngestError::Read {
+    let mut buffered = std::io::BufReader::with_capacity(1 << 16, stream);
+    let head = buffered.fill_buf().map_err(|e| IoError::read(path, e))?;
+    let read_err = |e: std::io::Error, at: &str| IngestError::Read {
         path: path.to_path_buf(),
-        line,
+        at: at.to_string(),
         message: e.to_string(),
     };
+    let empty = || IngestError::Empty {
+        path: path.to_path_buf(),
+    };
     let mut first = Chunk::default();
-    if !reader.read_into(&mut first).map_err(|e| read_err(e, 1))? {
-        return Err(IngestError::Empty {
-            path: path.to_path_buf(),
-        });
-    }
-    let (names, _) = first.record(0).decode();
-    let names: Vec<String> = names.iter().map(|n| n.trim().to_string()).collect();
+    let (mut reader, names) = match json::sniff(head) {
+        Some(layout) => {
+            let at = match layout {
+                Layout::Array => "record 0",
+                Layout::Lines => "line 1",
+            };
+            let r = JsonReader::new(buffered, layout)
+                .map_err(|e| read_err(e, at))?
+                .ok_or_else(empty)?;
+            let names = r.header().to_vec();
+            (Reader::Json(r), names)
+        }
+        None => {
+            let mut r = CsvReader::new(buffered);
+            if !r.read_into(&mut first).map_err(|e| read_err(e, "line 1"))? {
+                return Err(empty());
+            }
+            let (names, _) = first.record(0).decode();
+            let names: Vec<String> = names.iter().map(|n| n.trim().to_string()).collect();
+            first.clear();
+            (Reader::Csv(r), names)
+        }
+    };
     let map = HeaderMap::resolve(path, &names)?;
+    let position = reader.position_kind();
+    let format = reader.format();
 
     let (tx, rx) = mpsc::sync_channel(2);
     let (spares_tx, spares) = mpsc::sync_channel::<Chunk>(2);
@@ -329,7 +444,7 @@ fn spawn_reader(
                 Err(e) => {
                     let _ = tx.send(Err(IngestError::Read {
                         path: path.clone(),
-                        line: reader.line(),
+                        at: reader.at(),
                         message: e.to_string(),
                     }));
                     return;
@@ -374,7 +489,14 @@ fn spawn_reader(
             let _ = tx.send(Ok(chunk));
         }
     });
-    Ok((map, rx, spares_tx, fingerprint))
+    Ok(Opened {
+        map,
+        chunks: rx,
+        spares: spares_tx,
+        fingerprint,
+        position,
+        format,
+    })
 }
 
 /// Runs the stage: every input row ends up written, rejected, or counted as a duplicate.
@@ -386,8 +508,16 @@ pub fn run(
     out: &mut Outputs,
     progress: &dyn Progress,
 ) -> Result<IngestReport, IngestError> {
-    let (map, rx, spares, fingerprint) = spawn_reader(&opts.input, opts)?;
+    let Opened {
+        map,
+        chunks: rx,
+        spares,
+        fingerprint,
+        position,
+        format,
+    } = spawn_reader(&opts.input, opts)?;
     let mut report = IngestReport {
+        input_format: format,
         missing_optional_columns: map.missing_optional.clone(),
         extra_columns: map.extra.clone(),
         ..IngestReport::default()
@@ -412,7 +542,10 @@ pub fn run(
                 let chunk = chunk?;
                 let mut validated: Vec<Validated> = (0..chunk.len())
                     .into_par_iter()
-                    .map(|i| row::validate(chunk.record(i), &map, &opts.limits))
+                    .map(|i| {
+                        let rec = chunk.record(i);
+                        row::validate(rec, position(rec.line), &map, &opts.limits)
+                    })
                     .collect();
                 report.input_rows += chunk.len() as u64;
                 let mut awards = Vec::with_capacity(validated.len());
@@ -462,11 +595,30 @@ pub fn run(
 }
 
 impl IngestReport {
+    /// How a stored position reads in messages: `record N` for a JSON array, else `line N`.
+    fn at(&self, n: u64) -> String {
+        match self.input_format {
+            "json" => format!("record {n}"),
+            _ => format!("line {n}"),
+        }
+    }
+
     fn count_reject(&mut self, rej: &row::Reject) {
         self.rejected += 1;
+        let at = match (rej.line, rej.record) {
+            (_, Some(n)) => format!("record {n}"),
+            (n, None) => format!("line {}", n.unwrap_or_default()),
+        };
         for r in &rej.reasons {
             *self.rejects_by_code.entry(r.code.to_string()).or_default() += 1;
             *self.rejects_by_field.entry(r.field.clone()).or_default() += 1;
+            self.reject_examples
+                .entry(r.code.to_string())
+                .or_insert_with(|| Example {
+                    field: Some(r.field.clone()),
+                    value: Some(r.value.clone()),
+                    at: at.clone(),
+                });
         }
     }
 
@@ -493,9 +645,11 @@ impl IngestReport {
             Seen::Collision(n) => {
                 self.key_collisions += 1;
                 award.award_id = Cow::Owned(format!("{}-{n}", award.award_id));
-                award
-                    .warnings
-                    .push(Cow::Borrowed(row::warning::KEY_COLLISION));
+                award.warnings.push(crate::records::Warning {
+                    code: Cow::Borrowed(row::warning::KEY_COLLISION),
+                    field: None,
+                    value: None,
+                });
             }
             Seen::New => {}
         }
@@ -503,7 +657,21 @@ impl IngestReport {
             self.rows_with_warnings += 1;
         }
         for w in &award.warnings {
-            *self.warnings_by_code.entry(w.to_string()).or_default() += 1;
+            let code = w.code.as_ref();
+            match self.warnings_by_code.get_mut(code) {
+                Some(n) => *n += 1,
+                None => {
+                    self.warnings_by_code.insert(code.to_string(), 1);
+                    self.warning_examples.insert(
+                        code.to_string(),
+                        Example {
+                            field: w.field.as_deref().map(str::to_string),
+                            value: w.value.as_deref().map(str::to_string),
+                            at: self.at(award.source_line),
+                        },
+                    );
+                }
+            }
         }
         true
     }
@@ -563,7 +731,11 @@ pub(crate) mod tests {
             ri_poc_name: None,
             ri_poc_phone: None,
             source_line: 2,
-            warnings: vec!["duns_zero_padded".into()],
+            warnings: vec![crate::records::Warning {
+                code: "duns_zero_padded".into(),
+                field: s("Duns"),
+                value: s("12345678"),
+            }],
         }
     }
 

@@ -9,9 +9,10 @@ use sha2::{Digest, Sha256};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use super::columns::{Col, HeaderMap, REQUIRED};
-use super::rules::{self, Parsed, Problem};
+use super::rules::{self, Fixed, Parsed, Problem};
+use super::{dates, html};
 use crate::io::chunks::Record;
-use crate::records::{Award, opt};
+use crate::records::{Award, Warning, opt};
 
 /// Limits that depend on settings.
 #[derive(Debug, Clone)]
@@ -35,9 +36,14 @@ pub struct Reason {
 /// A quarantined row: where it was, why, and every raw field (by the file's header names).
 #[derive(Debug, Clone, Serialize)]
 pub struct Reject {
-    pub line: u64,
+    /// The CSV or NDJSON line the row starts on; for a JSON array, see `record`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    /// The 0-based index of the record in a JSON array.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<u64>,
     pub reasons: Vec<Reason>,
-    pub warnings: Vec<&'static str>,
+    pub warnings: Vec<Warning<String>>,
     #[serde(serialize_with = "ordered_map")]
     pub raw: Vec<(String, String)>,
 }
@@ -57,8 +63,8 @@ pub type ValidAward<'a> = Award<Cow<'a, str>>;
 #[derive(Debug, Clone)]
 #[allow(clippy::large_enum_variant)] // nearly every row is an award: boxing would allocate per row
 pub enum Validated<'a> {
-    /// A valid award; `key` is its [`award_key`], `content` hashes the raw row so exact
-    /// repeats can be dropped.
+    /// A valid award; `key` is its [`award_key`], `content` hashes the row's mapped fields so
+    /// exact repeats can be dropped.
     Award {
         award: ValidAward<'a>,
         key: u64,
@@ -67,41 +73,64 @@ pub enum Validated<'a> {
     Rejected(Reject),
 }
 
-/// Warning codes a kept row may carry.
+/// Warning codes a kept row may carry, besides the code of any optional value that broke its
+/// rule (`invalid_date`, `invalid_duns`, …: the value is then null) and the repairs of
+/// [`rules::fix`].
 pub mod warning {
     pub const NON_UTF8: &str = "non_utf8_decoded";
     pub const SHORT_ROW: &str = "short_row";
+    pub const EXTRA_EMPTY_FIELDS: &str = "extra_empty_fields";
     pub const LARGE_AMOUNT: &str = "amount_above_threshold";
+    pub const ZERO_AMOUNT: &str = "zero_amount";
     pub const YEAR_MISMATCH: &str = "award_year_differs_from_award_date";
-    pub const DUNS_PADDED: &str = "duns_zero_padded";
-    pub const ZIP_PADDED: &str = "zip_zero_padded";
+    pub const HTML_CLEANED: &str = "html_cleaned";
     pub const KEY_COLLISION: &str = "award_key_collision";
+}
+
+/// Where a row came from: the same spot serves rejects and the award's `source_line`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    /// A CSV or NDJSON line (1-based).
+    Line(u64),
+    /// A JSON array index (0-based).
+    Record(u64),
 }
 
 struct Fields<'a> {
     values: Vec<Cow<'a, str>>,
     map: &'a HeaderMap,
     reasons: Vec<Reason>,
-    warnings: Vec<&'static str>,
+    warnings: Vec<Warning<Cow<'a, str>>>,
 }
 
 impl<'a> Fields<'a> {
-    fn get(&self, col: Col) -> &str {
-        self.map
-            .position(col)
-            .and_then(|i| self.values.get(i))
-            .map(|v| v.trim())
-            .unwrap_or("")
+    fn raw(&self, col: Col) -> Option<&Cow<'a, str>> {
+        self.map.position(col).and_then(|i| self.values.get(i))
     }
 
-    /// The trimmed text of `col`, borrowed from the row when it was valid UTF-8.
-    fn text(&self, col: Col) -> Option<Cow<'a, str>> {
-        let v = self.map.position(col).and_then(|i| self.values.get(i))?;
-        let t = match v {
+    fn get(&self, col: Col) -> &str {
+        self.raw(col).map(|v| v.trim()).unwrap_or("")
+    }
+
+    /// The trimmed raw text of `col`, borrowed from the row when it was valid UTF-8.
+    fn trimmed(&self, col: Col) -> Option<Cow<'a, str>> {
+        let t = match self.raw(col)? {
             Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
             Cow::Owned(s) => Cow::Owned(s.trim().to_string()),
         };
         (!t.is_empty()).then_some(t)
+    }
+
+    /// Free text of `col`: trimmed, with HTML entities decoded and tags removed (warned).
+    fn text(&mut self, col: Col) -> Option<Cow<'a, str>> {
+        let t = self.trimmed(col)?;
+        match html::clean(&t) {
+            None => Some(t),
+            Some((clean, what)) => {
+                self.warn(col, warning::HTML_CLEANED, Some(Cow::Owned(what)));
+                (!clean.is_empty()).then_some(Cow::Owned(clean))
+            }
+        }
     }
 
     /// Required text: a `missing_required` reason when empty.
@@ -123,6 +152,7 @@ impl<'a> Fields<'a> {
         );
     }
 
+    /// A reason to reject the row.
     fn fail(&mut self, col: Col, p: Problem) {
         let value = self.get(col).to_string();
         self.reasons.push(Reason {
@@ -133,8 +163,72 @@ impl<'a> Fields<'a> {
         });
     }
 
+    /// A warning about `col`; `value` defaults to the field's raw text.
+    fn warn(&mut self, col: Col, code: &'static str, value: Option<Cow<'a, str>>) {
+        let value = value.or_else(|| self.trimmed(col));
+        self.warnings.push(Warning {
+            code: Cow::Borrowed(code),
+            field: Some(Cow::Borrowed(col.header())),
+            value,
+        });
+    }
+
+    /// A warning about the whole row.
+    fn warn_row(&mut self, code: &'static str) {
+        self.warnings.push(Warning {
+            code: Cow::Borrowed(code),
+            field: None,
+            value: None,
+        });
+    }
+
+    /// An optional field: its value, or `None` with a warning when it breaks the rule.
     fn parse<T>(&mut self, col: Col, f: impl FnOnce(&str) -> Parsed<T>) -> Option<T> {
         match f(self.get(col)) {
+            Ok(v) => v,
+            Err(p) => {
+                self.warn(col, p.code, None);
+                None
+            }
+        }
+    }
+
+    /// Like [`Fields::parse`], for rules that may hand back the field's own text (borrowed
+    /// from the row when the row was valid UTF-8) and name the repairs they made, each of
+    /// which becomes a warning.
+    fn parse_text(
+        &mut self,
+        col: Col,
+        f: impl for<'s> Fn(&'s str) -> Parsed<Fixed<'s>>,
+    ) -> Option<Cow<'a, str>> {
+        let parsed = match self.trimmed(col) {
+            Some(Cow::Borrowed(s)) => f(s),
+            Some(Cow::Owned(s)) => f(&s).map(|v| v.map(|(t, x)| (t.into_owned().into(), x))),
+            None => f(""),
+        };
+        match parsed {
+            Ok(Some((value, fixes))) => {
+                for code in fixes {
+                    self.warn(col, code, None);
+                }
+                Some(value)
+            }
+            Ok(None) => None,
+            Err(p) => {
+                self.warn(col, p.code, None);
+                None
+            }
+        }
+    }
+
+    /// A required field: parsed, or a reason to reject the row (`missing_required` when
+    /// empty).
+    fn require<T>(&mut self, col: Col, f: impl FnOnce(&str) -> Parsed<T>) -> Option<T> {
+        match f(self.get(col)) {
+            Ok(None) => {
+                self.missing(col);
+                None
+            }
             Ok(v) => v,
             Err(p) => {
                 self.fail(col, p);
@@ -143,37 +237,35 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// Like [`Fields::parse`], for rules that may hand back the field's own text: the value
-    /// borrows from the row when the row was valid UTF-8.
-    fn parse_text<T>(
-        &mut self,
-        col: Col,
-        f: impl for<'s> Fn(&'s str) -> Parsed<(Cow<'s, str>, T)>,
-    ) -> Option<(Cow<'a, str>, T)> {
-        let parsed = match self.text(col) {
-            Some(Cow::Borrowed(s)) => f(s),
-            Some(Cow::Owned(s)) => f(&s).map(|v| v.map(|(t, x)| (t.into_owned().into(), x))),
-            None => f(""),
-        };
-        parsed.unwrap_or_else(|p| {
-            self.fail(col, p);
-            None
-        })
-    }
-
-    /// A required field: parsed, or a `missing_required` reason when empty.
-    fn require<T>(&mut self, col: Col, f: impl FnOnce(&str) -> Parsed<T>) -> Option<T> {
-        let empty = self.get(col).is_empty();
-        let v = self.parse(col, f);
-        if empty {
-            self.missing(col);
+    /// Hash of the mapped fields' bytes and boundaries: rows equal in every mapped column
+    /// hash alike, whatever their unmapped extra columns hold.
+    fn content_hash(&self, row: &Record<'_>) -> u64 {
+        if self.map.extra.is_empty() {
+            // Every column is mapped: the raw bytes and field lengths say it all.
+            let lengths = row.iter().fold(0u64, |h, f| {
+                (h ^ f.len() as u64).wrapping_mul(0x0000_0100_0000_01b3)
+            });
+            return xxh3_64_with_seed(row.as_slice(), lengths);
         }
-        v
+        let mut bytes = Vec::with_capacity(row.as_slice().len() + Col::ALL.len());
+        for &col in Col::ALL {
+            if let Some(v) = self.raw(col) {
+                bytes.extend_from_slice(v.as_bytes());
+            }
+            bytes.push(0x1f);
+        }
+        xxh3_64_with_seed(&bytes, 0)
     }
 }
 
-/// Validates and normalises one row.
-pub fn validate<'a>(row: Record<'a>, map: &'a HeaderMap, limits: &Limits) -> Validated<'a> {
+/// Validates and normalises one row. Only the required columns can reject it: a bad optional
+/// value becomes null and the row keeps a warning naming the column and the raw value.
+pub fn validate<'a>(
+    row: Record<'a>,
+    at: Position,
+    map: &'a HeaderMap,
+    limits: &Limits,
+) -> Validated<'a> {
     let (values, non_utf8) = row.decode();
     let mut f = Fields {
         values,
@@ -182,21 +274,36 @@ pub fn validate<'a>(row: Record<'a>, map: &'a HeaderMap, limits: &Limits) -> Val
         warnings: Vec::new(),
     };
     if non_utf8 {
-        f.warnings.push(warning::NON_UTF8);
+        f.warn_row(warning::NON_UTF8);
     }
-    let width = map.names.len();
-    if f.values.len() > width {
+    let invalid = map.invalid_record.and_then(|i| f.values.get(i));
+    if let Some(msg) = invalid.filter(|v| !v.is_empty()) {
         f.reasons.push(Reason {
-            field: "(row)".into(),
-            code: "too_many_fields",
-            message: format!(
-                "expected {width} fields as in the header, found {}",
-                f.values.len()
-            ),
+            field: "(record)".into(),
+            code: "invalid_record",
+            message: format!("expected a JSON object: {msg}"),
             value: String::new(),
         });
+        return reject(at, f);
+    }
+
+    let width = map.names.len();
+    if f.values.len() > width {
+        if f.values[width..].iter().all(|v| v.trim().is_empty()) {
+            f.warn_row(warning::EXTRA_EMPTY_FIELDS);
+        } else {
+            f.reasons.push(Reason {
+                field: "(row)".into(),
+                code: "too_many_fields",
+                message: format!(
+                    "expected {width} fields as in the header, found {}",
+                    f.values.len()
+                ),
+                value: String::new(),
+            });
+        }
     } else if f.values.len() < width {
-        f.warnings.push(warning::SHORT_ROW);
+        f.warn_row(warning::SHORT_ROW);
     }
 
     let company = f.require_text(Col::Company);
@@ -209,22 +316,6 @@ pub fn validate<'a>(row: Record<'a>, map: &'a HeaderMap, limits: &Limits) -> Val
     });
     let award_amount = f.require(Col::AwardAmount, rules::amount);
     debug_assert_eq!(REQUIRED.len(), 7);
-
-    let proposal_award_date = f.parse(Col::ProposalAwardDate, rules::date);
-    let contract_end_date = f.parse(Col::ContractEndDate, rules::date);
-    let solicitation_close_date = f.parse(Col::SolicitationCloseDate, rules::date);
-    let proposal_receipt_date = f.parse(Col::ProposalReceiptDate, rules::date);
-    let date_of_notification = f.parse(Col::DateOfNotification, rules::date);
-    let solicitation_year = f.parse(Col::SolicitationYear, rules::integer);
-    let number_employees = f.parse(Col::NumberEmployees, rules::integer);
-    let uei = f.parse_text(Col::Uei, |s| Ok(rules::uei(s)?.map(|u| (u, ()))));
-    let duns = f.parse_text(Col::Duns, rules::duns);
-    let hubzone_owned = f.parse(Col::HubzoneOwned, rules::flag);
-    let sed = f.parse(Col::SociallyEconomicallyDisadvantaged, rules::flag);
-    let woman_owned = f.parse(Col::WomanOwned, rules::flag);
-    let state = f.parse(Col::State, rules::state);
-    let zip = f.parse_text(Col::Zip, rules::zip);
-
     let (
         Some(company),
         Some(award_title),
@@ -243,37 +334,38 @@ pub fn validate<'a>(row: Record<'a>, map: &'a HeaderMap, limits: &Limits) -> Val
         award_amount,
     )
     else {
-        return reject(row, f);
+        return reject(at, f);
     };
     if !f.reasons.is_empty() {
-        return reject(row, f);
+        return reject(at, f);
     }
 
-    if award_amount > limits.large_amount_warning {
-        f.warnings.push(warning::LARGE_AMOUNT);
-    }
-    if proposal_award_date.is_some_and(|d| rules::year_of(d) != award_year) {
-        f.warnings.push(warning::YEAR_MISMATCH);
-    }
-    let duns = duns.map(|(d, padded)| {
-        if padded {
-            f.warnings.push(warning::DUNS_PADDED);
-        }
-        d
+    let proposal_award_date = f.parse(Col::ProposalAwardDate, dates::date);
+    let contract_end_date = f.parse(Col::ContractEndDate, dates::date);
+    let solicitation_close_date = f.parse(Col::SolicitationCloseDate, dates::date);
+    let proposal_receipt_date = f.parse(Col::ProposalReceiptDate, dates::date);
+    let date_of_notification = f.parse(Col::DateOfNotification, dates::date);
+    let solicitation_year = f.parse(Col::SolicitationYear, |s| {
+        rules::year(s, limits.min_award_year - 2, limits.max_award_year + 1)
     });
-    let zip = zip.map(|(z, padded)| {
-        if padded {
-            f.warnings.push(warning::ZIP_PADDED);
-        }
-        z
-    });
+    let number_employees = f.parse(Col::NumberEmployees, rules::integer);
+    let uei = f.parse_text(Col::Uei, rules::uei);
+    let duns = f.parse_text(Col::Duns, rules::duns);
+    let hubzone_owned = f.parse(Col::HubzoneOwned, rules::flag);
+    let sed = f.parse(Col::SociallyEconomicallyDisadvantaged, rules::flag);
+    let woman_owned = f.parse(Col::WomanOwned, rules::flag);
+    let state = f.parse(Col::State, rules::state);
+    let zip = f.parse_text(Col::Zip, rules::zip);
 
-    // Exact repeats are detected on the raw bytes and the field boundaries (their lengths,
-    // folded into the seed).
-    let lengths = row.iter().fold(0u64, |h, f| {
-        (h ^ f.len() as u64).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    let content = xxh3_64_with_seed(row.as_slice(), lengths);
+    if award_amount == 0.0 {
+        f.warn(Col::AwardAmount, warning::ZERO_AMOUNT, None);
+    } else if award_amount > limits.large_amount_warning {
+        f.warn(Col::AwardAmount, warning::LARGE_AMOUNT, None);
+    }
+    if proposal_award_date.is_some_and(|d| dates::year_of(d) != award_year) {
+        f.warn(Col::ProposalAwardDate, warning::YEAR_MISMATCH, None);
+    }
+    let content = f.content_hash(&row);
 
     let award = Award {
         award_id: Cow::Borrowed(""),
@@ -295,7 +387,7 @@ pub fn validate<'a>(row: Record<'a>, map: &'a HeaderMap, limits: &Limits) -> Val
         topic_code: f.text(Col::TopicCode),
         award_year,
         award_amount,
-        uei: uei.map(|(u, ())| u),
+        uei,
         duns,
         hubzone_owned,
         socially_economically_disadvantaged: sed,
@@ -306,7 +398,7 @@ pub fn validate<'a>(row: Record<'a>, map: &'a HeaderMap, limits: &Limits) -> Val
         address2: f.text(Col::Address2),
         city: f.text(Col::City),
         state: state.map(Cow::Borrowed),
-        state_name: f.text(Col::State),
+        state_name: f.trimmed(Col::State),
         zip,
         r#abstract: f.text(Col::Abstract),
         contact_name: f.text(Col::ContactName),
@@ -320,8 +412,10 @@ pub fn validate<'a>(row: Record<'a>, map: &'a HeaderMap, limits: &Limits) -> Val
         ri_name: f.text(Col::RiName),
         ri_poc_name: f.text(Col::RiPocName),
         ri_poc_phone: f.text(Col::RiPocPhone),
-        source_line: row.line,
-        warnings: f.warnings.iter().map(|w| Cow::Borrowed(*w)).collect(),
+        source_line: match at {
+            Position::Line(n) | Position::Record(n) => n,
+        },
+        warnings: std::mem::take(&mut f.warnings),
     };
     let key = award_key(&award);
     let award = Award {
@@ -335,7 +429,7 @@ pub fn validate<'a>(row: Record<'a>, map: &'a HeaderMap, limits: &Limits) -> Val
     }
 }
 
-fn reject<'a>(row: Record<'_>, f: Fields<'_>) -> Validated<'a> {
+fn reject<'a>(at: Position, f: Fields<'_>) -> Validated<'a> {
     let raw = f
         .values
         .iter()
@@ -350,10 +444,23 @@ fn reject<'a>(row: Record<'_>, f: Fields<'_>) -> Validated<'a> {
             (name, v.to_string())
         })
         .collect();
+    let (line, record) = match at {
+        Position::Line(n) => (Some(n), None),
+        Position::Record(n) => (None, Some(n)),
+    };
     Validated::Rejected(Reject {
-        line: row.line,
+        line,
+        record,
         reasons: f.reasons,
-        warnings: f.warnings,
+        warnings: f
+            .warnings
+            .into_iter()
+            .map(|w| Warning {
+                code: w.code.into_owned(),
+                field: w.field.map(Cow::into_owned),
+                value: w.value.map(Cow::into_owned),
+            })
+            .collect(),
         raw,
     })
 }
@@ -376,7 +483,7 @@ fn format_award_id(key: u64) -> String {
 
 /// The 64-bit key behind [`award_id`].
 pub fn award_key<S: AsRef<str>>(a: &Award<S>) -> u64 {
-    let date = a.proposal_award_date.map(rules::iso_date);
+    let date = a.proposal_award_date.map(dates::iso_date);
     let parts = [
         Some(a.company.as_ref()),
         opt(&a.agency_tracking_number),

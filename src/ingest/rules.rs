@@ -56,7 +56,28 @@ pub fn program(s: &str) -> Parsed<&'static str> {
     }
 }
 
-/// An integer, tolerating thousands separators and a `.0` float form.
+/// Warning codes of the rules that repair a value (see [`Fixed`]).
+pub mod fix {
+    pub const QUOTES_REMOVED: &str = "quotes_removed";
+    pub const NUMBER_FORM: &str = "spreadsheet_number_form";
+    pub const DUNS_PADDED: &str = "duns_zero_padded";
+    pub const ZIP_PADDED: &str = "zip_zero_padded";
+    pub const ZIP_SUFFIX_DROPPED: &str = "zip_suffix_dropped";
+    /// Dashes or spaces removed from a DUNS, or a ZIP+4 re-punctuated as `12345-6789`.
+    pub const PUNCTUATION: &str = "punctuation_normalised";
+}
+
+/// A normalised value and the codes of the repairs made to it beyond trimming and case
+/// (empty for nearly every value, so no allocation).
+pub type Fixed<'s> = (Cow<'s, str>, Vec<&'static str>);
+
+/// `s` without a spreadsheet's float tail: `2019.0`, `34.00` → `2019`, `34`.
+fn strip_float_zeros(s: &str) -> Option<&str> {
+    let (int, frac) = s.split_once('.')?;
+    (!int.is_empty() && !frac.is_empty() && frac.bytes().all(|b| b == b'0')).then_some(int)
+}
+
+/// An integer, tolerating thousands separators and a spreadsheet's `.0` float form.
 pub fn integer(s: &str) -> Parsed<i32> {
     if s.is_empty() {
         return Ok(None);
@@ -66,7 +87,7 @@ pub fn integer(s: &str) -> Parsed<i32> {
     } else {
         s.into()
     };
-    let digits = cleaned.strip_suffix(".0").unwrap_or(&cleaned);
+    let digits = strip_float_zeros(&cleaned).unwrap_or(&cleaned);
     digits
         .parse::<i32>()
         .map(Some)
@@ -86,7 +107,8 @@ pub fn year(s: &str, min: i32, max: i32) -> Parsed<i32> {
     }
 }
 
-/// A dollar amount: `$1,234.50` → 1234.5; must be positive and finite.
+/// A dollar amount: `$1,234.50` → 1234.5; zero or more and finite (zero is kept: older awards
+/// publish $0, and the caller warns).
 pub fn amount(s: &str) -> Parsed<f64> {
     if s.is_empty() {
         return Ok(None);
@@ -100,8 +122,8 @@ pub fn amount(s: &str) -> Parsed<f64> {
         s.into()
     };
     match cleaned.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(Some(v)),
-        Ok(v) if v.is_finite() => Err(problem("non_positive_amount", "an amount above zero")),
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(Some(v)),
+        Ok(v) if v.is_finite() => Err(problem("negative_amount", "an amount of zero or more")),
         _ => Err(problem(
             "invalid_amount",
             "a number such as 150000 or $150,000.00",
@@ -118,48 +140,83 @@ fn is_placeholder(s: &str) -> bool {
     ) || s.chars().all(|c| c == '0' || c == '-')
 }
 
-/// A Unique Entity ID: 12 letters or digits, upper-cased.
+/// `s` without the quotes or apostrophes a preprocessing step wrapped it in (`'079179794'`),
+/// and whether there were any.
+fn unquote(s: &str) -> (&str, bool) {
+    const QUOTES: &[char] = &[
+        '\'', '"', '`', '\u{2018}', '\u{2019}', '\u{201c}', '\u{201d}',
+    ];
+    let t = s.trim_matches(QUOTES).trim();
+    (t, t.len() != s.len())
+}
+
+/// `fixes` with `code` added when `cond` holds.
+fn noted(mut fixes: Vec<&'static str>, cond: bool, code: &'static str) -> Vec<&'static str> {
+    if cond {
+        fixes.push(code);
+    }
+    fixes
+}
+
+/// A Unique Entity ID: 12 letters or digits, upper-cased, quotes removed.
 /// Borrowed when already upper-case, as nearly every one is.
-pub fn uei(s: &str) -> Parsed<Cow<'_, str>> {
+pub fn uei(s: &str) -> Parsed<Fixed<'_>> {
+    let (s, quoted) = unquote(s);
     if is_placeholder(s) {
         return Ok(None);
     }
     if s.len() == 12 && s.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        Ok(Some(if s.bytes().any(|b| b.is_ascii_lowercase()) {
+        let value = if s.bytes().any(|b| b.is_ascii_lowercase()) {
             Cow::Owned(s.to_ascii_uppercase())
         } else {
             Cow::Borrowed(s)
-        }))
+        };
+        Ok(Some((
+            value,
+            noted(Vec::new(), quoted, fix::QUOTES_REMOVED),
+        )))
     } else {
         Err(problem("invalid_uei", "12 letters or digits"))
     }
 }
 
-/// A DUNS number: 9 digits after stripping punctuation; 8-digit forms (a lost leading zero)
-/// are zero-padded and reported with `true`. Borrowed when already 9 plain digits.
-pub fn duns(s: &str) -> Parsed<(Cow<'_, str>, bool)> {
+/// A DUNS number: 9 digits after removing quotes, dashes and spaces. A spreadsheet's float
+/// form (`77990047.0`) loses its `.0`, and 7- or 8-digit forms (lost leading zeros) are
+/// zero-padded: `77990047.0` → `077990047`. Any other dot is an error, never a digit shift.
+/// Borrowed when already 9 plain digits.
+pub fn duns(s: &str) -> Parsed<Fixed<'_>> {
+    let (s, quoted) = unquote(s);
     if is_placeholder(s) {
         return Ok(None);
     }
     let err = || problem("invalid_duns", "9 digits, optionally with dashes");
+    let (s, float) = match strip_float_zeros(s) {
+        Some(int) => (int, true),
+        None => (s, false),
+    };
     if !s
         .bytes()
-        .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b' ' | b'.'))
+        .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b' '))
     {
         return Err(err());
     }
+    let fixes = noted(Vec::new(), quoted, fix::QUOTES_REMOVED);
+    let fixes = noted(fixes, float, fix::NUMBER_FORM);
     let digits = s.bytes().filter(u8::is_ascii_digit).count();
     if digits == s.len() && digits == 9 {
-        return Ok(Some((Cow::Borrowed(s), false)));
+        return Ok(Some((Cow::Borrowed(s), fixes)));
     }
-    let mut out = String::with_capacity(9);
-    if digits == 8 {
-        out.push('0');
-    } else if digits != 9 {
+    if !(7..=9).contains(&digits) {
         return Err(err());
     }
+    let mut out = String::with_capacity(9);
+    out.extend(std::iter::repeat_n('0', 9 - digits));
     out.extend(s.chars().filter(char::is_ascii_digit));
-    Ok(Some((Cow::Owned(out), digits == 8)))
+    let fixes = noted(fixes, digits != s.len(), fix::PUNCTUATION);
+    Ok(Some((
+        Cow::Owned(out),
+        noted(fixes, digits < 9, fix::DUNS_PADDED),
+    )))
 }
 
 /// `Y`/`Yes`/`True`/`1` → true, `N`/`No`/`False`/`0` → false, `U`/`Unknown`/empty → none.
@@ -173,71 +230,17 @@ pub fn flag(s: &str) -> Parsed<bool> {
     }
 }
 
-/// Days since 1970-01-01 for `YYYY-MM-DD`, `YYYY/MM/DD` or `M/D/YYYY`, each optionally
-/// followed by a time (`T12:00:00`, ` 00:00:00`, ` 12:00 AM`), which is ignored.
-pub fn date(s: &str) -> Parsed<i32> {
-    const EXPECTED: &str = "a date like 2024-03-31 or 3/31/2024";
-    if s.is_empty() {
-        return Ok(None);
-    }
-    let day_part = s.split(['T', ' ']).next().unwrap_or(s);
-    let mut parts = day_part.split(['-', '/']);
-    let (Some(a), Some(b), Some(c), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(problem("invalid_date", EXPECTED));
-    };
-    let num = |x: &str| {
-        x.parse::<u32>()
-            .ok()
-            .filter(|_| !x.is_empty() && x.len() <= 4)
-    };
-    let (y, m, d) = if a.len() == 4 {
-        (num(a), num(b), num(c))
-    } else if c.len() == 4 && day_part.contains('/') {
-        (num(c), num(a), num(b))
-    } else {
-        return Err(problem("invalid_date", EXPECTED));
-    };
-    let (Some(y), Some(m), Some(d)) = (y, m, d) else {
-        return Err(problem("invalid_date", EXPECTED));
-    };
-    let date =
-        chrono::NaiveDate::from_ymd_opt(y as i32, m, d).ok_or(problem("invalid_date", EXPECTED))?;
-    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
-    Ok(Some((date - epoch).num_days() as i32))
-}
-
-fn naive(days: i32) -> chrono::NaiveDate {
-    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
-    epoch + chrono::TimeDelta::days(days as i64)
-}
-
-/// The calendar year of a `Date32` day number.
-pub fn year_of(days: i32) -> i32 {
-    use chrono::Datelike;
-    naive(days).year()
-}
-
-/// `YYYY-MM-DD` of a `Date32` day number.
-pub fn iso_date(days: i32) -> String {
-    use chrono::Datelike;
-    // Years have four digits (see `date`), so this is `%Y-%m-%d` without chrono's formatter,
-    // which costs more than the award key's hash.
-    let d = naive(days);
-    format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
-}
-
 /// ZIP code: `12345`, `12345-6789`, or 9 digits (hyphenated on output). 3-4 digits are
-/// zero-padded (a spreadsheet dropped the leading zeros) and reported with `true`; `-` is none.
-/// Borrowed when already in one of those two forms.
-pub fn zip(s: &str) -> Parsed<(Cow<'_, str>, bool)> {
+/// zero-padded (a spreadsheet dropped the leading zeros); anything after the dash that is not
+/// four digits (`94111-Array`, an export bug) is dropped; both are reported. `-` is none, and
+/// `98383-` is `98383`. Borrowed when already in one of the two normal forms.
+pub fn zip(s: &str) -> Parsed<Fixed<'_>> {
     if s.is_empty() || s == "-" {
         return Ok(None);
     }
     let err = problem("invalid_zip", "a ZIP code like 02110 or 02110-1234");
-    let (main, ext) = match s.split_once('-') {
-        Some((m, e)) => (m.trim(), Some(e.trim())),
+    let (main, ext) = match s.split_once(['-', ' ']) {
+        Some((m, e)) => (m.trim(), Some(e.trim().trim_start_matches('-').trim())),
         None if s.len() == 9 && s.is_char_boundary(5) => (&s[..5], Some(&s[5..])),
         None => (s, None),
     };
@@ -245,15 +248,15 @@ pub fn zip(s: &str) -> Parsed<(Cow<'_, str>, bool)> {
     if !digits(main) || main.len() > 5 || main.len() < 3 {
         return Err(err);
     }
-    let ext = match ext {
-        None | Some("") => None,
-        Some(e) if e.len() == 4 && digits(e) => Some(e),
-        Some(_) => return Err(err),
+    let (ext, dropped) = match ext {
+        None | Some("") => (None, false),
+        Some(e) if e.len() == 4 && digits(e) => (Some(e), false),
+        Some(_) => (None, true),
     };
     let padded = main.len() < 5;
     let canonical = main.len() + ext.map_or(0, |e| e.len() + 1);
-    if !padded && s.len() == canonical && (ext.is_none() || s.as_bytes()[5] == b'-') {
-        return Ok(Some((Cow::Borrowed(s), false)));
+    if !padded && !dropped && s.len() == canonical && (ext.is_none() || s.as_bytes()[5] == b'-') {
+        return Ok(Some((Cow::Borrowed(s), Vec::new())));
     }
     let mut out = String::with_capacity(10);
     out.extend(std::iter::repeat_n('0', 5 - main.len()));
@@ -262,7 +265,12 @@ pub fn zip(s: &str) -> Parsed<(Cow<'_, str>, bool)> {
         out.push('-');
         out.push_str(e);
     }
-    Ok(Some((Cow::Owned(out), padded)))
+    let fixes = noted(Vec::new(), padded, fix::ZIP_PADDED);
+    let fixes = noted(fixes, !padded && !dropped, fix::PUNCTUATION);
+    Ok(Some((
+        Cow::Owned(out),
+        noted(fixes, dropped, fix::ZIP_SUFFIX_DROPPED),
+    )))
 }
 
 /// US states, DC, territories and military "states", by name.
@@ -383,54 +391,68 @@ mod tests {
     fn amounts() {
         assert_eq!(amount("$1,234.50"), Ok(Some(1234.5)));
         assert_eq!(amount("150000"), Ok(Some(150000.0)));
-        assert_eq!(amount("0").unwrap_err().code, "non_positive_amount");
-        assert_eq!(amount("-5").unwrap_err().code, "non_positive_amount");
+        assert_eq!(amount("0"), Ok(Some(0.0)));
+        assert_eq!(amount("150000.00"), Ok(Some(150000.0)));
+        assert_eq!(amount("139,882"), Ok(Some(139882.0)));
+        assert_eq!(amount("-5").unwrap_err().code, "negative_amount");
         assert_eq!(amount("abc").unwrap_err().code, "invalid_amount");
         assert_eq!(amount("NaN").unwrap_err().code, "invalid_amount");
     }
 
     #[test]
     fn identifiers() {
-        assert_eq!(uei("abc123def456"), Ok(Some("ABC123DEF456".into())));
-        assert_eq!(uei("ABC123DEF456"), Ok(Some("ABC123DEF456".into())));
+        fn ok(v: &str, fixes: &[&'static str]) -> Parsed<Fixed<'static>> {
+            Ok(Some((Cow::Owned(v.to_string()), fixes.to_vec())))
+        }
+        assert_eq!(uei("abc123def456"), ok("ABC123DEF456", &[]));
+        assert_eq!(uei("ABC123DEF456"), ok("ABC123DEF456", &[]));
+        assert_eq!(
+            uei("'ABC123DEF456'"),
+            ok("ABC123DEF456", &[fix::QUOTES_REMOVED])
+        );
         assert_eq!(uei("N/A"), Ok(None));
         assert_eq!(uei("ABC123").unwrap_err().code, "invalid_uei");
-        assert_eq!(duns("12-345-6789"), Ok(Some(("123456789".into(), false))));
-        assert_eq!(duns("12345678"), Ok(Some(("012345678".into(), true))));
-        assert_eq!(duns("123456789"), Ok(Some(("123456789".into(), false))));
-        assert_eq!(duns("1234.5678"), Ok(Some(("012345678".into(), true))));
+        assert_eq!(duns("12-345-6789"), ok("123456789", &[fix::PUNCTUATION]));
+        assert_eq!(duns("12345678"), ok("012345678", &[fix::DUNS_PADDED]));
+        assert_eq!(duns("123456789"), ok("123456789", &[]));
+        assert_eq!(duns("'079179794'"), ok("079179794", &[fix::QUOTES_REMOVED]));
+        assert_eq!(
+            duns("\"'07-9179794'\""),
+            ok("079179794", &[fix::QUOTES_REMOVED, fix::PUNCTUATION])
+        );
+        // A spreadsheet's float: the `.0` goes, the lost zero comes back, digits never shift.
+        assert_eq!(
+            duns("77990047.0"),
+            ok("077990047", &[fix::NUMBER_FORM, fix::DUNS_PADDED])
+        );
+        assert_eq!(
+            duns("4820341.0"),
+            ok("004820341", &[fix::NUMBER_FORM, fix::DUNS_PADDED])
+        );
+        assert_eq!(duns("1234.5678").unwrap_err().code, "invalid_duns");
+        assert_eq!(duns("7.7990047E7").unwrap_err().code, "invalid_duns");
         assert_eq!(duns("000000000"), Ok(None));
+        assert_eq!(duns("'"), Ok(None));
         assert_eq!(duns("1234").unwrap_err().code, "invalid_duns");
         assert_eq!(duns("12345678A").unwrap_err().code, "invalid_duns");
     }
 
     #[test]
-    fn dates() {
-        let d = date("2020-01-02").unwrap().unwrap();
-        assert_eq!(d, 18263);
-        assert_eq!(date("1/2/2020"), Ok(Some(18263)));
-        assert_eq!(date("01/02/2020 12:00:00 AM"), Ok(Some(18263)));
-        assert_eq!(date("2020-01-02 00:00:00"), Ok(Some(18263)));
-        assert_eq!(date("2020-01-02T00:00:00Z"), Ok(Some(18263)));
-        assert_eq!(date("2020/01/02"), Ok(Some(18263)));
-        assert_eq!(year_of(18263), 2020);
-        assert_eq!(year_of(-1), 1969);
-        assert_eq!(iso_date(18263), "2020-01-02");
-        for bad in ["2020-02-30", "31/31/2020", "yesterday", "2020-1", "1-2-20"] {
-            assert_eq!(date(bad).unwrap_err().code, "invalid_date", "{bad}");
-        }
-    }
-
-    #[test]
     fn zips_states_flags() {
-        assert_eq!(zip("02110"), Ok(Some(("02110".into(), false))));
-        assert_eq!(zip("021101234"), Ok(Some(("02110-1234".into(), false))));
-        assert_eq!(zip("2110-1234"), Ok(Some(("02110-1234".into(), true))));
-        assert_eq!(zip("02110-1234"), Ok(Some(("02110-1234".into(), false))));
-        assert_eq!(zip("02110 - 1234"), Ok(Some(("02110-1234".into(), false))));
-        assert_eq!(zip("02110-"), Ok(Some(("02110".into(), false))));
-        assert_eq!(zip("211"), Ok(Some(("00211".into(), true))));
-        assert_eq!(zip("02110-123").unwrap_err().code, "invalid_zip");
+        fn ok(v: &str, fixes: &[&'static str]) -> Parsed<Fixed<'static>> {
+            Ok(Some((Cow::Owned(v.to_string()), fixes.to_vec())))
+        }
+        assert_eq!(zip("02110"), ok("02110", &[]));
+        assert_eq!(zip("021101234"), ok("02110-1234", &[fix::PUNCTUATION]));
+        assert_eq!(zip("2110-1234"), ok("02110-1234", &[fix::ZIP_PADDED]));
+        assert_eq!(zip("02110-1234"), ok("02110-1234", &[]));
+        assert_eq!(zip("02110 - 1234"), ok("02110-1234", &[fix::PUNCTUATION]));
+        assert_eq!(zip("02110 1234"), ok("02110-1234", &[fix::PUNCTUATION]));
+        assert_eq!(zip("02110-"), ok("02110", &[fix::PUNCTUATION]));
+        assert_eq!(zip("98383-"), ok("98383", &[fix::PUNCTUATION]));
+        assert_eq!(zip("211"), ok("00211", &[fix::ZIP_PADDED]));
+        assert_eq!(zip("94111-Array"), ok("94111", &[fix::ZIP_SUFFIX_DROPPED]));
+        assert_eq!(zip("02110-123"), ok("02110", &[fix::ZIP_SUFFIX_DROPPED]));
         assert_eq!(zip("-"), Ok(None));
         assert_eq!(zip("ABCDE").unwrap_err().code, "invalid_zip");
         // Nine bytes that are not nine characters: rejected, not split inside a character.
@@ -452,5 +474,9 @@ mod tests {
             "year_out_of_range"
         );
         assert_eq!(integer("1,200"), Ok(Some(1200)));
+        assert_eq!(integer("34.0"), Ok(Some(34)));
+        assert_eq!(year("2019.0", 1983, 2027), Ok(Some(2019)));
+        assert_eq!(year("2019.00", 1983, 2027), Ok(Some(2019)));
+        assert_eq!(integer("2019.5").unwrap_err().code, "invalid_integer");
     }
 }

@@ -55,7 +55,11 @@ fn valid_rows_are_written_typed_and_normalised() {
     assert_eq!(b.woman_owned, None);
     assert_eq!(b.number_employees, Some(1200));
     assert_eq!(b.source_line, 3);
-    assert_eq!(b.warnings, vec!["zip_zero_padded".to_string()]);
+    // The DUNS lost its dashes (said so), the ZIP its dropped leading zero came back.
+    assert_eq!(
+        b.warning_codes(),
+        vec!["punctuation_normalised", "zip_zero_padded"]
+    );
     assert!(b.award_id.starts_with("sbir-") && b.award_id.len() == 21);
     assert_ne!(awards[0].award_id, b.award_id);
 
@@ -71,7 +75,7 @@ fn valid_rows_are_written_typed_and_normalised() {
 }
 
 #[test]
-fn every_rule_rejects_with_line_field_and_reason() {
+fn every_required_rule_rejects_with_line_field_and_reason() {
     let cases: &[(&str, &str, &str)] = &[
         ("Company", "", "missing_required"),
         ("Award Title", "", "missing_required"),
@@ -81,23 +85,27 @@ fn every_rule_rejects_with_line_field_and_reason() {
         ("Award Year", "1975", "year_out_of_range"),
         ("Award Year", "twenty", "invalid_year"),
         ("Award Amount", "TBD", "invalid_amount"),
-        ("Award Amount", "0", "non_positive_amount"),
-        ("UEI", "ABC-123", "invalid_uei"),
-        ("Duns", "1234", "invalid_duns"),
-        ("Proposal Award Date", "2021-02-30", "invalid_date"),
-        ("Contract End Date", "soon", "invalid_date"),
-        ("State", "Atlantis", "invalid_state"),
-        ("Zip", "ABCDE", "invalid_zip"),
-        ("HUBZone Owned", "maybe", "invalid_flag"),
-        ("Number Employees", "many", "invalid_integer"),
+        ("Award Amount", "-5", "negative_amount"),
+        ("Award Amount", "", "missing_required"),
     ];
     let mut rows: Vec<Vec<(&str, &str)>> = vec![vec![]];
     rows.extend(cases.iter().map(|(c, v, _)| vec![(*c, *v)]));
     let refs: Vec<&[(&str, &str)]> = rows.iter().map(|r| r.as_slice()).collect();
     let wd = Workdir::new();
     wd.write("a.csv", awards_csv(&refs));
-    // 17 of 18 rows rejected: the reject-rate gate fails (exit 3) but outputs are written.
-    let checks = ingest(&wd, "a.csv", 3);
+    // 10 of 11 rows rejected: the reject-rate gate fails (exit 3) but outputs are written,
+    // and stderr says why, most frequent reason first, with an example value.
+    let out = wd.run(&["ingest", "--input", "a.csv"], 3);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("4 rows missing_required, e.g. Company \"\" at line 3"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 rows invalid_phase, e.g. Phase \"Phase IV\""),
+        "{stderr}"
+    );
+    let checks = wd.json(CHECKS);
     assert_eq!(checks["status"], "fail");
     assert!(checks["reason"].as_str().unwrap().contains("reject_rate"));
     assert_eq!(checks["counts"]["rejected"], cases.len() as u64);
@@ -117,7 +125,57 @@ fn every_rule_rejects_with_line_field_and_reason() {
         assert_eq!(rej["raw"][col], *value);
         assert_eq!(rej["raw"].as_object().unwrap().len(), HEADER.len());
     }
-    assert_eq!(checks["details"]["rejects_by_code"]["missing_required"], 3);
+    assert_eq!(checks["details"]["rejects_by_code"]["missing_required"], 4);
+    assert_eq!(
+        checks["details"]["reject_examples"]["invalid_amount"]["value"],
+        "TBD"
+    );
+}
+
+#[test]
+fn a_bad_optional_value_becomes_null_with_a_warning_naming_field_and_value() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("UEI", "ABC-123", "invalid_uei"),
+        ("Duns", "1234", "invalid_duns"),
+        ("Duns", "1234.5678", "invalid_duns"),
+        ("Proposal Award Date", "2021-02-30", "invalid_date"),
+        ("Contract End Date", "soon", "invalid_date"),
+        ("State", "Atlantis", "invalid_state"),
+        ("Zip", "ABCDE", "invalid_zip"),
+        ("HUBZone Owned", "maybe", "invalid_flag"),
+        ("Number Employees", "many", "invalid_integer"),
+        ("Solicitation Year", "0.0", "year_out_of_range"),
+    ];
+    let rows: Vec<Vec<(&str, &str)>> = cases.iter().map(|(c, v, _)| vec![(*c, *v)]).collect();
+    let refs: Vec<&[(&str, &str)]> = rows.iter().map(|r| r.as_slice()).collect();
+    let wd = Workdir::new();
+    wd.write("a.csv", awards_csv(&refs));
+    let checks = ingest(&wd, "a.csv", 0);
+    assert_eq!(checks["counts"]["rejected"], 0);
+    assert_eq!(checks["counts"]["written"], cases.len() as u64);
+    let awards = wd.awards();
+    for ((col, value, code), a) in cases.iter().zip(&awards) {
+        let w = a
+            .warnings
+            .iter()
+            .find(|w| w.code == *code)
+            .unwrap_or_else(|| panic!("{col}: {:?}", a.warnings));
+        assert_eq!(w.field.as_deref(), Some(*col));
+        assert_eq!(w.value.as_deref(), Some(*value));
+    }
+    assert_eq!(awards[0].uei, None);
+    assert_eq!(awards[1].duns, None);
+    assert_eq!(
+        awards[2].duns, None,
+        "a dot inside a DUNS never shifts digits"
+    );
+    assert_eq!(awards[3].proposal_award_date, None);
+    assert_eq!(awards[5].state, None);
+    assert_eq!(awards[5].state_name.as_deref(), Some("Atlantis"));
+    assert_eq!(awards[6].zip, None);
+    assert_eq!(awards[7].hubzone_owned, None);
+    assert_eq!(awards[9].solicitation_year, None);
+    assert_eq!(checks["details"]["warnings_by_code"]["invalid_date"], 2);
 }
 
 #[test]
@@ -140,7 +198,7 @@ fn all_reasons_of_a_row_are_reported() {
         .collect();
     assert_eq!(
         codes,
-        vec!["missing_required", "invalid_phase", "non_positive_amount"]
+        vec!["missing_required", "invalid_phase", "negative_amount"]
     );
 }
 
@@ -160,12 +218,12 @@ fn warnings_keep_the_row_and_are_counted() {
     );
     let checks = ingest(&wd, "a.csv", 0);
     let awards = wd.awards();
-    assert_eq!(awards[0].warnings, vec!["amount_above_threshold"]);
+    assert_eq!(awards[0].warning_codes(), vec!["amount_above_threshold"]);
     assert_eq!(
-        awards[1].warnings,
+        awards[1].warning_codes(),
         vec!["award_year_differs_from_award_date"]
     );
-    assert_eq!(awards[2].warnings, vec!["duns_zero_padded"]);
+    assert_eq!(awards[2].warning_codes(), vec!["duns_zero_padded"]);
     assert_eq!(awards[2].duns.as_deref(), Some("012345678"));
     assert_eq!(checks["counts"]["rows_with_warnings"], 3);
     assert_eq!(checks["details"]["warnings_by_code"]["duns_zero_padded"], 1);
@@ -223,12 +281,12 @@ fn csv_edge_cases_survive() {
         awards[1].r#abstract.as_deref(),
         Some("The \u{201c}smart\u{201d} caf\u{e9}")
     );
-    assert_eq!(awards[1].warnings, vec!["non_utf8_decoded"]);
+    assert_eq!(awards[1].warning_codes(), vec!["non_utf8_decoded"]);
     assert_eq!(
         awards[1].source_line, 5,
         "line numbers count the embedded newlines"
     );
-    assert_eq!(awards[2].warnings, vec!["short_row"]);
+    assert_eq!(awards[2].warning_codes(), vec!["short_row"]);
     assert_eq!(awards[3].r#abstract.as_ref().unwrap().len(), 200_000);
     let rej = &wd.ndjson(REJECTS)[0];
     assert_eq!(rej["reasons"][0]["code"], "too_many_fields");
@@ -401,11 +459,7 @@ fn counts_reconcile_with_duplicates_and_key_collisions() {
     );
     let awards = wd.awards();
     assert_eq!(awards[1].award_id, format!("{}-2", awards[0].award_id));
-    assert!(
-        awards[1]
-            .warnings
-            .contains(&"award_key_collision".to_string())
-    );
+    assert!(awards[1].warning_codes().contains(&"award_key_collision"));
 }
 
 #[test]
