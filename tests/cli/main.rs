@@ -8,6 +8,7 @@ mod embed;
 mod enrich;
 mod ingest;
 mod load_neo4j;
+mod real;
 mod run;
 mod sample_data;
 mod workdir;
