@@ -55,6 +55,19 @@ impl Env {
         &self.loaded.settings
     }
 
+    /// The same environment with settings changed by `change` (for a stage that `sbir run`
+    /// points elsewhere); logging is already set up.
+    pub fn with_settings(&self, change: impl FnOnce(&mut Settings)) -> Env {
+        let mut loaded = self.loaded.clone();
+        change(&mut loaded.settings);
+        Env {
+            loaded,
+            ctx: self.ctx.clone(),
+            quiet: self.quiet,
+            bars: self.bars,
+        }
+    }
+
     /// Runs `work` with progress for `stage`: a bar on a terminal, periodic log lines
     /// otherwise, nothing with `--quiet`. The stage's span is entered for the whole call.
     pub fn with_progress<R>(

@@ -1,5 +1,8 @@
 //! `sbir run`: the main job. Runs the pipeline stage by stage (ingest → enrich → classify-cet
-//! → load-neo4j) and stops before a stage whose upstream quality gate failed.
+//! → load-neo4j) and stops before a stage whose upstream quality gate failed. Without a
+//! recipients file for the input, enrich is skipped and companies are keyed by name.
+
+use std::path::PathBuf;
 
 use sbir::config::FlagOverride;
 use sbir::io::checks::Status;
@@ -10,9 +13,16 @@ use crate::cli::OutputArgs;
 /// Flags of `sbir run`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  sbir run                       # the configured input (the bundled sample by default)\n  sbir run --env prod\n  SBIR_ETL__INGEST__INPUT=award_data.csv.gz sbir run"
+    after_help = "Examples:\n  sbir run                       # the bundled sample (awards and recipients)\n  sbir run --input award_data.csv --recipients recipient_lookup.csv.gz\n  sbir run --input awards.json   # no recipients: enrich is skipped, companies keyed by name\n  sbir run --env prod"
 )]
 pub struct Args {
+    /// The awards: bulk CSV or SBIR.gov API JSON, plain or gzip [default: ingest.input].
+    #[arg(long, short)]
+    pub input: Option<PathBuf>,
+    /// USAspending recipients for enrich: CSV, CSV.gz or Parquet [default: enrich.recipients,
+    /// the bundled sample's, used only with the bundled awards].
+    #[arg(long)]
+    pub recipients: Option<PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -20,7 +30,46 @@ pub struct Args {
 impl Args {
     /// The settings these flags override.
     pub fn overrides(&self) -> Vec<FlagOverride> {
-        self.output.overrides()
+        let mut o = self.output.overrides();
+        if let Some(p) = &self.input {
+            o.push(FlagOverride::new(
+                "ingest.input",
+                p.display().to_string(),
+                "--input",
+            ));
+        }
+        if let Some(p) = &self.recipients {
+            o.push(FlagOverride::new(
+                "enrich.recipients",
+                p.display().to_string(),
+                "--recipients",
+            ));
+        }
+        o
+    }
+}
+
+/// Why enrich cannot run for this input, if it cannot: the awards are not the bundled sample
+/// but the recipients are still the sample's, or the default recipients file is absent.
+fn no_recipients(env: &Env) -> Option<String> {
+    let origins = &env.loaded.origins;
+    if origins.contains_key("enrich.recipients") {
+        return None;
+    }
+    let recipients = &env.settings().enrich.recipients;
+    if origins.contains_key("ingest.input") {
+        Some(format!(
+            "no recipients file was given for {} ({} belongs to the bundled sample)",
+            env.settings().ingest.input.display(),
+            recipients.display()
+        ))
+    } else if !recipients.exists() {
+        Some(format!(
+            "the recipients file {} does not exist",
+            recipients.display()
+        ))
+    } else {
+        None
     }
 }
 
@@ -39,21 +88,41 @@ pub fn run(_args: &Args, env: &Env) -> anyhow::Result<Status> {
         tracing::error!("run: stopping after ingest: its quality gate failed");
         return Ok(status);
     }
-    let enrich_args = super::enrich::Args {
-        awards: None,
-        recipients: None,
-        output: OutputArgs::default(),
-        truth: None,
-        candidates: false,
-        accept_candidates: false,
-        checkpoint_dir: None,
-        explain: None,
+    let skipped = no_recipients(env);
+    let unenriched;
+    let env = match &skipped {
+        Some(why) => {
+            tracing::warn!(
+                "run: enrich skipped: {why}; companies are keyed by name (pass --recipients FILE to link them to USAspending recipients)"
+            );
+            // Later stages read this run's ingest output, never an older enrich output.
+            let s = env.settings();
+            let ingested = s
+                .paths
+                .processed_dir
+                .join(format!("{}.parquet", s.ingest.output_name));
+            unenriched = env.with_settings(|s| s.cet.awards = Some(ingested));
+            &unenriched
+        }
+        None => {
+            let enrich_args = super::enrich::Args {
+                awards: None,
+                recipients: None,
+                output: OutputArgs::default(),
+                truth: None,
+                candidates: false,
+                accept_candidates: false,
+                checkpoint_dir: None,
+                explain: None,
+            };
+            let status = super::enrich::run(&enrich_args, env)?;
+            if status == Status::Fail {
+                tracing::error!("run: stopping after enrich: its quality gate failed");
+                return Ok(status);
+            }
+            env
+        }
     };
-    let status = super::enrich::run(&enrich_args, env)?;
-    if status == Status::Fail {
-        tracing::error!("run: stopping after enrich: its quality gate failed");
-        return Ok(status);
-    }
     let classify_args = super::classify_cet::Args {
         action: None,
         common: Default::default(),
@@ -63,10 +132,17 @@ pub fn run(_args: &Args, env: &Env) -> anyhow::Result<Status> {
         text: None,
         stdin: false,
     };
+    let note = if skipped.is_some() {
+        " (enrich skipped: no recipients file)"
+    } else {
+        ""
+    };
     let status = super::classify_cet::run(&classify_args, env)?;
     if status == Status::Fail {
-        tracing::error!("run: stopping after classify-cet: its quality gate failed");
+        tracing::error!("run: stopping after classify-cet: its quality gate failed{note}");
         return Ok(status);
     }
-    super::load_neo4j::run(&super::load_neo4j::Args::default(), env)
+    let status = super::load_neo4j::run(&super::load_neo4j::Args::default(), env)?;
+    tracing::info!("run: finished, status {status:?}{note}");
+    Ok(status)
 }

@@ -62,3 +62,47 @@ fn run_stops_before_enrich_when_ingest_gate_fails() {
         "enrich must not run"
     );
 }
+
+#[test]
+fn run_without_recipients_skips_enrich_and_classifies_this_input() {
+    let wd = Workdir::new();
+    // An enrich output of an earlier run must not be read for this input.
+    wd.write("data/sample/sbir_awards.csv", awards_csv(&[&[]]));
+    wd.write(
+        "data/sample/usaspending_recipients.csv",
+        "recipient_name,recipient_uei,recipient_duns\nACME PHOTONICS INC,ABC123DEF456,\n",
+    );
+    wd.run(&["run"], 0);
+    assert!(wd.exists("data/processed/enriched_sbir_awards.parquet"));
+
+    let input = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/real/sbir_search_results2_excerpt.json"
+    );
+    // Real awards: the rules scorer's success gate may stop the run after classify-cet.
+    let out = wd.cmd(&["run", "--input", input]).output().unwrap();
+    let err = stderr(&out);
+    assert!(
+        err.contains("enrich skipped: no recipients file was given"),
+        "{err}"
+    );
+    assert!(err.contains("enrich skipped: no recipients file)"), "{err}");
+    let cet = wd.json("data/processed/cet_award_classifications.checks.json");
+    assert_eq!(cet["counts"]["num_awards"], 117, "{cet}");
+
+    // With --recipients, enrich runs on the given file (its match-rate gate may then stop
+    // the run: one recipient cannot link 117 real awards).
+    let out = wd
+        .cmd(&[
+            "run",
+            "--input",
+            input,
+            "--recipients",
+            "data/sample/usaspending_recipients.csv",
+        ])
+        .output()
+        .unwrap();
+    assert!(!stderr(&out).contains("enrich skipped"));
+    let enrich = wd.json("data/processed/enriched_sbir_awards.checks.json");
+    assert_eq!(enrich["counts"]["awards"], 117, "{enrich}");
+}
