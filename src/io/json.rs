@@ -3,14 +3,14 @@
 //! per key of the first object (the header), so every later stage treats both alike; memory
 //! holds one record at a time, whatever the file size.
 //!
-//! Values become text as a CSV cell would hold them: strings as they are, numbers in their
-//! JSON spelling, `true`/`false`, `null` empty, a list of strings joined by `; `. Keys the
-//! first object lacks go, as one JSON object, into the [`OTHER_KEYS`] field; a record that is
-//! not an object (or not valid JSON) keeps its text there and the error in [`INVALID_RECORD`].
+//! Values become text as a CSV cell would hold them (see [`Cell`]). Keys the first object
+//! lacks go, as one JSON object of their cells' text, into the [`OTHER_KEYS`] field; a record
+//! that is not an object (or not valid JSON) keeps its text there and the error in
+//! [`INVALID_RECORD`].
 
 use std::io::{self, BufRead};
 
-use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::chunks::Chunk;
@@ -40,8 +40,8 @@ pub fn sniff(head: &[u8]) -> Option<Layout> {
     }
 }
 
-/// An object's keys and values in file order.
-struct Object(Vec<(String, Value)>);
+/// An object's keys and values (as cells) in file order.
+struct Object(Vec<(String, Cell)>);
 
 impl<'de> serde::Deserialize<'de> for Object {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -53,7 +53,7 @@ impl<'de> serde::Deserialize<'de> for Object {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Object, A::Error> {
                 let mut out = Vec::new();
-                while let Some(kv) = m.next_entry::<String, Value>()? {
+                while let Some(kv) = m.next_entry::<String, Cell>()? {
                     out.push(kv);
                 }
                 Ok(Object(out))
@@ -63,19 +63,62 @@ impl<'de> serde::Deserialize<'de> for Object {
     }
 }
 
-/// A value as the text a CSV cell would hold.
-fn cell(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::Array(items) if items.iter().all(Value::is_string) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join("; "),
-        other => other.to_string(),
+/// A value as the text a CSV cell would hold: strings as they are, numbers in their
+/// shortest spelling, `true`/`false`, `null` empty, a list of strings joined by `; `, any
+/// other list or object as compact JSON.
+struct Cell(String);
+
+impl<'de> serde::Deserialize<'de> for Cell {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Cell;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Cell, E> {
+                Ok(Cell(v.to_string()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Cell, E> {
+                Ok(Cell(v))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Cell, E> {
+                Ok(Cell(v.to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Cell, E> {
+                Ok(Cell(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Cell, E> {
+                Ok(Cell(v.to_string()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Cell, E> {
+                Ok(Cell(v.to_string()))
+            }
+            fn visit_unit<E>(self) -> Result<Cell, E> {
+                Ok(Cell(String::new()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Cell, A::Error> {
+                let mut items = Vec::new();
+                while let Some(v) = a.next_element::<Value>()? {
+                    items.push(v);
+                }
+                let text = if items.iter().all(Value::is_string) {
+                    let words: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
+                    words.join("; ")
+                } else {
+                    Value::Array(items).to_string()
+                };
+                Ok(Cell(text))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Cell, A::Error> {
+                let mut map = serde_json::Map::new();
+                while let Some((k, v)) = m.next_entry::<String, Value>()? {
+                    map.insert(k, v);
+                }
+                Ok(Cell(Value::Object(map).to_string()))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -161,12 +204,18 @@ impl<R: BufRead> JsonReader<R> {
         let mut fields = vec![String::new(); n];
         match serde_json::from_slice::<Object>(text) {
             Ok(Object(pairs)) => {
+                let keys = &self.header[..n - 2];
                 let mut other = serde_json::Map::new();
-                for (k, v) in pairs {
-                    match self.header[..n - 2].iter().position(|h| *h == k) {
-                        Some(i) => fields[i] = cell(&v),
+                for (j, (k, Cell(v))) in pairs.into_iter().enumerate() {
+                    // Records nearly always list their keys in the header's order.
+                    let slot = match keys.get(j) {
+                        Some(h) if *h == k => Some(j),
+                        _ => keys.iter().position(|h| *h == k),
+                    };
+                    match slot {
+                        Some(i) => fields[i] = v,
                         None => {
-                            other.insert(k, v);
+                            other.insert(k, Value::String(v));
                         }
                     }
                 }
@@ -258,6 +307,7 @@ impl<R: BufRead> JsonReader<R> {
 
     /// Copies one JSON value's bytes into `buf`: an object or array up to its closing
     /// bracket (strings and escapes respected), a scalar up to the next `,`, `]` or space.
+    /// String contents, most of a record, are skipped with `memchr`.
     fn scan_value(&mut self) -> io::Result<()> {
         let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
         loop {
@@ -268,37 +318,53 @@ impl<R: BufRead> JsonReader<R> {
                     self.position
                 )));
             }
-            let mut used = 0;
+            let mut i = 0;
             let mut end = false;
-            for &b in chunk {
-                let scalar_end = matches!(b, b',' | b']') || b.is_ascii_whitespace();
-                if depth == 0 && !in_string && !self.buf.is_empty() && scalar_end {
-                    end = true;
-                    break;
-                }
-                used += 1;
+            if std::mem::take(&mut escaped) {
+                i = 1; // the byte after a backslash that ended the previous buffer
+            }
+            while i < chunk.len() {
                 if in_string {
-                    match (escaped, b) {
-                        (true, _) => escaped = false,
-                        (false, b'\\') => escaped = true,
-                        (false, b'"') => in_string = false,
-                        _ => {}
+                    match memchr::memchr2(b'"', b'\\', &chunk[i..]) {
+                        None => i = chunk.len(),
+                        Some(k) if chunk[i + k] == b'\\' => {
+                            i += k + 2;
+                            escaped = i > chunk.len();
+                            i = i.min(chunk.len());
+                        }
+                        Some(k) => {
+                            i += k + 1;
+                            in_string = false;
+                            if depth == 0 {
+                                end = true;
+                                break;
+                            }
+                        }
                     }
-                } else {
-                    match b {
-                        b'"' => in_string = true,
-                        b'{' | b'[' => depth += 1,
-                        b'}' | b']' => depth = depth.saturating_sub(1),
-                        _ => {}
-                    }
+                    continue;
                 }
-                self.buf.push(b);
-                if depth == 0 && !in_string && matches!(b, b'}' | b']' | b'"') {
+                let b = chunk[i];
+                let started = i > 0 || !self.buf.is_empty();
+                if depth == 0 && started && (matches!(b, b',' | b']') || b.is_ascii_whitespace()) {
                     end = true;
                     break;
+                }
+                i += 1;
+                match b {
+                    b'"' => in_string = true,
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth = depth.saturating_sub(1);
+                        if depth == 0 {
+                            end = true;
+                            break;
+                        }
+                    }
+                    _ => {}
                 }
             }
-            self.src.consume(used);
+            self.buf.extend_from_slice(&chunk[..i]);
+            self.src.consume(i);
             if end {
                 return Ok(());
             }
@@ -336,7 +402,7 @@ mod tests {
         assert_eq!(header, ["b", "a", "c", OTHER_KEYS, INVALID_RECORD]);
         let first: Vec<String> = ["x, \"y\" ]", "1.5", "", "", ""].map(String::from).into();
         assert_eq!(rows[0], (0, first));
-        assert_eq!(rows[1].1[..4], ["p; q", "true", "", r#"{"d":{"k":1}}"#]);
+        assert_eq!(rows[1].1[..4], ["p; q", "true", "", r#"{"d":"{\"k\":1}"}"#]);
         assert_eq!(rows[2].0, 2);
         assert_eq!(rows[2].1[3], "7");
         assert!(
