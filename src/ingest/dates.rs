@@ -44,18 +44,19 @@ pub fn date(s: &str) -> Parsed<i32> {
     Ok(Some((date - epoch()).num_days() as i32))
 }
 
-/// `Oct`, `October`, `SEPT`, `Sept.` → 10, 9; `None` for anything else.
+/// `Oct`, `October`, `SEPT`, `Sept.` → 10, 9; `None` for anything else (without allocating:
+/// every numeric date asks this of its second part).
 fn month(w: &str) -> Option<u32> {
-    let w = w.trim_end_matches('.').to_ascii_uppercase();
-    if w == "SEPT" {
-        return Some(9);
-    }
-    if w.len() < 3 {
+    let w = w.strip_suffix('.').unwrap_or(w);
+    if w.len() < 3 || !w.bytes().all(|b| b.is_ascii_alphabetic()) {
         return None;
+    }
+    if w.eq_ignore_ascii_case("SEPT") {
+        return Some(9);
     }
     MONTHS
         .iter()
-        .position(|m| m.starts_with(&w))
+        .position(|m| m.len() >= w.len() && m[..w.len()].eq_ignore_ascii_case(w))
         .map(|i| i as u32 + 1)
 }
 

@@ -99,6 +99,8 @@ pub enum Position {
 struct Fields<'a> {
     values: Vec<Cow<'a, str>>,
     map: &'a HeaderMap,
+    /// False when the row holds no `&` or `<` at all, so no field can hold HTML.
+    may_hold_html: bool,
     reasons: Vec<Reason>,
     warnings: Vec<Warning<Cow<'a, str>>>,
 }
@@ -124,6 +126,9 @@ impl<'a> Fields<'a> {
     /// Free text of `col`: trimmed, with HTML entities decoded and tags removed (warned).
     fn text(&mut self, col: Col) -> Option<Cow<'a, str>> {
         let t = self.trimmed(col)?;
+        if !self.may_hold_html {
+            return Some(t);
+        }
         match html::clean(&t) {
             None => Some(t),
             Some((clean, what)) => {
@@ -270,6 +275,7 @@ pub fn validate<'a>(
     let mut f = Fields {
         values,
         map,
+        may_hold_html: memchr::memchr2(b'&', b'<', row.as_slice()).is_some(),
         reasons: Vec::new(),
         warnings: Vec::new(),
     };

@@ -146,6 +146,12 @@ fn unquote(s: &str) -> (&str, bool) {
     const QUOTES: &[char] = &[
         '\'', '"', '`', '\u{2018}', '\u{2019}', '\u{201c}', '\u{201d}',
     ];
+    // The bytes that can start or end one of those quotes; nearly every value has none.
+    let quote_byte = |b: &u8| matches!(b, b'\'' | b'"' | b'`' | 0x80..=0xBF | 0xE2);
+    let b = s.as_bytes();
+    if !b.first().is_some_and(quote_byte) && !b.last().is_some_and(quote_byte) {
+        return (s, false);
+    }
     let t = s.trim_matches(QUOTES).trim();
     (t, t.len() != s.len())
 }
