@@ -12,6 +12,8 @@ use arrow_schema::{ArrowError, DataType, Field, Fields, Schema, SchemaRef};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
+use crate::io::table::HIGH_CARDINALITY;
+
 /// One validated, normalised SBIR/STTR award (a row of `sbir_awards.parquet`).
 ///
 /// Dates are days since 1970-01-01 (Arrow `Date32`); optional text is `None`, never `""`.
@@ -99,14 +101,9 @@ fn field(name: &str, data_type: DataType, nullable: bool) -> Field {
     Field::new(name, data_type, nullable)
 }
 
-/// Field metadata key marking mostly unique values (ids, titles, abstracts, contacts, amounts,
-/// line numbers) and company identity fields (name, UEI, DUNS, website, ZIP, topic code), which
-/// take thousands of distinct values in every row group: Parquet writers skip dictionary
-/// encoding and statistics for them, which would cost time and buy little (zstd still finds the
-/// repeats).
-pub const HIGH_CARDINALITY: &str = "sbir.high_cardinality";
-
-/// `field` marked [`HIGH_CARDINALITY`].
+/// `field` marked [`HIGH_CARDINALITY`]: mostly unique values (ids, titles, abstracts,
+/// contacts, amounts, line numbers) and company identity fields (name, UEI, DUNS, website, ZIP,
+/// topic code), which take thousands of distinct values in every row group.
 fn mostly_unique(field: Field) -> Field {
     field.with_metadata(std::collections::HashMap::from([(
         HIGH_CARDINALITY.to_string(),

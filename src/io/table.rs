@@ -23,6 +23,11 @@ use super::IoError;
 use super::atomic::AtomicWriter;
 use crate::config::{Compression, DataPage, OutputFormat, OutputSettings};
 
+/// Field metadata key the table writer honours: a column so marked takes many distinct values
+/// in every row group, so its Parquet pages skip dictionary encoding and statistics, which
+/// would cost time and buy little (zstd still finds the repeats).
+pub const HIGH_CARDINALITY: &str = "sbir.high_cardinality";
+
 /// Parquet file whose column chunks are encoded and compressed in parallel (rayon), one
 /// column writer per leaf column, as arrow-rs documents for parallel writing.
 struct ParquetSink {
@@ -58,7 +63,7 @@ impl ParquetSink {
             // vectorised reader before 3.3) cannot read; values stay PLAIN or dictionary.
             .set_encoding(Encoding::PLAIN);
         for f in schema.fields() {
-            if f.metadata().contains_key(crate::records::HIGH_CARDINALITY) {
+            if f.metadata().contains_key(HIGH_CARDINALITY) {
                 let col = ColumnPath::from(f.name().as_str());
                 props = props
                     .set_column_dictionary_enabled(col.clone(), false)
