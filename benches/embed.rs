@@ -23,15 +23,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let peak = sbir::embed::perf::matmul_peak_gflops(&Device::Cpu).expect("matmul");
     println!("matmul peak: {peak:.1} GFLOP/s");
-    let settings = sbir::config::load(&sbir::config::Sources::default())
+    let mut settings = sbir::config::load(&sbir::config::Sources::default())
         .expect("default settings")
         .settings;
+    settings.embed.hf_cache = assets::default_hf_cache(|v| std::env::var(v).ok());
     let e = &settings.embed;
     let model = match assets::locate(&Lookup {
-        id: &e.model,
-        folder: e.model_dir.as_deref(),
-        bundle_dir: Some(&e.bundle_dir),
         allow_download: false,
+        ..Lookup::new(e, &e.model, e.model_dir.as_deref())
     }) {
         Ok(m) => m,
         Err(err) => {

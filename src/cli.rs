@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use sbir::config::FlagOverride;
+use sbir::io::checks::Status;
 
-use crate::cmd;
+use crate::cmd::{self, Env};
 
 /// Turn the SBIR/STTR award record into analysis-ready data.
 #[derive(Debug, Parser)]
@@ -49,54 +50,6 @@ pub enum LogFormatArg {
     Json,
 }
 
-/// `--format` values shared by stages that write tables.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum FormatArg {
-    Parquet,
-    Ndjson,
-    Both,
-}
-
-impl FormatArg {
-    /// The settings value this flag sets.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Parquet => "parquet",
-            Self::Ndjson => "ndjson",
-            Self::Both => "both",
-        }
-    }
-}
-
-/// Where and how a stage writes its tables; shared by every stage that writes one.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct OutputArgs {
-    /// Folder for the outputs [default: paths.processed_dir].
-    #[arg(long)]
-    pub out_dir: Option<PathBuf>,
-    /// Output format [default: output.format].
-    #[arg(long, value_enum)]
-    pub format: Option<FormatArg>,
-}
-
-impl OutputArgs {
-    /// The settings these flags override.
-    pub fn overrides(&self) -> Vec<FlagOverride> {
-        let mut o = Vec::new();
-        if let Some(p) = &self.out_dir {
-            o.push(FlagOverride::new(
-                "paths.processed_dir",
-                p.display().to_string(),
-                "--out-dir",
-            ));
-        }
-        if let Some(f) = self.format {
-            o.push(FlagOverride::new("output.format", f.as_str(), "--format"));
-        }
-        o
-    }
-}
-
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -120,4 +73,44 @@ pub enum Command {
     SampleData(cmd::sample_data::Args),
     /// Inspect settings.
     Config(cmd::config::Args),
+}
+
+impl Command {
+    /// The settings the subcommand's flags override.
+    pub fn overrides(&self) -> Vec<FlagOverride> {
+        match self {
+            Self::Run(a) => a.overrides(),
+            Self::Ingest(a) => a.overrides(),
+            Self::Enrich(a) => a.overrides(),
+            Self::ClassifyCet(a) => a.overrides(),
+            Self::LoadNeo4j(a) => a.overrides(),
+            Self::Embed(a) => a.overrides(),
+            Self::PrepareAssets(a) => a.overrides(),
+            Self::Benchmark(a) => a.overrides(),
+            Self::SampleData(a) => a.overrides(),
+            Self::Config(_) => Vec::new(),
+        }
+    }
+
+    /// Runs the subcommand; subcommands without quality gates pass when they succeed.
+    pub fn run(&self, env: &Env) -> anyhow::Result<Status> {
+        Ok(match self {
+            Self::Run(a) => cmd::run::run(a, env)?,
+            Self::Ingest(a) => cmd::ingest::run(a, env)?,
+            Self::Enrich(a) => cmd::enrich::run(a, env)?,
+            Self::ClassifyCet(a) => cmd::classify_cet::run(a, env)?,
+            Self::LoadNeo4j(a) => cmd::load_neo4j::run(a, env)?,
+            Self::Embed(a) => cmd::embed::run(a, env)?,
+            Self::PrepareAssets(a) => cmd::prepare_assets::run(a, env)?,
+            Self::Benchmark(a) => cmd::benchmark::run(a, env)?,
+            Self::SampleData(a) => {
+                cmd::sample_data::run(a, env)?;
+                Status::Pass
+            }
+            Self::Config(a) => {
+                cmd::config::run(a, env)?;
+                Status::Pass
+            }
+        })
+    }
 }

@@ -265,8 +265,13 @@ pub struct EmbedSettings {
     pub model_dir: Option<PathBuf>,
     /// Where `prepare-assets` puts model folders.
     pub bundle_dir: PathBuf,
-    /// Download from the hub when no local copy is found (unless `HF_HUB_OFFLINE` is set).
+    /// Download from the hub when no local copy is found (unless `hub_offline`).
     pub allow_download: bool,
+    /// The Hugging Face cache folder; when null, the binary uses the one huggingface_hub
+    /// would (`HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`).
+    pub hf_cache: Option<PathBuf>,
+    /// Never reach the hub (the binary sets it from `HF_HUB_OFFLINE`).
+    pub hub_offline: bool,
     pub chunk_tokens: usize,
     pub chunk_overlap: usize,
     /// Padded tokens per encoder batch.

@@ -18,7 +18,7 @@ use sbir::graph::GraphError;
 use sbir::ingest::IngestError;
 use sbir::io::checks::Status;
 
-use cli::{Cli, Command, LogFormatArg};
+use cli::{Cli, LogFormatArg};
 
 // Ingest and enrich allocate many short strings per row; mimalloc keeps that off the profile.
 #[global_allocator]
@@ -52,46 +52,69 @@ fn disable_huge_pages() {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    // Variables other tools use too sit below the flags (--model wins over CET_MODEL_PATH).
-    let mut flags: Vec<FlagOverride> = [
-        ("CET_MODEL_PATH", "cet.model_path"),
-        ("NEO4J_URI", "neo4j.uri"),
-        ("NEO4J_USER", "neo4j.user"),
-        ("NEO4J_DATABASE", "neo4j.database"),
-    ]
-    .into_iter()
-    .filter_map(|(var, key)| {
-        std::env::var(var)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .map(|v| FlagOverride::new(key, v, var))
-    })
-    .collect();
+/// Variables other tools use, and the settings they stand for; they sit below the flags
+/// (`--model` wins over `CET_MODEL_PATH`). `Yaml` values are read as a YAML scalar (`true`,
+/// `8`), `Switch` ones as on unless `0`/`false`, and `Text` ones as they are.
+const ENV_ALIASES: &[(&str, &str, EnvValue)] = &[
+    ("CET_MODEL_PATH", "cet.model_path", EnvValue::Text),
+    ("NEO4J_URI", "neo4j.uri", EnvValue::Text),
+    ("NEO4J_USER", "neo4j.user", EnvValue::Text),
+    ("NEO4J_DATABASE", "neo4j.database", EnvValue::Text),
     // The embedder's switches, as the Python pipeline names them.
-    for (var, key) in [
-        ("EMBEDDER_ENABLE_SPARSE", "embed.sparse.enabled"),
-        ("EMBEDDER_ENABLE_RERANK", "embed.rerank.enabled"),
-        ("EMBEDDER_RERANK_BATCH_CAP", "embed.rerank.batch_cap"),
-    ] {
-        if let Ok(v) = std::env::var(var)
-            && !v.trim().is_empty()
-        {
-            flags.push(FlagOverride::new(key, config::env_value(&v), var));
-        }
+    (
+        "EMBEDDER_ENABLE_SPARSE",
+        "embed.sparse.enabled",
+        EnvValue::Yaml,
+    ),
+    (
+        "EMBEDDER_ENABLE_RERANK",
+        "embed.rerank.enabled",
+        EnvValue::Yaml,
+    ),
+    (
+        "EMBEDDER_RERANK_BATCH_CAP",
+        "embed.rerank.batch_cap",
+        EnvValue::Yaml,
+    ),
+    ("HF_HUB_OFFLINE", "embed.hub_offline", EnvValue::Switch),
+];
+
+/// How an aliased variable's text becomes a setting's value.
+#[derive(Clone, Copy)]
+enum EnvValue {
+    Text,
+    Yaml,
+    Switch,
+}
+
+/// The settings overrides the aliased variables that are set give, in table order.
+fn env_aliases() -> Vec<FlagOverride> {
+    ENV_ALIASES
+        .iter()
+        .filter_map(|&(var, key, kind)| {
+            let v = std::env::var(var).ok().filter(|v| !v.trim().is_empty())?;
+            let value = match kind {
+                EnvValue::Text => serde_json::Value::from(v),
+                EnvValue::Yaml => config::env_value(&v),
+                EnvValue::Switch => {
+                    serde_json::Value::from(!matches!(v.trim(), "0" | "false" | "False" | "FALSE"))
+                }
+            };
+            Some(FlagOverride::new(key, value, var))
+        })
+        .collect()
+}
+
+/// The Hugging Face cache when the settings name none: where huggingface_hub looks.
+fn default_hf_cache(loaded: &mut config::Loaded) {
+    if loaded.settings.embed.hf_cache.is_none() {
+        loaded.settings.embed.hf_cache = sbir::assets::default_hf_cache(|v| std::env::var(v).ok());
     }
-    flags.extend(match &cli.command {
-        Command::Run(a) => a.overrides(),
-        Command::Ingest(a) => a.overrides(),
-        Command::Enrich(a) => a.overrides(),
-        Command::ClassifyCet(a) => a.overrides(),
-        Command::LoadNeo4j(a) => a.overrides(),
-        Command::Embed(a) => a.overrides(),
-        Command::PrepareAssets(a) => a.overrides(),
-        Command::Benchmark(a) => a.overrides(),
-        Command::SampleData(a) => a.overrides(),
-        Command::Config(_) => Vec::new(),
-    });
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut flags = env_aliases();
+    flags.extend(cli.command.overrides());
     if let Some(f) = cli.global.log_format {
         let v = match f {
             LogFormatArg::Text => "text",
@@ -105,26 +128,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         env_vars: std::env::vars().collect(),
         flags,
     };
-    let loaded = config::load(&sources)?;
+    let mut loaded = config::load(&sources)?;
+    default_hf_cache(&mut loaded);
     let env = cmd::Env::new(loaded, cli.global.quiet, cli.global.verbose);
-    let status = match &cli.command {
-        Command::Run(a) => cmd::run::run(a, &env)?,
-        Command::Ingest(a) => cmd::ingest::run(a, &env)?,
-        Command::Enrich(a) => cmd::enrich::run(a, &env)?,
-        Command::ClassifyCet(a) => cmd::classify_cet::run(a, &env)?,
-        Command::LoadNeo4j(a) => cmd::load_neo4j::run(a, &env)?,
-        Command::Embed(a) => cmd::embed::run(a, &env)?,
-        Command::PrepareAssets(a) => cmd::prepare_assets::run(a, &env)?,
-        Command::Benchmark(a) => cmd::benchmark::run(a, &env)?,
-        Command::SampleData(a) => {
-            cmd::sample_data::run(a, &env)?;
-            Status::Pass
-        }
-        Command::Config(a) => {
-            cmd::config::run(a, &env)?;
-            Status::Pass
-        }
-    };
+    let status = cli.command.run(&env)?;
     Ok(match status {
         Status::Pass | Status::Warn => ExitCode::SUCCESS,
         Status::Fail => ExitCode::from(3),

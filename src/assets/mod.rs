@@ -1,6 +1,8 @@
 //! Finding model files: an explicit folder, then the `prepare-assets` bundle, then the Hugging
 //! Face cache, then (when allowed) a hub download. Every place looked is remembered, so a miss
-//! names them all and says how to fetch the model.
+//! names them all and says how to fetch the model. The cache folder and offline mode come in
+//! as settings (`embed.hf_cache`, `embed.hub_offline`), which the binary fills from
+//! `HF_HUB_CACHE`, `HF_HOME` and `HF_HUB_OFFLINE`.
 
 pub mod bundle;
 
@@ -65,7 +67,26 @@ pub struct Lookup<'a> {
     pub folder: Option<&'a Path>,
     /// Where `prepare-assets` put model folders; `None` skips the bundle.
     pub bundle_dir: Option<&'a Path>,
+    /// The Hugging Face cache folder; `None` skips the cache and the hub.
+    pub hf_cache: Option<&'a Path>,
     pub allow_download: bool,
+    /// The hub is off limits (`HF_HUB_OFFLINE`, as the binary read it).
+    pub offline: bool,
+}
+
+impl<'a> Lookup<'a> {
+    /// The places the embed settings name for model `id`: `folder`, the bundle, the cache,
+    /// the hub.
+    pub fn new(e: &'a crate::config::EmbedSettings, id: &'a str, folder: Option<&'a Path>) -> Self {
+        Self {
+            id,
+            folder,
+            bundle_dir: Some(&e.bundle_dir),
+            hf_cache: e.hf_cache.as_deref(),
+            allow_download: e.allow_download,
+            offline: e.hub_offline,
+        }
+    }
 }
 
 /// Finds model `id` the way the embed settings say: `folder`, the bundle, the cache, the hub.
@@ -74,12 +95,20 @@ pub fn lookup(
     id: &str,
     folder: Option<&Path>,
 ) -> Result<ModelFiles, EmbedError> {
-    locate(&Lookup {
-        id,
-        folder,
-        bundle_dir: Some(&e.bundle_dir),
-        allow_download: e.allow_download,
-    })
+    locate(&Lookup::new(e, id, folder))
+}
+
+/// Where huggingface_hub keeps its cache, given how to read a variable: `HF_HUB_CACHE`, else
+/// `HF_HOME/hub`, else `~/.cache/huggingface/hub`; `None` without any of them.
+pub fn default_hf_cache(var: impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    let set = |name: &str| {
+        var(name)
+            .filter(|v| !v.trim().is_empty())
+            .map(PathBuf::from)
+    };
+    set("HF_HUB_CACHE")
+        .or_else(|| set("HF_HOME").map(|h| h.join("hub")))
+        .or_else(|| set("HOME").map(|h| h.join(".cache/huggingface/hub")))
 }
 
 /// The bundle's root folder: the parent of `embed.bundle_dir` (`artifacts/`).
@@ -101,20 +130,6 @@ fn missing(dir: &Path) -> Vec<&'static str> {
         .copied()
         .filter(|f| !dir.join(f).is_file())
         .collect()
-}
-
-/// The Hugging Face cache root: `HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`.
-fn hf_cache() -> hf_hub::Cache {
-    match std::env::var_os("HF_HUB_CACHE") {
-        Some(dir) => hf_hub::Cache::new(PathBuf::from(dir)),
-        None => hf_hub::Cache::from_env(),
-    }
-}
-
-fn offline() -> bool {
-    std::env::var("HF_HUB_OFFLINE")
-        .map(|v| !matches!(v.trim(), "" | "0" | "false" | "False" | "FALSE"))
-        .unwrap_or(false)
 }
 
 /// Finds a model's files, trying each place in order. Bundle files are checked against
@@ -161,7 +176,18 @@ pub fn locate(l: &Lookup) -> Result<ModelFiles, EmbedError> {
         ));
     }
 
-    let cache = hf_cache();
+    let Some(cache_dir) = l.hf_cache else {
+        looked.push(
+            "the Hugging Face cache and the hub: no cache folder is known (set embed.hf_cache or HF_HOME)"
+                .into(),
+        );
+        return Err(ModelNotFound {
+            id: l.id.to_string(),
+            looked,
+        }
+        .into());
+    };
+    let cache = hf_hub::Cache::new(cache_dir.to_path_buf());
     let repo = cache.model(l.id.to_string());
     let cached: Vec<_> = MODEL_FILES.iter().map(|f| repo.get(f)).collect();
     if let Some(Some(config)) = cached.first()
@@ -178,10 +204,10 @@ pub fn locate(l: &Lookup) -> Result<ModelFiles, EmbedError> {
 
     if !l.allow_download {
         looked.push("the hub: downloads are off (embed.allow_download)".into());
-    } else if offline() {
+    } else if l.offline {
         looked.push("the hub: HF_HUB_OFFLINE is set".into());
     } else {
-        match download(l.id) {
+        match download(l.id, cache) {
             Ok(dir) => {
                 let revision = dir.file_name().map(|r| r.to_string_lossy().into_owned());
                 return Ok(found(dir, ModelSource::Download, revision));
@@ -197,8 +223,8 @@ pub fn locate(l: &Lookup) -> Result<ModelFiles, EmbedError> {
 }
 
 /// Downloads the model files into the Hugging Face cache; returns the snapshot folder.
-fn download(id: &str) -> Result<PathBuf, hf_hub::api::sync::ApiError> {
-    let api = hf_hub::api::sync::ApiBuilder::from_cache(hf_cache())
+fn download(id: &str, cache: hf_hub::Cache) -> Result<PathBuf, hf_hub::api::sync::ApiError> {
+    let api = hf_hub::api::sync::ApiBuilder::from_cache(cache)
         .with_progress(false)
         .build()?;
     let repo = api.model(id.to_string());

@@ -17,7 +17,7 @@ use sbir::metrics::StageTimer;
 use serde_json::json;
 
 use super::Env;
-use crate::cli::OutputArgs;
+use super::OutputArgs;
 
 /// Flags of `sbir classify-cet`.
 #[derive(Debug, clap::Args)]

@@ -11,7 +11,7 @@ use sbir::metrics::StageTimer;
 use serde_json::json;
 
 use super::Env;
-use crate::cli::OutputArgs;
+use super::OutputArgs;
 
 /// Flags of `sbir ingest`.
 #[derive(Debug, clap::Args)]

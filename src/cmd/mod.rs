@@ -9,9 +9,12 @@ pub mod embed;
 pub mod enrich;
 pub mod ingest;
 pub mod load_neo4j;
+pub mod output;
 pub mod prepare_assets;
 pub mod run;
 pub mod sample_data;
+
+pub use output::OutputArgs;
 
 use std::io::IsTerminal;
 use std::sync::Mutex;

@@ -96,10 +96,8 @@ pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
     // the bundle itself is the source of last resort.
     let lookup = |bundle_dir| {
         assets::locate(&Lookup {
-            id: &e.model,
-            folder: e.model_dir.as_deref(),
             bundle_dir,
-            allow_download: e.allow_download,
+            ..Lookup::new(e, &e.model, e.model_dir.as_deref())
         })
     };
     let model = lookup(None).or_else(|_| lookup(Some(&e.bundle_dir)))?;

@@ -8,7 +8,7 @@ use sbir::config::FlagOverride;
 use sbir::io::checks::Status;
 
 use super::Env;
-use crate::cli::OutputArgs;
+use super::OutputArgs;
 
 /// Flags of `sbir run`.
 #[derive(Debug, clap::Args)]
