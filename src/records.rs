@@ -79,6 +79,21 @@ pub struct Award<S = String> {
     pub warnings: Vec<Warning<S>>,
 }
 
+/// The company's UEI: the award's own, else the USAspending recipient's when enrich linked
+/// one (an unlinked candidate's UEI is never used). The one identity rule of CET profiles and
+/// the graph.
+pub fn company_uei<'a>(
+    own: Option<&'a str>,
+    linked: Option<bool>,
+    recipient: Option<&'a str>,
+) -> Option<&'a str> {
+    own.or(if linked == Some(true) {
+        recipient
+    } else {
+        None
+    })
+}
+
 /// One warning a kept award carries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Warning<S = String> {
@@ -412,6 +427,14 @@ mod tests {
         keys_sorted.sort();
         names.sort();
         assert_eq!(keys_sorted, names);
+    }
+
+    #[test]
+    fn company_uei_is_the_awards_own_else_a_linked_recipients() {
+        assert_eq!(company_uei(Some("A"), Some(true), Some("B")), Some("A"));
+        assert_eq!(company_uei(None, Some(true), Some("B")), Some("B"));
+        assert_eq!(company_uei(None, Some(false), Some("B")), None);
+        assert_eq!(company_uei(None, None, Some("B")), None);
     }
 
     #[test]

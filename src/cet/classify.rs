@@ -224,13 +224,7 @@ impl Classifier {
 
     /// High, Medium or Low.
     pub fn band(&self, score: f64) -> &'static str {
-        if score >= self.params.bands.high {
-            "High"
-        } else if score >= self.params.bands.medium {
-            "Medium"
-        } else {
-            "Low"
-        }
+        self.params.bands.of(score)
     }
 
     /// Up to `max_excerpts` sentences holding matched phrases of `areas` (primary first, each

@@ -134,13 +134,11 @@ impl AwardInput {
 
     /// The company's UEI: its own, else the linked USAspending recipient's.
     pub fn company_uei(&self) -> Option<&str> {
-        self.uei
-            .as_deref()
-            .or(if self._usaspending_linked == Some(true) {
-                self.usaspending_recipient_uei.as_deref()
-            } else {
-                None
-            })
+        crate::records::company_uei(
+            self.uei.as_deref(),
+            self._usaspending_linked,
+            self.usaspending_recipient_uei.as_deref(),
+        )
     }
 }
 

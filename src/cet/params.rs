@@ -60,6 +60,20 @@ pub struct Bands {
     pub medium: f64,
 }
 
+impl Bands {
+    /// `High`, `Medium` or `Low` for a score: the one band rule of classifications and the
+    /// graph.
+    pub fn of(&self, score: f64) -> &'static str {
+        if score >= self.high {
+            "High"
+        } else if score >= self.medium {
+            "Medium"
+        } else {
+            "Low"
+        }
+    }
+}
+
 /// Which non-primary areas are reported.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -192,5 +206,22 @@ impl ClassifierParams {
             return bad("model.max_features/max_iter/memory", "must be at least 1");
         }
         Ok(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bands_split_at_their_thresholds() {
+        let b = Bands {
+            high: 0.7,
+            medium: 0.4,
+        };
+        assert_eq!(
+            [b.of(0.7), b.of(0.69), b.of(0.4), b.of(0.1)],
+            ["High", "Medium", "Medium", "Low"]
+        );
     }
 }

@@ -271,16 +271,6 @@ struct ClassRow {
     model_version: Option<String>,
 }
 
-fn band(b: &Bands, score: f64) -> &'static str {
-    if score >= b.high {
-        "High"
-    } else if score >= b.medium {
-        "Medium"
-    } else {
-        "Low"
-    }
-}
-
 /// A node row: its key and its other properties.
 fn node(key: &str, id: &str, props: Map<String, Value>) -> Value {
     json!({ key: id, "props": props })
@@ -370,11 +360,12 @@ impl GraphData {
             8192,
         )? {
             for a in batch? {
-                let uei = a.uei.clone().or(if a._usaspending_linked == Some(true) {
-                    a.usaspending_recipient_uei.clone()
-                } else {
-                    None
-                });
+                let uei = crate::records::company_uei(
+                    a.uei.as_deref(),
+                    a._usaspending_linked,
+                    a.usaspending_recipient_uei.as_deref(),
+                )
+                .map(str::to_string);
                 let normalized = normalizer.normalize(&a.company);
                 let key = company_key(uei.as_deref(), &normalized);
                 let c = classes.get(&a.award_id);
@@ -437,7 +428,7 @@ impl GraphData {
                             &s.cet_id,
                             json!({
                                 "primary": false, "score": s.score,
-                                "band": band(bands, s.score), "rank": i + 2,
+                                "band": bands.of(s.score), "rank": i + 2,
                             }),
                         ));
                     }
