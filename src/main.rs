@@ -138,32 +138,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The first of the error types whose value `cause` is, asked whether it is bad usage.
+macro_rules! usage_of {
+    ($cause:expr, $($error:ty),+ $(,)?) => {
+        None $(.or_else(|| $cause.downcast_ref::<$error>().map(<$error>::is_usage)))+
+    };
+}
+
 /// 2 for bad usage, configuration or input given; 1 for everything else.
 fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         if cause.is::<ConfigError>() {
             return 2;
         }
-        if let Some(e) = cause.downcast_ref::<IngestError>() {
-            return if e.is_usage() { 2 } else { 1 };
-        }
-        if let Some(e) = cause.downcast_ref::<EnrichError>() {
-            return if e.is_usage() { 2 } else { 1 };
-        }
-        if let Some(e) = cause.downcast_ref::<CetError>() {
-            return if e.is_usage() { 2 } else { 1 };
-        }
-        if let Some(e) = cause.downcast_ref::<GraphError>() {
-            return if e.is_usage() { 2 } else { 1 };
-        }
-        if let Some(e) = cause.downcast_ref::<EmbedError>() {
-            return if e.is_usage() { 2 } else { 1 };
-        }
-        if let Some(e) = cause.downcast_ref::<BenchError>() {
-            return if e.is_usage() { 2 } else { 1 };
-        }
-        if let Some(BundleError::Embed(e)) = cause.downcast_ref::<BundleError>() {
-            return if e.is_usage() { 2 } else { 1 };
+        let embed = match cause.downcast_ref::<BundleError>() {
+            Some(BundleError::Embed(e)) => Some(e.is_usage()),
+            _ => None,
+        };
+        let usage = usage_of!(
+            cause,
+            IngestError,
+            EnrichError,
+            CetError,
+            GraphError,
+            EmbedError,
+            BenchError
+        )
+        .or(embed);
+        if let Some(usage) = usage {
+            return if usage { 2 } else { 1 };
         }
     }
     1
