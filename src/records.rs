@@ -79,6 +79,25 @@ pub struct Award<S = String> {
     pub warnings: Vec<Warning<S>>,
 }
 
+/// The columns enrich adds to the award table: the contract between enrich, which writes
+/// them, and classify-cet and the graph, which read them.
+pub mod enriched {
+    pub const MATCH_METHOD: &str = "_usaspending_match_method";
+    pub const MATCH_SCORE: &str = "_usaspending_match_score";
+    /// True only for a link (a candidate without a link is false).
+    pub const LINKED: &str = "_usaspending_linked";
+    pub const RECIPIENT_NAME: &str = "usaspending_recipient_name";
+    pub const RECIPIENT_UEI: &str = "usaspending_recipient_uei";
+    pub const RECIPIENT_DUNS: &str = "usaspending_recipient_duns";
+    pub const RECIPIENT_PARENT_NAME: &str = "usaspending_recipient_parent_name";
+    pub const RECIPIENT_PARENT_UEI: &str = "usaspending_recipient_parent_uei";
+    pub const RECIPIENT_CITY: &str = "usaspending_recipient_city";
+    pub const RECIPIENT_STATE: &str = "usaspending_recipient_state";
+    pub const RECIPIENT_ZIP: &str = "usaspending_recipient_zip";
+    /// With `--candidates`: the top candidates, linked or not.
+    pub const CANDIDATES: &str = "_usaspending_candidates";
+}
+
 /// The company's UEI: the award's own, else the USAspending recipient's when enrich linked
 /// one (an unlinked candidate's UEI is never used). The one identity rule of CET profiles and
 /// the graph.

@@ -719,7 +719,10 @@ fn fuzzy_histogram(path: &Path) -> Result<Histogram, BenchError> {
         _usaspending_match_method: Option<String>,
         _usaspending_match_score: Option<f64>,
     }
-    let cols = ["_usaspending_match_method", "_usaspending_match_score"];
+    let cols = [
+        crate::records::enriched::MATCH_METHOD,
+        crate::records::enriched::MATCH_SCORE,
+    ];
     let mut counts = vec![0u64; 10];
     for batch in crate::records::read_projected::<Row>(path, &cols, &[], 8192)? {
         for r in batch? {

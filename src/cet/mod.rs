@@ -32,6 +32,7 @@ use crate::io::IoError;
 use crate::io::input::InputInfo;
 use crate::io::table::TableWriter;
 use crate::progress::Progress;
+use crate::records::enriched;
 use classify::{AwardText, Blend, Classification, Classifier, Scratch};
 use drift::{Distribution, DriftReport};
 use model::Model;
@@ -118,7 +119,7 @@ const REQUIRED: &[&str] = &[
     "award_amount",
     "uei",
 ];
-const OPTIONAL: &[&str] = &["usaspending_recipient_uei", "_usaspending_linked"];
+const OPTIONAL: &[&str] = &[enriched::RECIPIENT_UEI, enriched::LINKED];
 
 impl AwardInput {
     pub fn text(&self) -> AwardText<'_> {

@@ -26,7 +26,7 @@ use crate::io::checks::{Gate, Severity};
 use crate::io::input::InputInfo;
 use crate::io::table::{NdjsonWriter, TableWriter};
 use crate::progress::Progress;
-use crate::records::{self, Award};
+use crate::records::{self, Award, enriched};
 pub use matcher::{Match, MatchMethod, Matcher};
 use names::Normalizer;
 use recipients::{LoadReport, RecipientIndex};
@@ -133,21 +133,17 @@ pub struct EnrichReport {
 fn enrichment_fields(candidates: bool) -> Vec<FieldRef> {
     let text = |n: &str| Arc::new(Field::new(n, DataType::Utf8, true));
     let mut f = vec![
-        text("_usaspending_match_method"),
-        Arc::new(Field::new(
-            "_usaspending_match_score",
-            DataType::Float64,
-            true,
-        )),
-        Arc::new(Field::new("_usaspending_linked", DataType::Boolean, false)),
-        text("usaspending_recipient_name"),
-        text("usaspending_recipient_uei"),
-        text("usaspending_recipient_duns"),
-        text("usaspending_recipient_parent_name"),
-        text("usaspending_recipient_parent_uei"),
-        text("usaspending_recipient_city"),
-        text("usaspending_recipient_state"),
-        text("usaspending_recipient_zip"),
+        text(enriched::MATCH_METHOD),
+        Arc::new(Field::new(enriched::MATCH_SCORE, DataType::Float64, true)),
+        Arc::new(Field::new(enriched::LINKED, DataType::Boolean, false)),
+        text(enriched::RECIPIENT_NAME),
+        text(enriched::RECIPIENT_UEI),
+        text(enriched::RECIPIENT_DUNS),
+        text(enriched::RECIPIENT_PARENT_NAME),
+        text(enriched::RECIPIENT_PARENT_UEI),
+        text(enriched::RECIPIENT_CITY),
+        text(enriched::RECIPIENT_STATE),
+        text(enriched::RECIPIENT_ZIP),
     ];
     if candidates {
         let item = Fields::from(vec![
@@ -156,7 +152,7 @@ fn enrichment_fields(candidates: bool) -> Vec<FieldRef> {
             Field::new("score", DataType::Float64, false),
         ]);
         let list = DataType::List(Arc::new(Field::new("item", DataType::Struct(item), false)));
-        f.push(Arc::new(Field::new("_usaspending_candidates", list, false)));
+        f.push(Arc::new(Field::new(enriched::CANDIDATES, list, false)));
     }
     f
 }
@@ -395,9 +391,9 @@ impl Tally {
         }
         r.mean_blocked = ratio(self.blocked_total, self.fuzzy_awards);
         for (name, n) in [
-            "_usaspending_match_method",
-            "_usaspending_match_score",
-            "usaspending_recipient_name",
+            enriched::MATCH_METHOD,
+            enriched::MATCH_SCORE,
+            enriched::RECIPIENT_NAME,
         ]
         .iter()
         .zip(self.nulls)

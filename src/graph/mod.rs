@@ -22,6 +22,7 @@ use crate::cet::profiles::{CompanyProfile, company_key};
 use crate::cet::taxonomy::Taxonomy;
 use crate::enrich::names::Normalizer;
 use crate::io::IoError;
+use crate::records::enriched;
 use cypher::{Cypher, Write};
 
 /// What can go wrong building or loading the graph.
@@ -254,9 +255,9 @@ const AWARD_COLUMNS: &[&str] = &[
     "city",
 ];
 const AWARD_OPTIONAL: &[&str] = &[
-    "usaspending_recipient_uei",
-    "usaspending_recipient_name",
-    "_usaspending_linked",
+    enriched::RECIPIENT_UEI,
+    enriched::RECIPIENT_NAME,
+    enriched::LINKED,
 ];
 
 /// Classification columns the graph uses (evidence is not loaded).
