@@ -12,8 +12,8 @@ mod common;
 use std::time::Instant;
 
 use candle_core::Device;
-use sbir::assets::{self, Lookup};
 use sbir::embed::encoder::DenseEncoder;
+use sbir::embed::models::{self, Lookup};
 use sbir::metrics;
 
 // The same allocator as the `sbir` binary: candle allocates every intermediate tensor afresh.
@@ -26,9 +26,9 @@ fn main() {
     let mut settings = sbir::config::load(&sbir::config::Sources::default())
         .expect("default settings")
         .settings;
-    settings.embed.hf_cache = assets::default_hf_cache(|v| std::env::var(v).ok());
+    settings.embed.hf_cache = models::default_hf_cache(|v| std::env::var(v).ok());
     let e = &settings.embed;
-    let model = match assets::locate(&Lookup {
+    let model = match models::locate(&Lookup {
         allow_download: false,
         ..Lookup::new(e, &e.model, e.model_dir.as_deref())
     }) {

@@ -108,7 +108,8 @@ fn env_aliases() -> Vec<FlagOverride> {
 /// The Hugging Face cache when the settings name none: where huggingface_hub looks.
 fn default_hf_cache(loaded: &mut config::Loaded) {
     if loaded.settings.embed.hf_cache.is_none() {
-        loaded.settings.embed.hf_cache = sbir::assets::default_hf_cache(|v| std::env::var(v).ok());
+        loaded.settings.embed.hf_cache =
+            sbir::embed::models::default_hf_cache(|v| std::env::var(v).ok());
     }
 }
 

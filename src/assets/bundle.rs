@@ -11,10 +11,8 @@ use std::path::{Path, PathBuf};
 use std::collections::HashMap;
 
 use candle_core::Device;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{ModelFiles, bundle_name};
 use crate::cet::classify::{Classifier, Scratch};
 use crate::cet::embedding::{
     AwardEmbeddingsMetadata, AwardMeans, CENTROID_METHOD, area_texts, award_text, build_centroids,
@@ -25,13 +23,15 @@ use crate::config::EmbedSettings;
 use crate::embed::chunk::Chunker;
 use crate::embed::encoder::DenseEncoder;
 use crate::embed::export::{DenseSpill, NpyFile, VectorFormat, write_vectors};
+use crate::embed::models::{ModelFiles, ModelSource, bundle_name};
 use crate::embed::{EmbedError, embed_texts};
 use crate::io::IoError;
 use crate::io::atomic::{write_file, write_json};
+use crate::io::bundle::{
+    self as format, BUNDLE_VERSION, CentroidMetadata, DeploymentMetadata, FileCheckError, FileEntry,
+};
 use crate::io::input::sha256_file;
 
-/// Format of the bundle layout and metadata.
-pub const BUNDLE_VERSION: &str = "sbir-bundle-1";
 /// Model files copied when present, beyond the three required ones.
 const OPTIONAL_FILES: [&str; 6] = [
     "1_Pooling/config.json",
@@ -47,14 +47,8 @@ const PROBE: &str = "hello world";
 /// A bundle failed a check.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
-    #[error("bundle file {path} is corrupted: sha256 {actual}, metadata says {expected}")]
-    Checksum {
-        path: PathBuf,
-        expected: String,
-        actual: String,
-    },
-    #[error("bundle file {0} is listed in deployment_metadata.json but missing")]
-    Missing(PathBuf),
+    #[error(transparent)]
+    Files(#[from] FileCheckError),
     #[error("stale bundle: {0}")]
     Stale(String),
     #[error("award embeddings: {0}")]
@@ -63,84 +57,6 @@ pub enum BundleError {
     Embed(#[from] EmbedError),
     #[error(transparent)]
     Io(#[from] IoError),
-}
-
-/// One file of the bundle.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct FileEntry {
-    pub size: u64,
-    pub sha256: String,
-}
-
-/// `deployment_metadata.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DeploymentMetadata {
-    pub bundle_version: String,
-    pub tool_version: String,
-    pub created_at: String,
-    pub model_id: String,
-    pub model_revision: Option<String>,
-    pub taxonomy_version: String,
-    /// What this run did per part: `built`, `copied` or `unchanged`.
-    pub steps: BTreeMap<String, String>,
-    /// Path inside the bundle → size and checksum.
-    pub files: BTreeMap<String, FileEntry>,
-    pub total_bytes: u64,
-}
-
-/// `embeddings/cet_areas.metadata.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CentroidMetadata {
-    /// Row order of `cet_areas.npy`.
-    pub cet_ids: Vec<String>,
-    pub taxonomy_version: String,
-    pub model_id: String,
-    /// sha256 of the model's weights.
-    pub model_sha256: String,
-    pub dims: usize,
-    pub method: String,
-    /// Texts embedded per area (the definition line and each keyword phrase).
-    pub texts_per_area: Vec<usize>,
-    /// Per area, what its centroid averages (definition, keywords, award examples).
-    #[serde(default)]
-    pub built_from: Vec<String>,
-    /// Hash of everything the centroids depend on; equal means nothing to rebuild.
-    pub inputs_sha256: String,
-}
-
-impl CentroidMetadata {
-    /// Reads `embeddings/cet_areas.metadata.json` of the bundle in `dir`.
-    pub fn read(dir: &Path) -> Result<Self, IoError> {
-        let path = dir.join("embeddings/cet_areas.metadata.json");
-        let bytes = std::fs::read(&path).map_err(|e| IoError::read(&path, e))?;
-        serde_json::from_slice(&bytes).map_err(|e| IoError::read(&path, e))
-    }
-
-    /// Why these centroids do not fit `taxonomy` (area ids and version) and the model (id and
-    /// weights sha256), or None when they do.
-    pub fn staleness(
-        &self,
-        taxonomy: &Taxonomy,
-        model_id: &str,
-        model_sha: &str,
-    ) -> Option<String> {
-        if self.cet_ids != taxonomy.ids() || self.taxonomy_version != taxonomy.version {
-            return Some(format!(
-                "centroids built for taxonomy {}, {} is {}",
-                self.taxonomy_version,
-                taxonomy.path.display(),
-                taxonomy.version
-            ));
-        }
-        (self.model_id != model_id || self.model_sha256 != model_sha).then(|| {
-            format!(
-                "centroids built with model {} ({}), the encoder in use is {model_id} ({})",
-                self.model_id,
-                &self.model_sha256[..self.model_sha256.len().min(12)],
-                &model_sha[..model_sha.len().min(12)]
-            )
-        })
-    }
 }
 
 /// What `prepare` did.
@@ -167,7 +83,7 @@ pub fn prepare(
     // Load from the bundle's copy: proves the copy works, and the probe is recorded.
     let bundled = ModelFiles {
         dir: model_dir.clone(),
-        source: super::ModelSource::Bundle,
+        source: ModelSource::Bundle,
         ..model.clone()
     };
     let (encoder, chunker) = crate::embed::open_encoder(&bundled, device, settings)?;
@@ -273,7 +189,7 @@ fn emb_dir(out: &Path) -> PathBuf {
 /// Copies the model's files into `dest` unless an identical copy is there; returns
 /// `copied` or `unchanged`.
 fn copy_model(model: &ModelFiles, dest: &Path) -> Result<String, BundleError> {
-    let wanted: Vec<&str> = super::MODEL_FILES
+    let wanted: Vec<&str> = crate::embed::models::MODEL_FILES
         .iter()
         .copied()
         .chain(
@@ -515,33 +431,6 @@ fn write_award_embeddings(
     Ok(("built".into(), means, classifier_digest))
 }
 
-/// Reads `deployment_metadata.json` of the bundle in `dir`.
-pub fn read_metadata(dir: &Path) -> Result<DeploymentMetadata, IoError> {
-    let path = dir.join("deployment_metadata.json");
-    let bytes = std::fs::read(&path).map_err(|e| IoError::read(&path, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| IoError::read(&path, e))
-}
-
-/// Checks the listed files whose bundle path starts with `prefix` (all with `""`) against
-/// their sizes and checksums.
-pub fn check_files(dir: &Path, meta: &DeploymentMetadata, prefix: &str) -> Result<(), BundleError> {
-    for (rel, entry) in meta.files.iter().filter(|(r, _)| r.starts_with(prefix)) {
-        let path = dir.join(rel);
-        if !path.is_file() {
-            return Err(BundleError::Missing(path));
-        }
-        let actual = sha256_file(&path)?;
-        if actual != entry.sha256 {
-            return Err(BundleError::Checksum {
-                path,
-                expected: entry.sha256.clone(),
-                actual,
-            });
-        }
-    }
-    Ok(())
-}
-
 /// Re-checks a bundle without writing: every checksum, the model loads and embeds the probe,
 /// and the centroids match the current taxonomy and model.
 pub fn verify(
@@ -551,8 +440,8 @@ pub fn verify(
     settings: &EmbedSettings,
     device: &Device,
 ) -> Result<DeploymentMetadata, BundleError> {
-    let meta = read_metadata(dir)?;
-    check_files(dir, &meta, "")?;
+    let meta = format::read_metadata(dir)?;
+    format::check_files(dir, &meta, "")?;
     if meta.model_id != model_id {
         return Err(BundleError::Stale(format!(
             "built for model {}, settings ask for {model_id}",
@@ -570,13 +459,17 @@ pub fn verify(
     let cmeta = CentroidMetadata::read(dir)?;
     let weights = format!("models/{}/model.safetensors", bundle_name(model_id));
     let weights_sha = meta.files.get(&weights).map(|f| f.sha256.as_str());
-    if let Some(why) = cmeta.staleness(taxonomy, model_id, weights_sha.unwrap_or_default()) {
+    if let Some(why) = cmeta.staleness(
+        &taxonomy.identity(),
+        model_id,
+        weights_sha.unwrap_or_default(),
+    ) {
         return Err(BundleError::Stale(why));
     }
     let model = ModelFiles {
         id: model_id.to_string(),
         revision: meta.model_revision.clone(),
-        source: super::ModelSource::Bundle,
+        source: ModelSource::Bundle,
         dir: dir.join("models").join(bundle_name(model_id)),
     };
     let (encoder, chunker) = crate::embed::open_encoder(&model, device, settings)?;

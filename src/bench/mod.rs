@@ -659,7 +659,7 @@ impl Runner<'_> {
         use crate::embed::{embed_texts, open_encoder};
         let s = self.settings;
         let e = &s.embed;
-        let model = match crate::assets::lookup(e, &e.model, e.model_dir.as_deref()) {
+        let model = match crate::embed::models::lookup(e, &e.model, e.model_dir.as_deref()) {
             Ok(m) => m,
             Err(err) => return Ok(Err(err.to_string())),
         };

@@ -14,12 +14,12 @@ use serde::{Deserialize, Serialize};
 use super::classify::AwardText;
 use super::params::EmbeddingParams;
 use super::taxonomy::Taxonomy;
-use crate::assets::bundle::{self, CentroidMetadata, DeploymentMetadata};
-use crate::assets::{ModelFiles, ModelSource};
 use crate::embed::chunk::Chunker;
 use crate::embed::encoder::DenseEncoder;
 use crate::embed::export::NpyFile;
+use crate::embed::models::{ModelFiles, ModelSource};
 use crate::embed::{EmbedError, embed_texts, l2_normalize};
+use crate::io::bundle::{self, CentroidMetadata, DeploymentMetadata};
 
 /// How centroids are built; recorded in their metadata, and a change rebuilds them.
 pub const CENTROID_METHOD: &str = "c = l2norm(0.5 * embed(name + ': ' + definition) + 0.5 * mean(embed(keyword))); \
@@ -342,7 +342,7 @@ fn bundled_centroids(
 ) -> Result<(Vec<f32>, PathBuf), String> {
     bundle::check_files(root, meta, "embeddings/cet_areas").map_err(|e| e.to_string())?;
     let c = CentroidMetadata::read(root).map_err(|e| e.to_string())?;
-    if let Some(why) = c.staleness(taxonomy, model_id, model_sha) {
+    if let Some(why) = c.staleness(&taxonomy.identity(), model_id, model_sha) {
         return Err(format!("stale bundle: {why}"));
     }
     let path = root.join("embeddings/cet_areas.npy");

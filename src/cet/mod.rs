@@ -182,7 +182,7 @@ pub fn load_classifier(
 ) -> Result<(Classifier, Option<Fallback>), CetError> {
     let embedding = if choice.needs_encoder() {
         let e = src.embed;
-        let files = crate::assets::lookup(e, &e.model, e.model_dir.as_deref())?;
+        let files = crate::embed::models::lookup(e, &e.model, e.model_dir.as_deref())?;
         let (encoder, chunker) = crate::embed::open_encoder(&files, &candle_core::Device::Cpu, e)?;
         let scorer = embedding::EmbeddingScorer::load(
             files,
@@ -190,7 +190,7 @@ pub fn load_classifier(
             chunker,
             &taxonomy,
             params.embedding.clone(),
-            &crate::assets::bundle_root(e),
+            &crate::embed::models::bundle_root(e),
             src.award_vectors,
         )?;
         let (base_weight, embedding_weight) = match choice {

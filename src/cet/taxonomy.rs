@@ -232,6 +232,15 @@ impl Taxonomy {
         self.areas.iter().map(|a| a.id.clone()).collect()
     }
 
+    /// What the bundle's centroids are checked against: ids, version and file.
+    pub fn identity(&self) -> crate::io::bundle::TaxonomyIdentity {
+        crate::io::bundle::TaxonomyIdentity {
+            ids: self.ids(),
+            version: self.version.clone(),
+            path: self.path.clone(),
+        }
+    }
+
     /// Position of an area by id.
     pub fn index_of(&self, id: &str) -> Option<usize> {
         self.areas.iter().position(|a| a.id == id)

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use candle_core::Device;
 use clap::ValueEnum;
-use sbir::assets::{self, ModelFiles};
 use sbir::config::{EmbedSettings, FlagOverride};
+use sbir::embed::models::{self, ModelFiles};
 use sbir::embed::{self, EmbedError, Job};
 use sbir::io::checks::Status;
 
@@ -165,7 +165,7 @@ fn device(a: DeviceArg) -> anyhow::Result<Device> {
 /// A SPLADE setting is a model id or a folder.
 fn lookup_splade(e: &EmbedSettings, m: &str) -> Result<ModelFiles, EmbedError> {
     let dir = Path::new(m);
-    assets::lookup(e, m, dir.is_dir().then_some(dir))
+    models::lookup(e, m, dir.is_dir().then_some(dir))
 }
 
 /// Runs `sbir embed`.
@@ -185,7 +185,7 @@ pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
         .into());
     }
     let device = device(a.device)?;
-    let dense_model = assets::lookup(e, &e.model, e.model_dir.as_deref())?;
+    let dense_model = models::lookup(e, &e.model, e.model_dir.as_deref())?;
     let splade_model = match (&e.sparse.splade_model, e.sparse.enabled) {
         (Some(m), true) => Some(lookup_splade(e, m)?),
         _ => None,
@@ -196,7 +196,7 @@ pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
         return Err(EmbedError::input(q, "no such queries file").into());
     }
     let rerank_model = match (&a.queries, e.rerank.enabled) {
-        (Some(_), true) => Some(assets::lookup(
+        (Some(_), true) => Some(models::lookup(
             e,
             &e.rerank.model,
             e.rerank.model_dir.as_deref(),
@@ -271,7 +271,7 @@ fn search(sa: &SearchArgs, a: &Args, env: &Env) -> anyhow::Result<()> {
     let dense_id = summary["models"]["dense"]["id"]
         .as_str()
         .unwrap_or(&e.model);
-    let dense = assets::lookup(e, dense_id, e.model_dir.as_deref())?;
+    let dense = models::lookup(e, dense_id, e.model_dir.as_deref())?;
     let sparse_kind = summary["sparse_run"]["payload"]["kind"].as_str();
     let splade = match (
         sparse_kind,
@@ -281,7 +281,7 @@ fn search(sa: &SearchArgs, a: &Args, env: &Env) -> anyhow::Result<()> {
         _ => None,
     };
     let reranker = if e.rerank.enabled {
-        match assets::lookup(e, &e.rerank.model, e.rerank.model_dir.as_deref()) {
+        match models::lookup(e, &e.rerank.model, e.rerank.model_dir.as_deref()) {
             Ok(m) => Some(embed::rerank::Reranker::load(
                 &m,
                 &device,

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 
 use candle_core::Device;
 use sbir::assets::bundle::{self, BundleError};
-use sbir::assets::{self, Lookup};
 use sbir::cet::params::ScorerChoice;
 use sbir::cet::taxonomy::Taxonomy;
 use sbir::config::FlagOverride;
+use sbir::embed::models::{self, Lookup};
+use sbir::io::bundle::FileCheckError;
 use sbir::io::checks::Status;
 
 use super::Env;
@@ -64,7 +65,7 @@ impl Args {
 pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
     let s = env.settings();
     let e = &s.embed;
-    let out = assets::bundle_root(e);
+    let out = models::bundle_root(e);
     let taxonomy = Taxonomy::load(&s.cet.taxonomy)?;
     if a.verify {
         return match bundle::verify(&out, &e.model, &taxonomy, e, &Device::Cpu) {
@@ -82,8 +83,9 @@ pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
                 Ok(Status::Pass)
             }
             Err(
-                err @ (BundleError::Checksum { .. }
-                | BundleError::Missing(_)
+                err @ (BundleError::Files(
+                    FileCheckError::Checksum { .. } | FileCheckError::Missing(_),
+                )
                 | BundleError::Stale(_)),
             ) => {
                 eprintln!("bundle {} failed verification: {err}", out.display());
@@ -95,7 +97,7 @@ pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
     // The source is looked up outside the bundle first, so a damaged bundle can be rebuilt;
     // the bundle itself is the source of last resort.
     let lookup = |bundle_dir| {
-        assets::locate(&Lookup {
+        models::locate(&Lookup {
             bundle_dir,
             ..Lookup::new(e, &e.model, e.model_dir.as_deref())
         })

@@ -8,7 +8,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::EmbedError;
 use super::bert::{self, Bert, BertConfig};
-use crate::assets::ModelFiles;
+use crate::embed::models::ModelFiles;
 
 /// A loaded sentence encoder.
 pub struct DenseEncoder {

@@ -11,6 +11,7 @@ pub mod chunk;
 pub mod collection;
 pub mod encoder;
 pub mod export;
+pub mod models;
 pub mod perf;
 pub mod rerank;
 pub mod sparse;
@@ -25,8 +26,8 @@ use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::assets::ModelFiles;
 use crate::config::{EmbedSettings, OutputFormat, OutputSettings};
+use crate::embed::models::ModelFiles;
 use crate::io::IoError;
 use crate::io::table::{NdjsonWriter, TableWriter};
 use crate::metrics::StageTimer;
@@ -43,7 +44,7 @@ use summary::{Comparison, Summary};
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
     #[error(transparent)]
-    NotFound(#[from] crate::assets::ModelNotFound),
+    NotFound(#[from] crate::embed::models::ModelNotFound),
     #[error("model file {path}: {reason}")]
     Model { path: PathBuf, reason: String },
     #[error("tokenizer: {0}")]

@@ -18,7 +18,7 @@ use super::chunk::Chunker;
 use super::encoder;
 use super::export::FlatIndex;
 use super::sparse::SparseVector;
-use crate::assets::ModelFiles;
+use crate::embed::models::ModelFiles;
 use crate::io::IoError;
 
 /// A query of the queries file (`{query_id, text}` per line).

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::collection::Kind;
 use super::encoder::Encoded;
 use super::{EmbedError, Job, LEGACY_VERSIONS, SCHEMA_VERSION};
-use crate::assets::ModelFiles;
+use crate::embed::models::ModelFiles;
 use crate::metrics::StageMetrics;
 
 /// Schema versions: the one written and the older ones readers accept.

@@ -678,66 +678,8 @@ impl IngestReport {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::records::Award;
-
-    /// A fully populated award for schema and round-trip tests.
-    pub fn sample_award() -> Award {
-        let s = |v: &str| Some(v.to_string());
-        Award {
-            award_id: "sbir-0123456789abcdef".into(),
-            company: "Acme Photonics, Inc.".into(),
-            award_title: "Quantum sensing".into(),
-            agency: "Department of Defense".into(),
-            branch: s("Air Force"),
-            phase: "Phase I".into(),
-            program: "SBIR".into(),
-            agency_tracking_number: s("F2-1234"),
-            contract: s("FA8650-20-C-1234"),
-            proposal_award_date: Some(18263),
-            contract_end_date: Some(18500),
-            solicitation_number: s("AF201"),
-            solicitation_year: Some(2020),
-            solicitation_close_date: Some(18000),
-            proposal_receipt_date: Some(18100),
-            date_of_notification: Some(18200),
-            topic_code: s("AF201-001"),
-            award_year: 2020,
-            award_amount: 149_999.5,
-            uei: s("ABC123DEF456"),
-            duns: s("012345678"),
-            hubzone_owned: Some(false),
-            socially_economically_disadvantaged: None,
-            woman_owned: Some(true),
-            number_employees: Some(12),
-            company_website: s("acme.example"),
-            address1: s("1 Main St"),
-            address2: None,
-            city: s("Boston"),
-            state: s("MA"),
-            state_name: s("Massachusetts"),
-            zip: s("02110-1234"),
-            r#abstract: s("Line one.\nLine \"two\"."),
-            contact_name: s("A"),
-            contact_title: s("B"),
-            contact_phone: s("C"),
-            contact_email: s("D"),
-            pi_name: s("E"),
-            pi_title: s("F"),
-            pi_phone: s("G"),
-            pi_email: s("H"),
-            ri_name: None,
-            ri_poc_name: None,
-            ri_poc_phone: None,
-            source_line: 2,
-            warnings: vec![crate::records::Warning {
-                code: "duns_zero_padded".into(),
-                field: s("Duns"),
-                value: s("12345678"),
-            }],
-        }
-    }
 
     #[test]
     fn dedup_drops_repeats_and_suffixes_collisions() {

@@ -2,6 +2,7 @@
 //! table writers, reject files and the `<output>.checks.json` envelope.
 
 pub mod atomic;
+pub mod bundle;
 pub mod checks;
 pub mod chunks;
 pub mod input;
