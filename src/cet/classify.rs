@@ -8,19 +8,8 @@ use super::model::Model;
 use super::params::ClassifierParams;
 use super::rules::{Hit, PhraseMatcher, Source};
 use super::taxonomy::Taxonomy;
+pub use super::text::AwardText;
 use super::text::{Token, excerpt, sentences, tokenize};
-
-/// The text and context of one award the scorers read.
-#[derive(Debug, Clone, Copy)]
-pub struct AwardText<'a> {
-    pub title: &'a str,
-    pub r#abstract: Option<&'a str>,
-    pub topic_code: Option<&'a str>,
-    pub agency: Option<&'a str>,
-    pub branch: Option<&'a str>,
-    /// The award's dense vector, for the embedding and hybrid scorers.
-    pub embedding: Option<&'a [f32]>,
-}
 
 /// A non-primary area that also applies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

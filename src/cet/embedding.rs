@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::classify::AwardText;
 use super::params::EmbeddingParams;
 use super::taxonomy::Taxonomy;
+use super::text::AwardText;
 use crate::embed::chunk::Chunker;
 use crate::embed::encoder::DenseEncoder;
 use crate::embed::export::NpyFile;

@@ -1,11 +1,24 @@
-//! Text features shared by every CET scorer: word tokens with a normalised key (lower case,
-//! plural folded) and their byte offsets, and sentence boundaries for evidence excerpts.
+//! Text shared by every CET scorer: the award's text view ([`AwardText`]), word tokens with a
+//! normalised key (lower case, plural folded) and their byte offsets, and sentence boundaries
+//! for evidence excerpts.
 //!
 //! Keywords and award text go through the same [`tokenize`], so "Neural Networks",
 //! "neural-network" and "neural networks" all match the keyword "neural network", and a
 //! keyword can only match whole words ("ai" never matches inside "said").
 
 use xxhash_rust::xxh3::xxh3_64;
+
+/// The text and context of one award the scorers read.
+#[derive(Debug, Clone, Copy)]
+pub struct AwardText<'a> {
+    pub title: &'a str,
+    pub r#abstract: Option<&'a str>,
+    pub topic_code: Option<&'a str>,
+    pub agency: Option<&'a str>,
+    pub branch: Option<&'a str>,
+    /// The award's dense vector, for the embedding and hybrid scorers.
+    pub embedding: Option<&'a [f32]>,
+}
 
 /// One word of a text: its byte range and the hash of its normalised form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
