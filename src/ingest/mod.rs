@@ -39,7 +39,7 @@ pub use row::{Limits, award_id};
 /// Why ingestion could not run or finish.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("{path}: missing required column(s) {}; the header has: {}", missing.join(", "), found.join(", "))]
+    #[error("{path}: missing required column(s) {}; {}", missing.join(", "), header_preview(found))]
     MissingColumns {
         path: PathBuf,
         missing: Vec<String>,
@@ -58,6 +58,46 @@ pub enum IngestError {
     Io(#[from] IoError),
     #[error("cannot build the award table: {0}")]
     Arrow(String),
+}
+
+/// What the header holds, short enough to read: at most 12 names of at most 40 characters,
+/// control characters shown escaped; a header that is mostly not text (a Parquet, Excel or
+/// other binary file) is called that instead of printed.
+fn header_preview(found: &[String]) -> String {
+    let text: String = found.concat();
+    let odd = text
+        .chars()
+        .filter(|c| c.is_control() || *c == char::REPLACEMENT_CHARACTER)
+        .count();
+    if text.contains('\0') || odd * 10 > text.chars().count() {
+        return format!(
+            "the file does not look like a CSV or JSON awards export (its first line is {} bytes of binary data; an .xlsx or Parquet file must be saved as CSV first)",
+            text.len()
+        );
+    }
+    const NAMES: usize = 12;
+    const CHARS: usize = 40;
+    let mut names: Vec<String> = found
+        .iter()
+        .take(NAMES)
+        .map(|n| {
+            let short: String = n
+                .chars()
+                .take(CHARS)
+                .collect::<String>()
+                .escape_debug()
+                .to_string();
+            if n.chars().count() > CHARS {
+                format!("{short}…")
+            } else {
+                short
+            }
+        })
+        .collect();
+    if found.len() > NAMES {
+        names.push(format!("… and {} more", found.len() - NAMES));
+    }
+    format!("the header has: {}", names.join(", "))
 }
 
 impl IngestError {
@@ -680,6 +720,22 @@ impl IngestReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_previews_are_short_and_name_binary_files() {
+        let many: Vec<String> = (0..30).map(|i| format!("column {i}")).collect();
+        let p = header_preview(&many);
+        assert!(p.starts_with("the header has: column 0, column 1,"), "{p}");
+        assert!(p.ends_with("column 11, … and 18 more"), "{p}");
+        let long = vec!["x".repeat(100), "tab\there".into()];
+        let p = header_preview(&long);
+        assert!(
+            p.contains(&format!("{}…", "x".repeat(40))) && p.contains("tab\\there"),
+            "{p}"
+        );
+        let binary = vec!["PAR1\0\u{1}\u{2}\u{3}".into()];
+        assert!(header_preview(&binary).contains("does not look like a CSV"));
+    }
 
     #[test]
     fn dedup_drops_repeats_and_suffixes_collisions() {

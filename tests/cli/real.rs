@@ -193,3 +193,23 @@ fn spreadsheet_saved_workbook_forms_parse_without_shifting_digits() {
     let codes = awards[0].warning_codes();
     assert!(codes.contains(&"spreadsheet_number_form") && codes.contains(&"duns_zero_padded"));
 }
+
+#[test]
+fn a_binary_file_is_named_as_such_without_its_bytes() {
+    let wd = Workdir::new();
+    let input = format!("{FIXTURES}/sbir_1k_sample_excerpt.csv");
+    wd.run(&["ingest", "--input", &input], 0);
+    // The award table itself, given back as input: Parquet, not CSV.
+    std::fs::copy(
+        wd.path("data/processed/sbir_awards.parquet"),
+        wd.path("a.parquet"),
+    )
+    .unwrap();
+    let out = wd.run(&["ingest", "--input", "a.parquet"], 2);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not look like a CSV or JSON awards export"),
+        "{err}"
+    );
+    assert!(err.len() < 1500, "{} bytes: {err}", err.len());
+}
