@@ -3,12 +3,14 @@
 # `arcadedb-embedded` (Apache-2.0, bundled JRE), started on 127.0.0.1 with a fresh data folder
 # and a throwaway password.
 #
-#   scripts/graph-server.sh start   # fetch (cached in .tools/), start, wait for Bolt, print settings
-#   scripts/graph-server.sh stop    # stop the server this script started
-#   scripts/graph-server.sh env     # print the connection settings again (shell `export` lines)
+#   scripts/graph-server.sh start   # fetch (cached in .tools/), start, wait for Bolt
+#   scripts/graph-server.sh stop    # stop the server this script started, remove its settings
+#   scripts/graph-server.sh env     # the connection settings as shell `export` lines
 #
-# `start` writes .tools/arcadedb/run/server.env; `set -a; . .tools/arcadedb/run/server.env`
-# puts NEO4J_URI, NEO4J_USER, NEO4J_PASSWORD and NEO4J_DATABASE in the environment.
+# `start` writes .tools/arcadedb/run/server.env (readable by the owner only) and prints where
+# it is, never the password; `eval "$(scripts/graph-server.sh env)"` or
+# `set -a; . .tools/arcadedb/run/server.env; set +a` puts NEO4J_URI, NEO4J_USER,
+# NEO4J_PASSWORD and NEO4J_DATABASE in the environment.
 set -euo pipefail
 
 VERSION=26.10.2.post1
@@ -36,8 +38,7 @@ fetch() {
 
 start() {
   if [ -f "$RUN/server.pid" ] && kill -0 "$(cat "$RUN/server.pid")" 2>/dev/null; then
-    echo "already running (pid $(cat "$RUN/server.pid"))" >&2
-    cat "$RUN/server.env"
+    echo "already running (pid $(cat "$RUN/server.pid")); settings in $RUN/server.env" >&2
     return
   fi
   fetch
@@ -60,14 +61,14 @@ start() {
   echo $! > "$RUN/server.pid"
   for _ in $(seq 1 120); do
     if grep -q "ArcadeDB Server started" "$RUN/server.log" 2>/dev/null; then
-      cat > "$RUN/server.env" <<EOF
+      (umask 077 && cat > "$RUN/server.env") <<EOF
 NEO4J_URI=bolt://127.0.0.1:$bolt
 NEO4J_USER=root
 NEO4J_PASSWORD=$password
 NEO4J_DATABASE=neo4j
 EOF
       echo "ArcadeDB $VERSION (Bolt) on bolt://127.0.0.1:$bolt, pid $(cat "$RUN/server.pid"); stop with: $0 stop" >&2
-      sed 's/^/export /' "$RUN/server.env"
+      echo "connection settings (password included) in $RUN/server.env; load them with: eval \"\$($0 env)\"" >&2
       return
     fi
     if ! kill -0 "$(cat "$RUN/server.pid")" 2>/dev/null; then
@@ -90,12 +91,14 @@ stop() {
     for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
     kill -9 "$pid" 2>/dev/null || true
   fi
-  rm -f "$RUN/server.pid"
+  rm -f "$RUN/server.pid" "$RUN/server.env"
 }
 
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
-  env) sed 's/^/export /' "$RUN/server.env" ;;
+  env)
+    [ -f "$RUN/server.env" ] || { echo "no server running: start one with $0 start" >&2; exit 1; }
+    sed 's/^/export /' "$RUN/server.env" ;;
   *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
 esac
