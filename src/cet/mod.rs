@@ -78,7 +78,7 @@ impl CetError {
                 | Self::Parse { .. }
                 | Self::Taxonomy { .. }
                 | Self::Labels { .. }
-                | Self::Io(IoError::MissingColumn { .. })
+                | Self::Io(IoError::MissingColumn { .. } | IoError::Read { .. })
                 | Self::Invalid(_)
         ) || matches!(self, Self::Embed(e) if e.is_usage())
     }

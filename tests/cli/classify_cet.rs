@@ -677,3 +677,10 @@ fn embedding_and_hybrid_scorers_classify_hand_written_abstracts() {
     );
     assert_eq!(e["scorers"][1]["top1_accuracy"], 1.0, "{e}");
 }
+
+#[test]
+fn a_missing_awards_file_is_a_usage_error_as_in_ingest_and_enrich() {
+    let wd = Workdir::new();
+    let err = stderr(&wd.run(&["classify-cet", "--awards", "nope.parquet"], 2));
+    assert!(err.contains("cannot read nope.parquet"), "{err}");
+}
