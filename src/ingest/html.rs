@@ -134,27 +134,30 @@ fn tag_at(rest: &str) -> Option<(&'static str, bool, usize)> {
     }
 }
 
-fn strip_tags<'s>(s: &'s str, seen: &mut Vec<String>) -> Cow<'s, str> {
-    if !s.contains('<') {
+/// `s` with each `marker` that `replace` recognises replaced. `replace` gets the text written
+/// so far and the text after the marker, writes the replacement and returns how many bytes
+/// after the marker it used; `None` keeps the marker as text. Borrowed when nothing changed.
+fn rewrite<'s>(
+    s: &'s str,
+    marker: char,
+    mut replace: impl FnMut(&mut String, &str) -> Option<usize>,
+) -> Cow<'s, str> {
+    if !s.contains(marker) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     let mut changed = false;
-    while let Some(i) = rest.find('<') {
+    while let Some(i) = rest.find(marker) {
         out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        match tag_at(after) {
-            Some((name, block, len)) => {
-                note(seen, &format!("<{name}>"));
-                if block && !out.is_empty() && !out.ends_with('\n') {
-                    out.push('\n');
-                }
-                rest = &after[len..];
+        let after = &rest[i + marker.len_utf8()..];
+        match replace(&mut out, after) {
+            Some(used) => {
+                rest = &after[used..];
                 changed = true;
             }
             None => {
-                out.push('<');
+                out.push(marker);
                 rest = after;
             }
         }
@@ -165,6 +168,17 @@ fn strip_tags<'s>(s: &'s str, seen: &mut Vec<String>) -> Cow<'s, str> {
     } else {
         Cow::Borrowed(s)
     }
+}
+
+fn strip_tags<'s>(s: &'s str, seen: &mut Vec<String>) -> Cow<'s, str> {
+    rewrite(s, '<', |out, after| {
+        let (name, block, len) = tag_at(after)?;
+        note(seen, &format!("<{name}>"));
+        if block && !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        Some(len)
+    })
 }
 
 /// The character an entity body (`amp`, `#39`, `#x27`) stands for.
@@ -183,38 +197,13 @@ fn entity(body: &str) -> Option<Cow<'static, str>> {
 }
 
 fn decode_entities<'s>(s: &'s str, seen: &mut Vec<String>) -> Cow<'s, str> {
-    if !s.contains('&') {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    let mut changed = false;
-    while let Some(i) = rest.find('&') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        let decoded = after
-            .find(';')
-            .filter(|&end| end > 0 && end <= 10)
-            .and_then(|end| entity(&after[..end]).map(|v| (end, v)));
-        match decoded {
-            Some((end, v)) => {
-                note(seen, &format!("&{};", &after[..end]));
-                out.push_str(&v);
-                rest = &after[end + 1..];
-                changed = true;
-            }
-            None => {
-                out.push('&');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    if changed {
-        Cow::Owned(out)
-    } else {
-        Cow::Borrowed(s)
-    }
+    rewrite(s, '&', |out, after| {
+        let end = after.find(';').filter(|&end| end > 0 && end <= 10)?;
+        let value = entity(&after[..end])?;
+        note(seen, &format!("&{};", &after[..end]));
+        out.push_str(&value);
+        Some(end + 1)
+    })
 }
 
 #[cfg(test)]
