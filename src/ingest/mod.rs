@@ -380,13 +380,12 @@ impl Reader {
         }
     }
 
-    /// Where reading stopped, for an error: `line N` or `record N`.
-    fn at(&self) -> String {
-        match self {
-            Self::Csv(r) => format!("line {}", r.line()),
-            Self::Json(r) if r.layout() == Layout::Array => format!("record {}", r.position()),
-            Self::Json(r) => format!("line {}", r.position()),
-        }
+    /// Where reading stopped, for an error.
+    fn at(&self) -> Position {
+        (self.position_kind())(match self {
+            Self::Csv(r) => r.line(),
+            Self::Json(r) => r.position(),
+        })
     }
 
     /// How a record's stored position reads.
@@ -424,7 +423,7 @@ fn spawn_reader(path: &Path, opts: &IngestOptions) -> Result<Opened, IngestError
     let (stream, fingerprint) = input::open(path)?;
     let mut buffered = std::io::BufReader::with_capacity(1 << 16, stream);
     let head = buffered.fill_buf().map_err(|e| IoError::read(path, e))?;
-    let read_err = |e: std::io::Error, at: &str| IngestError::Read {
+    let read_err = |e: std::io::Error, at: Position| IngestError::Read {
         path: path.to_path_buf(),
         at: at.to_string(),
         message: e.to_string(),
@@ -436,8 +435,8 @@ fn spawn_reader(path: &Path, opts: &IngestOptions) -> Result<Opened, IngestError
     let (mut reader, names) = match json::sniff(head) {
         Some(layout) => {
             let at = match layout {
-                Layout::Array => "record 0",
-                Layout::Lines => "line 1",
+                Layout::Array => Position::Record(0),
+                Layout::Lines => Position::Line(1),
             };
             let r = JsonReader::new(buffered, layout)
                 .map_err(|e| read_err(e, at))?
@@ -447,7 +446,10 @@ fn spawn_reader(path: &Path, opts: &IngestOptions) -> Result<Opened, IngestError
         }
         None => {
             let mut r = CsvReader::new(buffered);
-            if !r.read_into(&mut first).map_err(|e| read_err(e, "line 1"))? {
+            if !r
+                .read_into(&mut first)
+                .map_err(|e| read_err(e, Position::Line(1)))?
+            {
                 return Err(empty());
             }
             let (names, _) = first.record(0).decode();
@@ -484,7 +486,7 @@ fn spawn_reader(path: &Path, opts: &IngestOptions) -> Result<Opened, IngestError
                 Err(e) => {
                     let _ = tx.send(Err(IngestError::Read {
                         path: path.clone(),
-                        at: reader.at(),
+                        at: reader.at().to_string(),
                         message: e.to_string(),
                     }));
                     return;
@@ -600,7 +602,8 @@ pub fn run(
                             key,
                             content,
                         } => {
-                            if report.dedup(&mut dedup, award, *key, *content) {
+                            let at = position(award.source_line);
+                            if report.dedup(&mut dedup, award, at, *key, *content) {
                                 awards.push(&*award);
                             }
                         }
@@ -635,20 +638,8 @@ pub fn run(
 }
 
 impl IngestReport {
-    /// How a stored position reads in messages: `record N` for a JSON array, else `line N`.
-    fn at(&self, n: u64) -> String {
-        match self.input_format {
-            "json" => format!("record {n}"),
-            _ => format!("line {n}"),
-        }
-    }
-
     fn count_reject(&mut self, rej: &row::Reject) {
         self.rejected += 1;
-        let at = match (rej.line, rej.record) {
-            (_, Some(n)) => format!("record {n}"),
-            (n, None) => format!("line {}", n.unwrap_or_default()),
-        };
         for r in &rej.reasons {
             *self.rejects_by_code.entry(r.code.to_string()).or_default() += 1;
             *self.rejects_by_field.entry(r.field.clone()).or_default() += 1;
@@ -657,7 +648,7 @@ impl IngestReport {
                 .or_insert_with(|| Example {
                     field: Some(r.field.clone()),
                     value: Some(r.value.clone()),
-                    at: at.clone(),
+                    at: rej.at.to_string(),
                 });
         }
     }
@@ -668,6 +659,7 @@ impl IngestReport {
         &mut self,
         dedup: &mut Dedup,
         award: &mut ValidAward<'_>,
+        at: Position,
         key: u64,
         content: u64,
     ) -> bool {
@@ -707,7 +699,7 @@ impl IngestReport {
                         Example {
                             field: w.field.as_deref().map(str::to_string),
                             value: w.value.as_deref().map(str::to_string),
-                            at: self.at(award.source_line),
+                            at: at.to_string(),
                         },
                     );
                 }

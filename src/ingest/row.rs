@@ -36,12 +36,9 @@ pub struct Reason {
 /// A quarantined row: where it was, why, and every raw field (by the file's header names).
 #[derive(Debug, Clone, Serialize)]
 pub struct Reject {
-    /// The CSV or NDJSON line the row starts on; for a JSON array, see `record`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub line: Option<u64>,
-    /// The 0-based index of the record in a JSON array.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub record: Option<u64>,
+    /// Written as `"line": N` (CSV, NDJSON) or `"record": N` (JSON array index).
+    #[serde(flatten)]
+    pub at: Position,
     pub reasons: Vec<Reason>,
     pub warnings: Vec<Warning<String>>,
     #[serde(serialize_with = "ordered_map")]
@@ -87,13 +84,33 @@ pub mod warning {
     pub const KEY_COLLISION: &str = "award_key_collision";
 }
 
-/// Where a row came from: the same spot serves rejects and the award's `source_line`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a row came from: the same spot serves rejects, messages (`line 7`, `record 3`) and
+/// the award's `source_line`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Position {
     /// A CSV or NDJSON line (1-based).
     Line(u64),
     /// A JSON array index (0-based).
     Record(u64),
+}
+
+impl Position {
+    /// The line or index itself.
+    pub fn number(self) -> u64 {
+        match self {
+            Self::Line(n) | Self::Record(n) => n,
+        }
+    }
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Line(n) => write!(f, "line {n}"),
+            Self::Record(n) => write!(f, "record {n}"),
+        }
+    }
 }
 
 struct Fields<'a> {
@@ -189,13 +206,16 @@ impl<'a> Fields<'a> {
 
     /// An optional field: its value, or `None` with a warning when it breaks the rule.
     fn parse<T>(&mut self, col: Col, f: impl FnOnce(&str) -> Parsed<T>) -> Option<T> {
-        match f(self.get(col)) {
-            Ok(v) => v,
-            Err(p) => {
-                self.warn(col, p.code, None);
-                None
-            }
-        }
+        let parsed = f(self.get(col));
+        self.optional(col, parsed)
+    }
+
+    /// The value of an optional rule's outcome; a broken rule is a warning, not a reason.
+    fn optional<T>(&mut self, col: Col, parsed: Parsed<T>) -> Option<T> {
+        parsed.unwrap_or_else(|p| {
+            self.warn(col, p.code, None);
+            None
+        })
     }
 
     /// Like [`Fields::parse`], for rules that may hand back the field's own text (borrowed
@@ -211,19 +231,11 @@ impl<'a> Fields<'a> {
             Some(Cow::Owned(s)) => f(&s).map(|v| v.map(|(t, x)| (t.into_owned().into(), x))),
             None => f(""),
         };
-        match parsed {
-            Ok(Some((value, fixes))) => {
-                for code in fixes {
-                    self.warn(col, code, None);
-                }
-                Some(value)
-            }
-            Ok(None) => None,
-            Err(p) => {
-                self.warn(col, p.code, None);
-                None
-            }
+        let (value, fixes) = self.optional(col, parsed)?;
+        for code in fixes {
+            self.warn(col, code, None);
         }
+        Some(value)
     }
 
     /// A required field: parsed, or a reason to reject the row (`missing_required` when
@@ -418,9 +430,7 @@ pub fn validate<'a>(
         ri_name: f.text(Col::RiName),
         ri_poc_name: f.text(Col::RiPocName),
         ri_poc_phone: f.text(Col::RiPocPhone),
-        source_line: match at {
-            Position::Line(n) | Position::Record(n) => n,
-        },
+        source_line: at.number(),
         warnings: std::mem::take(&mut f.warnings),
     };
     let key = award_key(&award);
@@ -450,13 +460,8 @@ fn reject<'a>(at: Position, f: Fields<'_>) -> Validated<'a> {
             (name, v.to_string())
         })
         .collect();
-    let (line, record) = match at {
-        Position::Line(n) => (Some(n), None),
-        Position::Record(n) => (None, Some(n)),
-    };
     Validated::Rejected(Reject {
-        line,
-        record,
+        at,
         reasons: f.reasons,
         warnings: f
             .warnings
