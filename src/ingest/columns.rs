@@ -106,6 +106,9 @@ pub struct HeaderMap {
     pub extra: Vec<String>,
     /// The JSON reader's field saying why a record is not an object (see `io::json`).
     pub invalid_record: Option<usize>,
+    /// True when every header column is a known column (no extra or JSON reader field), so
+    /// a row's raw bytes hold nothing but mapped values.
+    pub all_mapped: bool,
 }
 
 impl HeaderMap {
@@ -161,6 +164,7 @@ impl HeaderMap {
             missing_optional,
             extra,
             invalid_record: headers.iter().position(|h| h == json::INVALID_RECORD),
+            all_mapped: used.iter().all(|u| *u),
         })
     }
 

@@ -257,7 +257,7 @@ impl<'a> Fields<'a> {
     /// Hash of the mapped fields' bytes and boundaries: rows equal in every mapped column
     /// hash alike, whatever their unmapped extra columns hold.
     fn content_hash(&self, row: &Record<'_>) -> u64 {
-        if self.map.extra.is_empty() {
+        if self.map.all_mapped {
             // Every column is mapped: the raw bytes and field lengths say it all.
             let lengths = row.iter().fold(0u64, |h, f| {
                 (h ^ f.len() as u64).wrapping_mul(0x0000_0100_0000_01b3)

@@ -213,3 +213,25 @@ fn a_binary_file_is_named_as_such_without_its_bytes() {
     );
     assert!(err.len() < 1500, "{} bytes: {err}", err.len());
 }
+
+#[test]
+fn json_repeats_that_differ_only_in_keys_the_header_lacks_are_dropped() {
+    let wd = Workdir::new();
+    let text =
+        std::fs::read_to_string(format!("{FIXTURES}/sbir_search_results2_excerpt.json")).unwrap();
+    let mut records: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    // Only mapped keys, so every header column but the reader's own fields is known.
+    for r in &mut records {
+        r.as_object_mut().unwrap().remove("research_keywords");
+    }
+    let mut lines: Vec<String> = records[..40].iter().map(|r| r.to_string()).collect();
+    // Record 0 again, with a key the first record lacks (it lands in `(other keys)`).
+    let mut again = records[0].clone();
+    again["export_id"] = serde_json::json!("x-17");
+    lines.push(again.to_string());
+    wd.write("a.ndjson", lines.join("\n") + "\n");
+    wd.run(&["ingest", "--input", "a.ndjson"], 0);
+    let checks = wd.json(CHECKS);
+    assert_eq!(checks["counts"]["duplicates"], 1, "{checks}");
+    assert_eq!(checks["counts"]["written"], 40);
+}
