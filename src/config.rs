@@ -444,6 +444,11 @@ impl FlagOverride {
             flag: flag.to_string(),
         }
     }
+
+    /// An override of `key` by the path `flag` names, when the flag was given.
+    pub fn path(key: &str, value: Option<&Path>, flag: &str) -> Option<Self> {
+        value.map(|p| Self::new(key, p.display().to_string(), flag))
+    }
 }
 
 /// Validated settings plus where every non-default value came from.

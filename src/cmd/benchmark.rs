@@ -108,10 +108,11 @@ impl Args {
         if let Some(n) = self.repeat {
             o.push(FlagOverride::new("benchmark.repeat", n as u64, "--repeat"));
         }
-        if let Some(p) = &self.baseline {
-            let p = p.display().to_string();
-            o.push(FlagOverride::new("benchmark.baseline", p, "--baseline"));
-        }
+        o.extend(FlagOverride::path(
+            "benchmark.baseline",
+            self.baseline.as_deref(),
+            "--baseline",
+        ));
         o
     }
 }

@@ -115,20 +115,16 @@ impl Args {
     /// The settings these flags override.
     pub fn overrides(&self) -> Vec<FlagOverride> {
         let mut o = self.output.overrides();
-        if let Some(p) = &self.common.awards {
-            o.push(FlagOverride::new(
-                "cet.awards",
-                p.display().to_string(),
-                "--awards",
-            ));
-        }
-        if let Some(p) = &self.common.model {
-            o.push(FlagOverride::new(
-                "cet.model_path",
-                p.display().to_string(),
-                "--model",
-            ));
-        }
+        o.extend(FlagOverride::path(
+            "cet.awards",
+            self.common.awards.as_deref(),
+            "--awards",
+        ));
+        o.extend(FlagOverride::path(
+            "cet.model_path",
+            self.common.model.as_deref(),
+            "--model",
+        ));
         o
     }
 }

@@ -71,20 +71,16 @@ impl Args {
         if let Some(m) = &self.model {
             o.push(FlagOverride::new("embed.model", m.as_str(), "--model"));
         }
-        if let Some(d) = &self.model_dir {
-            o.push(FlagOverride::new(
-                "embed.model_dir",
-                d.display().to_string(),
-                "--model-dir",
-            ));
-        }
-        if let Some(d) = &self.rerank_model_dir {
-            o.push(FlagOverride::new(
-                "embed.rerank.model_dir",
-                d.display().to_string(),
-                "--rerank-model-dir",
-            ));
-        }
+        o.extend(FlagOverride::path(
+            "embed.model_dir",
+            self.model_dir.as_deref(),
+            "--model-dir",
+        ));
+        o.extend(FlagOverride::path(
+            "embed.rerank.model_dir",
+            self.rerank_model_dir.as_deref(),
+            "--rerank-model-dir",
+        ));
         if self.disable_sparse {
             o.push(FlagOverride::new(
                 "embed.sparse.enabled",

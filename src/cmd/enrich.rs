@@ -49,20 +49,16 @@ impl Args {
     /// The settings these flags override.
     pub fn overrides(&self) -> Vec<FlagOverride> {
         let mut o = self.output.overrides();
-        if let Some(p) = &self.awards {
-            o.push(FlagOverride::new(
-                "enrich.awards",
-                p.display().to_string(),
-                "--awards",
-            ));
-        }
-        if let Some(p) = &self.recipients {
-            o.push(FlagOverride::new(
-                "enrich.recipients",
-                p.display().to_string(),
-                "--recipients",
-            ));
-        }
+        o.extend(FlagOverride::path(
+            "enrich.awards",
+            self.awards.as_deref(),
+            "--awards",
+        ));
+        o.extend(FlagOverride::path(
+            "enrich.recipients",
+            self.recipients.as_deref(),
+            "--recipients",
+        ));
         if self.accept_candidates {
             o.push(FlagOverride::new(
                 "enrich.accept_candidates",

@@ -40,13 +40,11 @@ impl Args {
     /// The settings these flags override.
     pub fn overrides(&self) -> Vec<FlagOverride> {
         let mut o = self.output.overrides();
-        if let Some(p) = &self.input {
-            o.push(FlagOverride::new(
-                "ingest.input",
-                p.display().to_string(),
-                "--input",
-            ));
-        }
+        o.extend(FlagOverride::path(
+            "ingest.input",
+            self.input.as_deref(),
+            "--input",
+        ));
         o
     }
 }

@@ -49,11 +49,10 @@ pub struct Args {
 impl Args {
     /// The settings these flags override.
     pub fn overrides(&self) -> Vec<FlagOverride> {
-        let mut o: Vec<FlagOverride> = self
-            .export
-            .iter()
-            .map(|dir| FlagOverride::new("neo4j.export_dir", dir.display().to_string(), "--export"))
-            .collect();
+        let mut o: Vec<FlagOverride> =
+            FlagOverride::path("neo4j.export_dir", self.export.as_deref(), "--export")
+                .into_iter()
+                .collect();
         if self.fail_fast {
             o.push(FlagOverride::new("neo4j.fail_fast", true, "--fail-fast"));
         }

@@ -39,13 +39,11 @@ impl OutputArgs {
     /// The settings these flags override.
     pub fn overrides(&self) -> Vec<FlagOverride> {
         let mut o = Vec::new();
-        if let Some(p) = &self.out_dir {
-            o.push(FlagOverride::new(
-                "paths.processed_dir",
-                p.display().to_string(),
-                "--out-dir",
-            ));
-        }
+        o.extend(FlagOverride::path(
+            "paths.processed_dir",
+            self.out_dir.as_deref(),
+            "--out-dir",
+        ));
         if let Some(f) = self.format {
             o.push(FlagOverride::new("output.format", f.as_str(), "--format"));
         }

@@ -53,10 +53,11 @@ impl Args {
         if let Some(m) = &self.model {
             o.push(FlagOverride::new("embed.model", m.as_str(), "--model"));
         }
-        if let Some(d) = &self.model_dir {
-            let d = d.display().to_string();
-            o.push(FlagOverride::new("embed.model_dir", d, "--model-dir"));
-        }
+        o.extend(FlagOverride::path(
+            "embed.model_dir",
+            self.model_dir.as_deref(),
+            "--model-dir",
+        ));
         o
     }
 }

@@ -31,20 +31,16 @@ impl Args {
     /// The settings these flags override.
     pub fn overrides(&self) -> Vec<FlagOverride> {
         let mut o = self.output.overrides();
-        if let Some(p) = &self.input {
-            o.push(FlagOverride::new(
-                "ingest.input",
-                p.display().to_string(),
-                "--input",
-            ));
-        }
-        if let Some(p) = &self.recipients {
-            o.push(FlagOverride::new(
-                "enrich.recipients",
-                p.display().to_string(),
-                "--recipients",
-            ));
-        }
+        o.extend(FlagOverride::path(
+            "ingest.input",
+            self.input.as_deref(),
+            "--input",
+        ));
+        o.extend(FlagOverride::path(
+            "enrich.recipients",
+            self.recipients.as_deref(),
+            "--recipients",
+        ));
         o
     }
 }

@@ -45,13 +45,11 @@ impl Args {
         if let Some(n) = self.seed {
             o.push(FlagOverride::new("sample_data.seed", n, "--seed"));
         }
-        if let Some(p) = &self.out {
-            o.push(FlagOverride::new(
-                "sample_data.out_dir",
-                p.display().to_string(),
-                "--out",
-            ));
-        }
+        o.extend(FlagOverride::path(
+            "sample_data.out_dir",
+            self.out.as_deref(),
+            "--out",
+        ));
         o
     }
 }
