@@ -148,15 +148,18 @@ pub struct EnrichSettings {
     /// USAspending recipients (CSV, CSV.gz or Parquet).
     pub recipients: PathBuf,
     pub output_name: String,
-    /// Fuzzy scores at or above this link automatically (`name-fuzzy-auto`).
+    /// Weighted name scores at or above this link automatically (`name-fuzzy-auto`).
     pub high_threshold: f64,
-    /// Fuzzy scores at or above this are recorded as `name-fuzzy-candidate`.
+    /// Weighted name scores at or above this are recorded as `name-fuzzy-candidate`.
     pub low_threshold: f64,
-    /// Link `name-fuzzy-candidate` matches too.
+    /// Least indel similarity (0–1) at which two different words of two names pair as alike
+    /// (`PHOTNICS` and `PHOTONICS`); unpaired words decide the guard and extra-words rules.
+    pub alike_words: f64,
+    /// Link `name-fuzzy-candidate` matches too (the strict rules still apply).
     pub accept_candidates: bool,
-    /// Name matches (exact or fuzzy) link only if the states agree (when both sides have one)
-    /// and the recipient's name is not the award's name plus extra tokens; otherwise they are
-    /// recorded without a link.
+    /// Name matches link only if the states agree (when both sides have one, unless every
+    /// recipient of that name is one UEI), neither name is the other plus extra words, and the
+    /// words that differ are alike; otherwise they are recorded without a link.
     pub strict_name_links: bool,
     /// Candidates kept per award with `--candidates` and shown by `--explain`.
     pub top_k: usize,
@@ -189,10 +192,18 @@ pub struct RecipientColumns {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NameRules {
-    /// Trailing legal suffixes to drop (after punctuation became spaces: `L L C`).
-    pub legal_suffixes: Vec<String>,
-    /// Leading words to drop (`THE`).
+    /// Legal forms and their spellings, dropped from the end of names (`INC: [INC,
+    /// INCORPORATED]`); spellings of one form are the same form when candidates are compared.
+    pub legal_forms: BTreeMap<String, Vec<String>>,
+    /// Articles to drop at either end (`THE ACME`, `ACME, THE`).
     pub leading_articles: Vec<String>,
+    /// Words spelled more than one way, read as one (`INTL` → `INTERNATIONAL`).
+    pub abbreviations: BTreeMap<String, String>,
+    /// Read plural words as singular (`CERAMICS` = `CERAMIC`, `TECHNOLOGIES` = `TECHNOLOGY`).
+    pub fold_plurals: bool,
+    /// Names exactly this long were cut by the source system (FPDS keeps 30 characters): a
+    /// last word that begins a legal suffix (`…TECHNOLOGY, I`) is dropped. Null: never.
+    pub truncated_length: Option<usize>,
 }
 
 /// Quality gates of the `enrich` stage.
@@ -689,6 +700,7 @@ impl Loaded {
             }
         }
         for (key, v) in [
+            ("enrich.alike_words", e.alike_words),
             ("enrich.gates.min_match_rate", e.gates.min_match_rate),
             ("enrich.gates.max_null_rate", e.gates.max_null_rate),
             (

@@ -83,7 +83,12 @@ pub struct Award<S = String> {
 /// them, and classify-cet and the graph, which read them.
 pub mod enriched {
     pub const MATCH_METHOD: &str = "_usaspending_match_method";
+    /// Token-set ratio (0–100), as RapidFuzz computes it, for comparison with other tools.
     pub const MATCH_SCORE: &str = "_usaspending_match_score";
+    /// Weighted word score (0–100): what ranked the candidates and decided the link.
+    pub const MATCH_WEIGHTED_SCORE: &str = "_usaspending_match_weighted_score";
+    /// The rule that decided whether the award links (`linked`, `tie`, `state-differs`, …).
+    pub const MATCH_RULE: &str = "_usaspending_match_rule";
     /// True only for a link (a candidate without a link is false).
     pub const LINKED: &str = "_usaspending_linked";
     pub const RECIPIENT_NAME: &str = "usaspending_recipient_name";

@@ -1,14 +1,14 @@
-//! The match cascade for one award: UEI exact, then DUNS exact, then normalised name exact
-//! (ties broken by state and city), then token-set-ratio fuzzy matching over blocked candidates.
-//! First hit wins; every outcome records its method and a 0–100 score.
-
-use std::collections::HashMap;
+//! The match cascade for one award: UEI exact, then DUNS exact, then normalised name exact,
+//! then fuzzy matching over blocked candidates, ranked by a weighted word score (rare words
+//! carry identity). First hit wins; every outcome records its method, the token-set ratio, the
+//! weighted score and the rule that decided whether it links.
 
 use serde::Serialize;
 
 use super::fuzzy::token_set_ratio;
-use super::names::Normalizer;
+use super::names::{LegalForm, Normalizer};
 use super::recipients::{RecipientIndex, blocking_keys};
+use super::weighted::{self, Comparison, Word};
 use crate::config::EnrichSettings;
 use crate::records::Award;
 
@@ -48,13 +48,68 @@ impl MatchMethod {
     ];
 }
 
+/// The rule that decided whether a match links.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rule {
+    /// Linked by the award's UEI or DUNS.
+    Identifier,
+    /// Linked: an equal normalised name or a fuzzy score in the auto band passed every check.
+    Linked,
+    /// Linked from the candidate band because candidates are accepted.
+    AcceptedCandidate,
+    /// Not linked: the best candidates are different UEIs that score, state and city cannot
+    /// tell apart.
+    Tie,
+    /// Not linked: the award's state is not the recipient's.
+    StateDiffers,
+    /// Not linked: one name is the other plus extra words (often a parent or a subsidiary).
+    ExtraWords,
+    /// Not linked: the words that differ between the names are not alike.
+    WordsDiffer,
+    /// Not linked: the weighted score is in the candidate band.
+    CandidateBand,
+    /// Not linked: the weighted score is below the candidate band.
+    LowScore,
+    /// No recipient shares an identifier or a blocking key with the award (or it has no name).
+    #[default]
+    NoCandidate,
+}
+
+impl Rule {
+    /// One sentence for `--explain`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Identifier => "linked by the award's UEI or DUNS",
+            Self::Linked => "linked: the name matched and passed every check",
+            Self::AcceptedCandidate => "linked from the candidate band (accept_candidates)",
+            Self::Tie => {
+                "not linked: the best candidates are different UEIs that score, state and city cannot tell apart"
+            }
+            Self::StateDiffers => "not linked: the award's state differs from the recipient's",
+            Self::ExtraWords => "not linked: one name is the other plus extra words",
+            Self::WordsDiffer => {
+                "not linked: the words that differ between the names are not alike"
+            }
+            Self::CandidateBand => "not linked: the weighted score is in the candidate band",
+            Self::LowScore => "not linked: the weighted score is below the candidate band",
+            Self::NoCandidate => "no recipient shares an identifier or a blocking key",
+        }
+    }
+}
+
 /// A scored candidate recipient.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Candidate {
     pub recipient: u32,
+    /// Token-set ratio, 0–100, as RapidFuzz computes it.
     pub score: f64,
+    /// Weighted word score, 0–100 (what ranks and decides).
+    pub weighted: f64,
     pub same_state: bool,
     pub same_city: bool,
+    /// Both names end in the same legal form (`INC` and `INCORPORATED` are one).
+    pub same_form: bool,
 }
 
 /// The outcome for one award.
@@ -62,12 +117,17 @@ pub struct Candidate {
 pub struct Match {
     /// `None` when no recipient shared any identifier or blocking key with the award.
     pub method: Option<MatchMethod>,
+    /// Token-set ratio of the chosen recipient (100 for identifier and equal-name matches).
     pub score: Option<f64>,
+    /// Weighted word score of the chosen recipient.
+    pub weighted: Option<f64>,
     /// The chosen recipient (linked or not).
     pub recipient: Option<u32>,
     /// Whether the award is linked to `recipient`.
     pub linked: bool,
-    /// The best candidates, best first (fuzzy stage only).
+    /// What decided `linked`.
+    pub rule: Rule,
+    /// The best candidates, best first, one per UEI (name stages only).
     pub candidates: Vec<Candidate>,
     /// Recipients the blocking step proposed (fuzzy stage only).
     pub blocked: usize,
@@ -83,33 +143,95 @@ pub struct Matcher<'a> {
 }
 
 impl Matcher<'_> {
-    fn candidate<S: AsRef<str>>(&self, award: &Award<S>, recipient: u32, score: f64) -> Candidate {
+    fn candidate<S: AsRef<str>>(
+        &self,
+        award: &Award<S>,
+        form: Option<LegalForm>,
+        recipient: u32,
+        (score, weighted): (f64, f64),
+    ) -> Candidate {
         let r = &self.index.recipients;
         let same = |a: Option<&str>, b: Option<&str>| matches!((a, b), (Some(a), Some(b)) if a.eq_ignore_ascii_case(b));
         Candidate {
             recipient,
             score,
+            weighted,
             same_state: same(crate::records::opt(&award.state), r.state(recipient)),
             same_city: same(crate::records::opt(&award.city), r.city(recipient)),
+            same_form: form.is_some() && form == r.form(recipient),
         }
     }
 
-    /// With `strict_name_links`, a name match links only if the states agree (when both sides
-    /// have one) and neither name is the other plus extra words: token-set ratio scores "ACME" vs
-    /// "ACME HOLDINGS" (or "DAVIS AND REYES" vs "REYES") 100, yet these are usually different,
-    /// related entities. Words after `DBA` in the award name are left out of that comparison.
-    fn trusted<S: AsRef<str>>(&self, award: &Award<S>, award_norm: &str, c: &Candidate) -> bool {
+    /// The distinct words of a normalised name with their weights.
+    fn words<'s>(&self, norm: &'s str) -> Vec<Word<'s>> {
+        let mut seen: Vec<&str> = Vec::new();
+        norm.split(' ')
+            .filter(|t| {
+                !t.is_empty() && !seen.contains(t) && {
+                    seen.push(t);
+                    true
+                }
+            })
+            .map(|text| Word {
+                text,
+                weight: self.index.word_weight(text),
+            })
+            .collect()
+    }
+
+    /// The weighted words of each part of an award's normalised name (a "doing business as"
+    /// name has two).
+    fn parts<'s>(&self, award_norm: &'s str) -> Vec<Vec<Word<'s>>> {
+        award_norm.split(" DBA ").map(|p| self.words(p)).collect()
+    }
+
+    /// Compares an award's name (as [`Self::parts`]) with a recipient's normalised name, word
+    /// by word; the better part counts.
+    fn compare_parts<'s>(
+        &self,
+        parts: &[Vec<Word<'s>>],
+        recipient_norm: &'s str,
+    ) -> Comparison<'s> {
+        let theirs = self.words(recipient_norm);
+        parts
+            .iter()
+            .map(|part| weighted::compare(part, &theirs, self.settings.alike_words))
+            .max_by(|a, b| a.score.total_cmp(&b.score))
+            .unwrap_or_default()
+    }
+
+    /// Compares an award's normalised name with a recipient's, word by word.
+    pub fn compare_names<'s>(
+        &self,
+        award_norm: &'s str,
+        recipient_norm: &'s str,
+    ) -> Comparison<'s> {
+        self.compare_parts(&self.parts(award_norm), recipient_norm)
+    }
+
+    /// With `strict_name_links`, the rule that stops a name match from linking, if any: words
+    /// on both sides without an alike partner (`WordsDiffer`), one name being the other plus
+    /// words (`ExtraWords`: token-set ratio scores "ACME" vs "ACME HOLDINGS" 100, yet these are
+    /// usually related, different entities), or states that disagree when both are known
+    /// (unless `one_uei`: every recipient with that name is the same UEI).
+    fn blocked_by<S: AsRef<str>>(
+        &self,
+        award: &Award<S>,
+        cmp: &Comparison,
+        c: &Candidate,
+        one_uei: bool,
+    ) -> Option<Rule> {
         if !self.settings.strict_name_links {
-            return true;
+            return None;
         }
-        let r = &self.index.recipients;
-        let state_known = award.state.is_some() && r.state(c.recipient).is_some();
-        let core: Vec<&str> = award_norm.split(' ').take_while(|t| *t != "DBA").collect();
-        let other: Vec<&str> = r.norm(c.recipient).split(' ').collect();
-        let inside = |a: &[&str], b: &[&str]| a.iter().all(|t| b.contains(t));
-        let (a_in_b, b_in_a) = (inside(&core, &other), inside(&other, &core));
-        let proper_subset = a_in_b != b_in_a;
-        (!state_known || c.same_state) && !proper_subset
+        let state_known =
+            award.state.is_some() && self.index.recipients.state(c.recipient).is_some();
+        match (cmp.only_a.is_empty(), cmp.only_b.is_empty()) {
+            (false, false) => Some(Rule::WordsDiffer),
+            (true, false) | (false, true) => Some(Rule::ExtraWords),
+            _ if state_known && !c.same_state && !one_uei => Some(Rule::StateDiffers),
+            _ => None,
+        }
     }
 
     /// Matches one award.
@@ -124,12 +246,14 @@ impl Matcher<'_> {
         award: &Award<S>,
         target: Option<u32>,
     ) -> (Match, Option<bool>) {
-        let normalized_name = self.normalizer.normalize(award.company.as_ref());
-        let exact = |method, recipient| Match {
+        let (normalized_name, form) = self.normalizer.normalize_with_form(award.company.as_ref());
+        let exact = |method, recipient, rule| Match {
             method: Some(method),
             score: Some(100.0),
+            weighted: Some(100.0),
             recipient: Some(recipient),
             linked: true,
+            rule,
             normalized_name: normalized_name.clone(),
             ..Match::default()
         };
@@ -138,14 +262,14 @@ impl Matcher<'_> {
             .as_ref()
             .and_then(|u| self.index.by_uei(u.as_ref()))
         {
-            return (exact(MatchMethod::UeiExact, i), None);
+            return (exact(MatchMethod::UeiExact, i, Rule::Identifier), None);
         }
         if let Some(i) = award
             .duns
             .as_ref()
             .and_then(|d| self.index.by_duns(d.as_ref()))
         {
-            return (exact(MatchMethod::DunsExact, i), None);
+            return (exact(MatchMethod::DunsExact, i, Rule::Identifier), None);
         }
         if normalized_name.is_empty() {
             return (
@@ -160,35 +284,64 @@ impl Matcher<'_> {
             .index
             .by_name(&normalized_name)
             .into_iter()
-            .map(|i| self.candidate(award, i, 100.0))
+            .map(|i| self.candidate(award, form, i, (100.0, 100.0)))
             .collect();
         if !same_name.is_empty() {
             sort_candidates(&mut same_name);
-            let mut m = exact(MatchMethod::NameExact, same_name[0].recipient);
-            // Several recipients share the name and state/city cannot tell them apart: record
-            // the match, but do not link a coin flip.
-            m.linked =
-                !ambiguous(&same_name) && self.trusted(award, &normalized_name, &same_name[0]);
+            let same_name = self.one_per_uei(same_name);
+            let mut m = exact(MatchMethod::NameExact, same_name[0].recipient, Rule::Linked);
+            let cmp = Comparison {
+                score: 100.0,
+                ..Comparison::default()
+            };
+            let block = if ambiguous(&same_name) {
+                Some(Rule::Tie)
+            } else {
+                self.blocked_by(award, &cmp, &same_name[0], same_name.len() == 1)
+            };
+            if let Some(rule) = block {
+                m.linked = false;
+                m.rule = rule;
+            }
             m.candidates = same_name.into_iter().take(self.settings.top_k).collect();
             return (m, None);
         }
-        self.fuzzy(award, normalized_name, target)
+        self.fuzzy(award, (normalized_name, form), target)
+    }
+
+    /// The best-ranked candidate of each UEI (recipients without one stay apart), at most
+    /// `top_k` of them, so two rows of one firm never tie with each other.
+    fn one_per_uei(&self, sorted: Vec<Candidate>) -> Vec<Candidate> {
+        let r = &self.index.recipients;
+        let mut seen: Vec<&str> = Vec::new();
+        sorted
+            .into_iter()
+            .filter(|c| match r.uei(c.recipient) {
+                Some(u) if seen.contains(&u) => false,
+                Some(u) => {
+                    seen.push(u);
+                    true
+                }
+                None => true,
+            })
+            .take(self.settings.top_k.max(2))
+            .collect()
     }
 
     /// Fuzzy stage: rank recipients by the blocking keys they share with the award (rarer keys
     /// weigh more; keys in blocks larger than `max_block_size` are skipped), score the best
-    /// `max_candidates` with token-set ratio, and keep the top `top_k`.
+    /// `max_candidates` (token-set ratio and weighted score), and keep the top `top_k` UEIs.
     fn fuzzy<S: AsRef<str>>(
         &self,
         award: &Award<S>,
-        normalized_name: String,
+        (normalized_name, form): (String, Option<LegalForm>),
         target: Option<u32>,
     ) -> (Match, Option<bool>) {
         let mut keys = Vec::new();
         blocking_keys(&normalized_name, &mut keys);
         keys.sort_unstable();
         keys.dedup();
-        let mut weight: HashMap<u32, f32> = HashMap::new();
+        let mut weight: std::collections::HashMap<u32, f32> = std::collections::HashMap::new();
         for k in keys {
             let post = self.index.postings_of(k);
             if post.is_empty() || post.len() > self.settings.max_block_size {
@@ -208,11 +361,17 @@ impl Matcher<'_> {
             ranked.truncate(keep);
         }
         let r = &self.index.recipients;
+        let parts = self.parts(&normalized_name);
         let mut scored: Vec<Candidate> = ranked
             .into_iter()
-            .map(|(i, _)| self.candidate(award, i, token_set_ratio(&normalized_name, r.norm(i))))
+            .map(|(i, _)| {
+                let weighted = self.compare_parts(&parts, r.norm(i)).score;
+                let score = token_set_ratio(&normalized_name, r.norm(i));
+                self.candidate(award, form, i, (score, weighted))
+            })
             .collect();
         sort_candidates(&mut scored);
+        let mut scored = self.one_per_uei(scored);
         scored.truncate(self.settings.top_k);
         let Some(best) = scored.first().copied() else {
             return (
@@ -224,21 +383,36 @@ impl Matcher<'_> {
                 in_block,
             );
         };
-        let auto_ok = self.trusted(award, &normalized_name, &best);
-        let method = if best.score >= self.settings.high_threshold && auto_ok {
+        let s = self.settings;
+        let cmp = self.compare_parts(&parts, r.norm(best.recipient));
+        let block = if best.weighted >= s.low_threshold {
+            self.blocked_by(award, &cmp, &best, false)
+        } else {
+            None
+        };
+        let method = if best.weighted >= s.high_threshold && block.is_none() {
             MatchMethod::NameFuzzyAuto
-        } else if best.score >= self.settings.low_threshold {
+        } else if best.weighted >= s.low_threshold {
             MatchMethod::NameFuzzyCandidate
         } else {
             MatchMethod::NameFuzzyLow
         };
-        let linked = (method == MatchMethod::NameFuzzyAuto && !ambiguous(&scored))
-            || (method == MatchMethod::NameFuzzyCandidate && self.settings.accept_candidates);
+        let rule = match (method, block) {
+            (MatchMethod::NameFuzzyLow, _) => Rule::LowScore,
+            (_, Some(rule)) => rule,
+            _ if ambiguous(&scored) => Rule::Tie,
+            (MatchMethod::NameFuzzyAuto, None) => Rule::Linked,
+            _ if s.accept_candidates => Rule::AcceptedCandidate,
+            _ => Rule::CandidateBand,
+        };
+        let round = |x: f64| (x * 100.0).round() / 100.0;
         let m = Match {
             method: Some(method),
-            score: Some((best.score * 100.0).round() / 100.0),
+            score: Some(round(best.score)),
+            weighted: Some(round(best.weighted)),
             recipient: Some(best.recipient),
-            linked,
+            linked: matches!(rule, Rule::Linked | Rule::AcceptedCandidate),
+            rule,
             candidates: scored,
             blocked,
             normalized_name,
@@ -247,18 +421,51 @@ impl Matcher<'_> {
     }
 }
 
-/// True when the best two candidates tie on score, state and city agreement.
-fn ambiguous(sorted: &[Candidate]) -> bool {
-    matches!(sorted, [a, b, ..] if a.score == b.score && a.same_state == b.same_state && a.same_city == b.same_city)
+/// What ranks candidates, best first; two candidates equal on it are a tie.
+fn rank(c: &Candidate) -> impl Ord {
+    (
+        std::cmp::Reverse(OrdF64(c.weighted)),
+        !c.same_state,
+        !c.same_city,
+        !c.same_form,
+    )
 }
 
-/// Best first: score, then same state, then same city, then file order (deterministic).
+/// The leading candidates of a sorted list that rank equal with the first.
+pub fn ties(sorted: &[Candidate]) -> &[Candidate] {
+    let n = match sorted.first() {
+        Some(best) => sorted.iter().take_while(|c| rank(c) == rank(best)).count(),
+        None => 0,
+    };
+    &sorted[..n]
+}
+
+/// True when the best two candidates tie on rank.
+fn ambiguous(sorted: &[Candidate]) -> bool {
+    ties(sorted).len() > 1
+}
+
+/// Best first by rank, then token-set ratio, then file order (deterministic).
 fn sort_candidates(c: &mut [Candidate]) {
     c.sort_by(|a, b| {
-        b.score
-            .total_cmp(&a.score)
-            .then(b.same_state.cmp(&a.same_state))
-            .then(b.same_city.cmp(&a.same_city))
+        rank(a)
+            .cmp(&rank(b))
+            .then(b.score.total_cmp(&a.score))
             .then(a.recipient.cmp(&b.recipient))
     });
+}
+
+/// A score ordered by `total_cmp`.
+#[derive(PartialEq)]
+struct OrdF64(f64);
+impl Eq for OrdF64 {}
+impl PartialOrd for OrdF64 {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for OrdF64 {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
 }

@@ -9,6 +9,7 @@ pub mod fuzzy;
 pub mod matcher;
 pub mod names;
 pub mod recipients;
+pub mod weighted;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -27,7 +28,7 @@ use crate::io::input::InputInfo;
 use crate::io::table::{NdjsonWriter, TableWriter};
 use crate::progress::Progress;
 use crate::records::{self, Award, enriched};
-pub use matcher::{Match, MatchMethod, Matcher};
+pub use matcher::{Match, MatchMethod, Matcher, Rule};
 use names::Normalizer;
 use recipients::{LoadReport, RecipientIndex};
 
@@ -90,10 +91,17 @@ pub struct Quality {
 
 /// Accuracy against a truth file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TruthReport {
     pub awards_with_truth: u64,
     /// Awards whose truth names a recipient.
     pub positives: u64,
+    /// Awards whose truth is "no link" (a row with an empty UEI).
+    pub negatives: u64,
+    /// Of those, the awards linked anyway (each one a false link).
+    pub negatives_linked: u64,
+    /// `negatives_linked / negatives`.
+    pub false_link_rate: f64,
     pub linked: u64,
     pub correct: u64,
     pub precision: f64,
@@ -135,7 +143,13 @@ fn enrichment_fields(candidates: bool) -> Vec<FieldRef> {
     let mut f = vec![
         text(enriched::MATCH_METHOD),
         Arc::new(Field::new(enriched::MATCH_SCORE, DataType::Float64, true)),
+        Arc::new(Field::new(
+            enriched::MATCH_WEIGHTED_SCORE,
+            DataType::Float64,
+            true,
+        )),
         Arc::new(Field::new(enriched::LINKED, DataType::Boolean, false)),
+        text(enriched::MATCH_RULE),
         text(enriched::RECIPIENT_NAME),
         text(enriched::RECIPIENT_UEI),
         text(enriched::RECIPIENT_DUNS),
@@ -150,6 +164,7 @@ fn enrichment_fields(candidates: bool) -> Vec<FieldRef> {
             Field::new("recipient_uei", DataType::Utf8, true),
             Field::new("recipient_name", DataType::Utf8, true),
             Field::new("score", DataType::Float64, false),
+            Field::new("weighted_score", DataType::Float64, false),
         ]);
         let list = DataType::List(Arc::new(Field::new("item", DataType::Struct(item), false)));
         f.push(Arc::new(Field::new(enriched::CANDIDATES, list, false)));
@@ -169,13 +184,16 @@ struct CandidateOut<'a> {
     recipient_uei: Option<&'a str>,
     recipient_name: Option<&'a str>,
     score: f64,
+    weighted_score: f64,
 }
 
 #[derive(Serialize)]
 struct EnrichmentRow<'a> {
     _usaspending_match_method: Option<&'static str>,
     _usaspending_match_score: Option<f64>,
+    _usaspending_match_weighted_score: Option<f64>,
     _usaspending_linked: bool,
+    _usaspending_match_rule: Option<Rule>,
     usaspending_recipient_name: Option<&'a str>,
     usaspending_recipient_uei: Option<&'a str>,
     usaspending_recipient_duns: Option<&'a str>,
@@ -195,7 +213,9 @@ fn enrichment_row<'a>(m: &Match, index: &'a RecipientIndex, candidates: bool) ->
     EnrichmentRow {
         _usaspending_match_method: m.method.map(MatchMethod::as_str),
         _usaspending_match_score: m.score,
+        _usaspending_match_weighted_score: m.weighted,
         _usaspending_linked: m.linked,
+        _usaspending_match_rule: m.method.map(|_| m.rule),
         usaspending_recipient_name: col(0),
         usaspending_recipient_uei: col(1),
         usaspending_recipient_duns: col(2),
@@ -211,14 +231,20 @@ fn enrichment_row<'a>(m: &Match, index: &'a RecipientIndex, candidates: bool) ->
                     recipient_uei: r.uei(c.recipient),
                     recipient_name: r.name(c.recipient),
                     score: (c.score * 100.0).round() / 100.0,
+                    weighted_score: (c.weighted * 100.0).round() / 100.0,
                 })
                 .collect()
         }),
     }
 }
 
-/// Reads `award_id,recipient_uei` ground truth.
-pub fn read_truth(path: &Path) -> Result<HashMap<String, String>, EnrichError> {
+/// Ground truth: the UEIs each award may correctly link to; an empty list means "no link".
+pub type Truth = HashMap<String, Vec<String>>;
+
+/// Reads `award_id,recipient_uei` ground truth. An award may have several rows (one firm
+/// registered under several UEIs: any of them is right); a row with an empty UEI says the
+/// award should stay unlinked.
+pub fn read_truth(path: &Path) -> Result<Truth, EnrichError> {
     let err = |e: &dyn std::fmt::Display| EnrichError::Read {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -237,13 +263,14 @@ pub fn read_truth(path: &Path) -> Result<HashMap<String, String>, EnrichError> {
             found: headers.iter().map(str::to_string).collect(),
         });
     };
-    let mut truth = HashMap::new();
+    let mut truth = Truth::new();
     for rec in reader.records() {
         let rec = rec.map_err(|e| err(&e))?;
-        truth.insert(
-            rec[a].trim().to_string(),
-            rec[u].trim().to_ascii_uppercase(),
-        );
+        let ueis: &mut Vec<String> = truth.entry(rec[a].trim().to_string()).or_default();
+        let uei = rec[u].trim().to_ascii_uppercase();
+        if !uei.is_empty() && !ueis.contains(&uei) {
+            ueis.push(uei);
+        }
     }
     Ok(truth)
 }
@@ -266,7 +293,7 @@ impl Tally {
         award: &Award,
         m: &Match,
         index: &RecipientIndex,
-        truth: Option<&HashMap<String, String>>,
+        truth: Option<&Truth>,
         in_block: Option<bool>,
     ) {
         let r = &mut self.report;
@@ -318,6 +345,8 @@ impl Tally {
         let t = &mut self.truth;
         t.awards_with_truth += 1;
         t.positives += !want.is_empty() as u64;
+        t.negatives += want.is_empty() as u64;
+        t.negatives_linked += (want.is_empty() && m.linked) as u64;
         if let Some(b) = in_block {
             t.fuzzy_positives += 1;
             self.truth_blocked += b as u64;
@@ -327,7 +356,7 @@ impl Tally {
                 .recipient
                 .and_then(|i| index.recipients.uei(i))
                 .unwrap_or("");
-            let ok = !want.is_empty() && got == want;
+            let ok = want.iter().any(|w| w == got);
             t.linked += 1;
             t.correct += ok as u64;
             let q = t.by_method.entry(method.to_string()).or_default();
@@ -358,6 +387,8 @@ impl Tally {
         let (t, o) = (&mut self.truth, other.truth);
         t.awards_with_truth += o.awards_with_truth;
         t.positives += o.positives;
+        t.negatives += o.negatives;
+        t.negatives_linked += o.negatives_linked;
         t.linked += o.linked;
         t.correct += o.correct;
         t.fuzzy_positives += o.fuzzy_positives;
@@ -404,6 +435,7 @@ impl Tally {
             let t = &mut self.truth;
             t.precision = ratio(t.correct, t.linked);
             t.recall = ratio(t.correct, t.positives);
+            t.false_link_rate = ratio(t.negatives_linked, t.negatives);
             t.f1 = if t.precision + t.recall > 0.0 {
                 (2.0 * t.precision * t.recall / (t.precision + t.recall) * 1e4).round() / 1e4
             } else {
@@ -483,7 +515,7 @@ pub fn build_index(
 struct ChunkContext<'a> {
     awards_path: &'a Path,
     matcher: &'a Matcher<'a>,
-    truth: Option<&'a HashMap<String, String>>,
+    truth: Option<&'a Truth>,
     schema: &'a SchemaRef,
     award_schema: &'a SchemaRef,
     extra: &'a [FieldRef],
@@ -504,8 +536,7 @@ impl ChunkContext<'_> {
                 let target = self
                     .truth
                     .and_then(|t| t.get(&a.award_id))
-                    .filter(|u| !u.is_empty())
-                    .and_then(|u| index.by_uei(u));
+                    .and_then(|ueis| ueis.iter().find_map(|u| index.by_uei(u)));
                 self.matcher.match_award_with_target(a, target)
             })
             .collect();
@@ -656,6 +687,17 @@ pub fn explain(matcher: &Matcher, award: &Award) -> serde_json::Value {
             "state": r.state(i), "city": r.city(i),
         })
     };
+    let words = m.recipient.map(|i| {
+        let c = matcher.compare_names(&m.normalized_name, r.norm(i));
+        serde_json::json!({"only_in_award": c.only_a, "only_in_recipient": c.only_b})
+    });
+    let tied: Vec<Option<&str>> = match m.rule {
+        Rule::Tie => matcher::ties(&m.candidates)
+            .iter()
+            .map(|c| r.uei(c.recipient))
+            .collect(),
+        _ => Vec::new(),
+    };
     serde_json::json!({
         "award_id": award.award_id,
         "company": award.company,
@@ -663,16 +705,23 @@ pub fn explain(matcher: &Matcher, award: &Award) -> serde_json::Value {
         "uei": award.uei, "duns": award.duns, "state": award.state, "city": award.city,
         "method": m.method.map(MatchMethod::as_str),
         "score": m.score,
+        "weighted_score": m.weighted,
         "linked": m.linked,
+        "rule": m.rule,
+        "reason": m.rule.describe(),
+        "tied_ueis": tied,
+        "words": words,
         "recipient": m.recipient.map(describe),
         "blocked_candidates": m.blocked,
         "candidates": m.candidates.iter().map(|c| {
             let mut d = describe(c.recipient);
             d["score"] = serde_json::json!((c.score * 100.0).round() / 100.0);
+            d["weighted_score"] = serde_json::json!((c.weighted * 100.0).round() / 100.0);
             d["same_state"] = c.same_state.into();
             d["same_city"] = c.same_city.into();
+            d["same_legal_form"] = c.same_form.into();
             d
         }).collect::<Vec<_>>(),
-        "thresholds": {"high": matcher.settings.high_threshold, "low": matcher.settings.low_threshold},
+        "thresholds": {"high": matcher.settings.high_threshold, "low": matcher.settings.low_threshold, "alike_words": matcher.settings.alike_words, "strict_name_links": matcher.settings.strict_name_links},
     })
 }

@@ -16,7 +16,7 @@ use serde::Serialize;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::EnrichError;
-use super::names::Normalizer;
+use super::names::{LegalForm, Normalizer};
 use crate::config::RecipientColumns;
 use crate::ingest::rules;
 use crate::io::chunks::{Chunk, CsvReader};
@@ -43,6 +43,8 @@ pub struct Recipients {
     pub columns: Vec<StringArray>,
     /// Normalised names.
     pub norm: StringArray,
+    /// The legal form each name ended in.
+    pub forms: Vec<Option<LegalForm>>,
 }
 
 impl Recipients {
@@ -77,6 +79,9 @@ impl Recipients {
     pub fn norm(&self, i: u32) -> &str {
         self.norm.value(i as usize)
     }
+    pub fn form(&self, i: u32) -> Option<LegalForm> {
+        self.forms[i as usize]
+    }
 }
 
 /// Counts from loading, for the checks file.
@@ -102,6 +107,7 @@ struct Reject<'a> {
 struct Loader<'n> {
     builders: Vec<StringBuilder>,
     norm: StringBuilder,
+    forms: Vec<Option<LegalForm>>,
     normalizer: &'n Normalizer,
     report: LoadReport,
 }
@@ -135,7 +141,7 @@ impl Loader<'_> {
                 ));
                 None
             });
-        let norm = self.normalizer.normalize(v[0]);
+        let (norm, form) = self.normalizer.normalize_with_form(v[0]);
         if norm.is_empty() && uei.is_none() && duns.is_none() {
             reasons.push("no usable name, UEI or DUNS".to_string());
         }
@@ -162,6 +168,7 @@ impl Loader<'_> {
             b.append_option(value);
         }
         self.norm.append_value(norm);
+        self.forms.push(form);
         Ok(())
     }
 }
@@ -219,6 +226,7 @@ pub fn load(
     let mut loader = Loader {
         builders: (0..8).map(|_| StringBuilder::new()).collect(),
         norm: StringBuilder::new(),
+        forms: Vec::new(),
         normalizer,
         report: LoadReport::default(),
     };
@@ -237,6 +245,7 @@ pub fn load(
     let recipients = Recipients {
         columns,
         norm: loader.norm.finish(),
+        forms: loader.forms,
     };
     Ok((recipients, loader.report, info))
 }
@@ -356,6 +365,8 @@ pub struct RecipientIndex {
     keys: Vec<u64>,
     offsets: Vec<u32>,
     postings: Vec<u32>,
+    /// Recipients whose normalised name holds each word (by word hash), for word weights.
+    word_counts: HashMap<u64, u32>,
 }
 
 /// The blocking keys of a normalised name: each token, each adjacent token pair, and each
@@ -400,6 +411,10 @@ fn exact_key(norm: &str) -> u64 {
     xxh3_64(&buf)
 }
 
+fn word_key(word: &str) -> u64 {
+    xxh3_64(word.as_bytes())
+}
+
 fn id_key(id: &str) -> u64 {
     xxh3_64(id.as_bytes())
 }
@@ -418,6 +433,25 @@ impl RecipientIndex {
                 let slot = duns.entry(id_key(d)).or_insert(i);
                 report.duplicate_duns += (*slot != i) as u64;
             }
+        }
+        let mut words: Vec<u64> = (0..n)
+            .into_par_iter()
+            .fold(Vec::new, |mut acc, i| {
+                let norm = recipients.norm(i).split_ascii_whitespace();
+                let mut w: Vec<u64> = norm.map(word_key).collect();
+                w.sort_unstable();
+                w.dedup();
+                acc.extend(w);
+                acc
+            })
+            .reduce(Vec::new, |mut a, mut b| {
+                a.append(&mut b);
+                a
+            });
+        words.par_sort_unstable();
+        let mut word_counts = HashMap::new();
+        for run in words.chunk_by(|a, b| a == b) {
+            word_counts.insert(run[0], run.len() as u32);
         }
         let mut pairs: Vec<(u64, u32)> = (0..n)
             .into_par_iter()
@@ -455,7 +489,14 @@ impl RecipientIndex {
             keys,
             offsets,
             postings,
+            word_counts,
         }
+    }
+
+    /// The weight of a word of a normalised name: high for words few recipients use.
+    pub fn word_weight(&self, word: &str) -> f64 {
+        let df = self.word_counts.get(&word_key(word)).copied().unwrap_or(0);
+        super::weighted::idf(df, self.recipients.len())
     }
 
     /// The recipient with this UEI (first in file order).

@@ -452,7 +452,7 @@ fn company_profiles_add_up() {
     // Shares of AI by year: 2020 → 1, 2021 → 0, 2022 → 1: no trend.
     assert!(ai_area["trend"].as_f64().unwrap().abs() < 1e-9);
     let beta = &p[1];
-    assert_eq!(beta["company_key"], "name:BETA LABS");
+    assert_eq!(beta["company_key"], "name:BETA LABORATORY");
     assert_eq!(beta["key_type"], "name");
     assert_eq!(beta["dominant_cet_id"], "quantum_information_science");
     let checks = wd.json("data/processed/cet_company_profiles.checks.json");

@@ -159,22 +159,27 @@ fn cascade_records_method_score_and_recipient() {
 }
 
 #[test]
-fn accepting_candidates_links_them() {
+fn accepting_candidates_links_them_only_where_the_strict_rules_allow() {
     let wd = setup();
-    wd.run(
-        &[
-            "enrich",
-            "--recipients",
-            "recipients.csv",
-            "--format",
-            "ndjson",
-            "--accept-candidates",
-        ],
-        0,
-    );
+    // With the auto band moved above the typo's score, "Beta Robotcs" is a candidate.
+    let mut cmd = wd.cmd(&[
+        "enrich",
+        "--recipients",
+        "recipients.csv",
+        "--format",
+        "ndjson",
+        "--accept-candidates",
+    ]);
+    cmd.env("SBIR_ETL__ENRICH__HIGH_THRESHOLD", "99.5");
+    wd.run_expect(cmd, 0);
     let rows = enriched(&wd);
-    assert_eq!(rows[5]["_usaspending_linked"], true);
-    assert_eq!(rows[5]["usaspending_recipient_uei"], "EEE999FFF000");
+    assert_eq!(rows[4]["_usaspending_match_method"], "name-fuzzy-candidate");
+    assert_eq!(rows[4]["_usaspending_match_rule"], "accepted-candidate");
+    assert_eq!(rows[4]["_usaspending_linked"], true);
+    assert_eq!(rows[4]["usaspending_recipient_uei"], "BBB222CCC333");
+    // A related entity (the award's name plus HOLDINGS) stays unlinked even so.
+    assert_eq!(rows[5]["_usaspending_match_rule"], "extra-words");
+    assert_eq!(rows[5]["_usaspending_linked"], false);
 }
 
 #[test]
@@ -229,10 +234,25 @@ fn explain_shows_candidates_and_scores() {
         0,
     );
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(v["normalized_name"], "BETA ROBOTCS");
+    assert_eq!(v["normalized_name"], "BETA ROBOTC");
     assert_eq!(v["method"], "name-fuzzy-auto");
+    assert_eq!(v["rule"], "linked");
     assert_eq!(v["candidates"][0]["recipient_uei"], "BBB222CCC333");
     assert_eq!(v["candidates"][0]["same_state"], true);
+    assert!(v["candidates"][0]["weighted_score"].as_f64().unwrap() >= 90.0);
+    // The related entity: which rule stopped it, and the words only one side has.
+    let id = wd.awards()[5].award_id.clone();
+    let out = wd.run(
+        &["enrich", "--recipients", "recipients.csv", "--explain", &id],
+        0,
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["rule"], "extra-words");
+    assert!(v["reason"].as_str().unwrap().contains("extra words"), "{v}");
+    assert_eq!(
+        v["words"]["only_in_recipient"],
+        serde_json::json!(["HOLDING"])
+    );
     let out = wd.run(
         &[
             "enrich",

@@ -142,7 +142,10 @@ fn import_bundle_matches_its_sources() {
         .map(|c| c["company_key:ID(Company)"].as_str())
         .collect();
     assert_eq!(keys.len(), companies.len());
-    assert_eq!(keys, HashSet::from(["ABC123DEF456", "name:BETA LABS"]));
+    assert_eq!(
+        keys,
+        HashSet::from(["ABC123DEF456", "name:BETA LABORATORY"])
+    );
     let acme = companies
         .iter()
         .find(|c| c["company_key:ID(Company)"] == "ABC123DEF456")

@@ -7,6 +7,7 @@ mod config;
 mod embed;
 mod enrich;
 mod ingest;
+mod linkage;
 mod load_neo4j;
 mod real;
 mod run;
