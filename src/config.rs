@@ -299,8 +299,8 @@ pub struct SparseSettings {
     pub enabled: bool,
     /// A SPLADE model id or folder; `None` means BM25 over the dense model's vocabulary.
     pub splade_model: Option<String>,
-    pub bm25_k1: f32,
-    pub bm25_b: f32,
+    pub bm25_k1: f64,
+    pub bm25_b: f64,
 }
 
 /// The rerank stage of `sbir embed`.
@@ -312,7 +312,7 @@ pub struct RerankSettings {
     pub model: String,
     pub model_dir: Option<PathBuf>,
     pub top_n: usize,
-    pub rrf_k: f32,
+    pub rrf_k: f64,
     pub batch_cap: usize,
 }
 
@@ -636,14 +636,8 @@ pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
     }
 
     let settings: Settings = serde_path_to_error::deserialize(merged).map_err(|e| {
-        let key = e.path().to_string();
-        let message = e.inner().to_string();
-        // An unknown key is reported by serde at its parent; name the key itself.
-        let key = match unknown_field(&message) {
-            Some(field) if key == "." => field,
-            Some(field) => format!("{key}.{field}"),
-            None => key,
-        };
+        let path = e.path().to_string();
+        let (key, message) = explain_serde_error(&path, &e.inner().to_string());
         ConfigError::Invalid {
             origin: origin_of(&origins, &key),
             key,
@@ -655,9 +649,64 @@ pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
     Ok(loaded)
 }
 
-fn unknown_field(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("unknown field `")?;
-    Some(rest.split('`').next()?.to_string())
+/// The key a serde error is about and a message in the settings' words: an unknown key is
+/// named in full (serde reports it at its parent, or at itself) with the closest known key;
+/// Rust type names become what a person types (`usize` → "a whole number").
+fn explain_serde_error(path: &str, message: &str) -> (String, String) {
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let field = rest.split('`').next().unwrap_or_default();
+        let key = if path == "." || path.is_empty() {
+            field.to_string()
+        } else if path == field || path.ends_with(&format!(".{field}")) {
+            path.to_string()
+        } else {
+            format!("{path}.{field}")
+        };
+        let known: Vec<&str> = rest
+            .split_once("expected ")
+            .map(|(_, list)| list.split('`').skip(1).step_by(2).collect())
+            .unwrap_or_default();
+        let hint = closest(field, &known)
+            .map(|k| format!("; did you mean `{k}`?"))
+            .unwrap_or_default();
+        let list = known.join(", ");
+        return (
+            key,
+            format!("unknown setting `{field}`{hint} (known here: {list})"),
+        );
+    }
+    let mut message = message.to_string();
+    for (rust, words) in [
+        ("expected usize", "expected a whole number"),
+        ("expected u64", "expected a whole number"),
+        ("expected u32", "expected a whole number"),
+        ("expected u16", "expected a whole number"),
+        ("expected u8", "expected a whole number"),
+        ("expected i64", "expected a whole number (may be negative)"),
+        ("expected i32", "expected a whole number (may be negative)"),
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+        ("expected a boolean", "expected true or false"),
+    ] {
+        if let Some(i) = message.find(rust)
+            && !message[i + rust.len()..].starts_with(|c: char| c.is_ascii_alphanumeric())
+        {
+            message.replace_range(i..i + rust.len(), words);
+        }
+    }
+    (path.to_string(), message)
+}
+
+/// The candidate closest to `word` by edit distance, when it is close enough to be a typo (at
+/// most a third of the word's letters differ).
+pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let distance = |c: &str| rapidfuzz::distance::levenshtein::distance(word.chars(), c.chars());
+    candidates
+        .iter()
+        .map(|c| (distance(c), *c))
+        .filter(|(d, _)| *d > 0 && *d <= word.chars().count().div_ceil(3).max(1))
+        .min()
+        .map(|(_, c)| c)
 }
 
 fn lookup<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
@@ -886,17 +935,17 @@ impl Loaded {
     }
 }
 
-/// Replaces the value of any key that names a secret with `****`.
+/// Replaces the value of any key that names a secret (`password`, `token`, `secret` as a word
+/// of the key: `api_token`, not `chunk_tokens`) with `****`.
 pub fn mask_secrets(value: &mut Value) {
     match value {
         Value::Object(map) => {
             for (k, v) in map.iter_mut() {
                 let k = k.to_ascii_lowercase();
-                if ["password", "token", "secret"]
-                    .iter()
-                    .any(|s| k.contains(s))
-                    && !v.is_null()
-                {
+                let secret = k
+                    .split(['_', '-', '.'])
+                    .any(|w| ["password", "token", "secret"].contains(&w));
+                if secret && !v.is_null() {
                     *v = Value::String("****".into());
                 } else {
                     mask_secrets(v);
@@ -1001,9 +1050,32 @@ mod tests {
 
     #[test]
     fn secrets_are_masked() {
-        let mut v = serde_json::json!({"neo4j": {"password": "hunter22", "user": "neo4j"}});
+        let mut v = serde_json::json!({"neo4j": {"password": "hunter22", "user": "neo4j"},
+            "embed": {"hf_token": "t", "chunk_tokens": 256, "batch_tokens": 8192}});
         mask_secrets(&mut v);
         assert_eq!(v["neo4j"]["password"], "****");
         assert_eq!(v["neo4j"]["user"], "neo4j");
+        assert_eq!(v["embed"]["hf_token"], "****");
+        assert_eq!(v["embed"]["chunk_tokens"], 256);
+        assert_eq!(v["embed"]["batch_tokens"], 8192);
+    }
+
+    #[test]
+    fn serde_errors_speak_in_settings_words() {
+        let (key, msg) = explain_serde_error(
+            "ingest.chunk_siz",
+            "unknown field `chunk_siz`, expected one of `input`, `chunk_size`, `gates`",
+        );
+        assert_eq!(key, "ingest.chunk_siz");
+        assert!(msg.contains("did you mean `chunk_size`?"), "{msg}");
+        let (key, _) = explain_serde_error("ingest", "unknown field `chunk_siz`, expected `x`");
+        assert_eq!(key, "ingest.chunk_siz");
+        let (_, msg) = explain_serde_error(
+            "ingest.chunk_size",
+            "invalid type: string \"abc\", expected usize",
+        );
+        assert_eq!(msg, "invalid type: string \"abc\", expected a whole number");
+        assert_eq!(closest("ingset", &["ingest", "enrich"]), Some("ingest"));
+        assert_eq!(closest("zzz", &["ingest", "enrich"]), None);
     }
 }

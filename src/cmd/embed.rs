@@ -308,7 +308,12 @@ fn search(sa: &SearchArgs, a: &Args, env: &Env) -> anyhow::Result<()> {
     };
     let depth = sa.top_k.max(e.rerank.top_n);
     let result = searcher
-        .search(&dir, std::slice::from_ref(&query), depth, e.rerank.rrf_k)?
+        .search(
+            &dir,
+            std::slice::from_ref(&query),
+            depth,
+            e.rerank.rrf_k as f32,
+        )?
         .remove(0);
     let rows = result.reranked.as_ref().unwrap_or(&result.fused);
     let fmt = |v: Option<f32>| v.map_or("-".to_string(), |x| format!("{x:.4}"));

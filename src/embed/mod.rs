@@ -303,7 +303,7 @@ pub fn embed_collection(job: Job, progress: &dyn Progress) -> Result<Summary, Em
             let t = StageTimer::start();
             let mut w = NdjsonWriter::create(&out("sparse.jsonl"))?;
             let mut i = 0;
-            b.finish(s.sparse.bm25_k1, s.sparse.bm25_b, &mut |v| {
+            b.finish(s.sparse.bm25_k1 as f32, s.sparse.bm25_b as f32, &mut |v| {
                 stats.sparse_nnz += v.indices.len() as u64;
                 w.write(&SparseRow {
                     id: &ids[i].0,
@@ -347,7 +347,7 @@ pub fn embed_collection(job: Job, progress: &dyn Progress) -> Result<Summary, Em
                 batch_tokens: s.batch_tokens,
             };
             let queries = rerank::read_queries(queries)?;
-            let results = searcher.search(&job.out_dir, &queries, s.rerank.top_n, s.rerank.rrf_k)?;
+            let results = searcher.search(&job.out_dir, &queries, s.rerank.top_n, s.rerank.rrf_k as f32)?;
             let path = out("rerank.jsonl");
             let mut w = NdjsonWriter::create(&path)?;
             let mut pairs = 0;

@@ -282,7 +282,7 @@ pub struct RerankPayload {
     pub model: String,
     pub queries: u64,
     pub candidates_per_query: usize,
-    pub rrf_k: f32,
+    pub rrf_k: f64,
     pub pairs_scored: u64,
     pub query_latency_ms: Latency,
     pub truncated_pairs: u64,

@@ -71,7 +71,11 @@ fn bad_values_stop_with_exit_2_naming_key_and_source() {
         (
             "SBIR_ETL__INGEST__CHUNK_SIZE",
             "lots",
-            &["ingest.chunk_size", "SBIR_ETL__INGEST__CHUNK_SIZE"],
+            &[
+                "ingest.chunk_size",
+                "SBIR_ETL__INGEST__CHUNK_SIZE",
+                "a whole number",
+            ],
         ),
         (
             "SBIR_ETL__INGEST__CHUNK_SIZE",
@@ -81,7 +85,11 @@ fn bad_values_stop_with_exit_2_naming_key_and_source() {
         (
             "SBIR_ETL__INGEST__CHUNKSIZE",
             "5",
-            &["ingest.chunksize", "unknown field"],
+            &[
+                "`ingest.chunksize`",
+                "unknown setting",
+                "did you mean `chunk_size`?",
+            ],
         ),
         (
             "SBIR_ETL__OUTPUT__FORMAT",
@@ -101,6 +109,7 @@ fn bad_values_stop_with_exit_2_naming_key_and_source() {
         for n in *needles {
             assert!(err.contains(n), "{var}={value}: {err}");
         }
+        assert!(!err.contains("chunksize.chunksize"), "the key once: {err}");
     }
     wd.write("config/envs/bad.yaml", "ingest:\n  chunk_size: [1, 2]\n");
     let err = stderr(&wd.run(&["config", "show", "--env", "bad"], 2));
@@ -157,4 +166,21 @@ fn json_logs_are_json_lines() {
     }
     let quiet = wd.run(&["ingest", "--input", "a.csv", "--quiet"], 0);
     assert!(quiet.stderr.is_empty() && quiet.stdout.is_empty());
+}
+
+#[test]
+fn config_show_masks_secrets_only_and_prints_decimals_as_written() {
+    let wd = Workdir::new();
+    let text = stdout(&wd.run(&["config", "show"], 0));
+    assert!(text.contains("chunk_tokens: 256"), "{text}");
+    assert!(text.contains("bm25_k1: 1.2\n"), "{text}");
+}
+
+#[test]
+fn typos_of_subcommands_and_flags_get_a_suggestion() {
+    let wd = Workdir::new();
+    let err = stderr(&wd.run(&["ingset"], 2));
+    assert!(err.contains("ingest"), "{err}");
+    let err = stderr(&wd.run(&["ingest", "--inptu", "x.csv"], 2));
+    assert!(err.contains("--input"), "{err}");
 }
