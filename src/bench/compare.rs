@@ -42,7 +42,7 @@ pub struct Verdict {
 /// The outcome of a comparison.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Comparison {
-    /// False when the machines differ and the comparison was not forced.
+    /// False when the machines or the inputs differ and the comparison was not forced.
     pub compared: bool,
     pub warnings: Vec<String>,
     pub verdicts: Vec<Verdict>,
@@ -85,9 +85,24 @@ pub fn compare(
         }
         warnings.push(format!("{msg}: compared because of --force-compare"));
     }
-    if current.inputs.awards_sha256 != baseline.inputs.awards_sha256 {
-        warnings
-            .push("the inputs differ from the baseline's; figures may not be comparable".into());
+    // Runs on other inputs measure other work: say so instead of judging them.
+    let (ci, bi) = (&current.inputs, &baseline.inputs);
+    if ci.awards_sha256 != bi.awards_sha256 {
+        let msg = format!(
+            "the inputs differ from the baseline's ({} awards, sha256 {:.12}; the baseline: {} awards, sha256 {:.12})",
+            ci.awards_rows, ci.awards_sha256, bi.awards_rows, bi.awards_sha256
+        );
+        if !force {
+            warnings.push(format!(
+                "{msg}: not compared (--force-compare compares anyway)"
+            ));
+            return Comparison {
+                compared: false,
+                warnings,
+                verdicts: Vec::new(),
+            };
+        }
+        warnings.push(format!("{msg}: compared because of --force-compare"));
     }
     // The same machine can run slower under other load (shared VMs): the embed stage's matmul
     // peak tells, so time verdicts can be read with it.
@@ -375,6 +390,26 @@ mod tests {
         assert_eq!(c.worst(), Level::Ok);
         assert!(
             c.warnings[0].contains("another machine"),
+            "{:?}",
+            c.warnings
+        );
+        let c = compare(&cur, &base, &thresholds(), true);
+        assert!(c.compared);
+        assert_eq!(c.worst(), Level::Failure);
+    }
+
+    #[test]
+    fn other_inputs_are_not_compared_unless_forced() {
+        // A 5k-award run twice as slow as the 20k-award baseline is not a regression.
+        let base = report(10.0, 100.0, &[]);
+        let mut cur = report(20.0, 100.0, &[]);
+        cur.inputs.awards_rows = 5_000;
+        cur.inputs.awards_sha256 = "f".repeat(64);
+        let c = compare(&cur, &base, &thresholds(), false);
+        assert!(!c.compared && c.verdicts.is_empty());
+        assert_eq!(c.worst(), Level::Ok);
+        assert!(
+            c.warnings[0].contains("inputs differ") && c.warnings[0].contains("5000 awards"),
             "{:?}",
             c.warnings
         );

@@ -124,7 +124,8 @@ pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
     }
     let s = env.settings();
     let b = &s.benchmark;
-    if a.baseline.is_some() && !b.baseline.is_file() {
+    // A baseline named but absent is an error, unless this run is to create it.
+    if a.baseline.is_some() && !b.baseline.is_file() && !a.save_as_baseline {
         return Err(BenchError::Input(format!("no baseline at {}", b.baseline.display())).into());
     }
     // Read before measuring, so an unreadable baseline costs no benchmark run.
@@ -188,22 +189,37 @@ pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
         write_file(&b.baseline, &json)
             .with_context(|| format!("cannot write {}", b.baseline.display()))?;
     }
+    for v in cmp.iter().flat_map(|c| &c.verdicts) {
+        if v.level == Level::Failure {
+            tracing::error!(
+                "benchmark {} {}: {:.4} against {:.4} in the baseline ({:+.2} {})",
+                v.stage,
+                v.metric,
+                v.current,
+                v.baseline,
+                v.delta,
+                v.unit
+            );
+        }
+    }
     match a.format {
         Format::Json => println!("{}", String::from_utf8_lossy(&json)),
         Format::Markdown => print!("{}", compare::markdown(&report, cmp.as_ref())),
-        Format::Text if !quiet => {
-            for v in cmp.iter().flat_map(|c| &c.verdicts) {
-                println!(
-                    "{:<18} {:<22} {:>12.4} vs {:>12.4}  {:+.2} {}  {:?}",
-                    v.stage, v.metric, v.current, v.baseline, v.delta, v.unit, v.level
-                );
+        Format::Text => {
+            if !quiet {
+                for v in cmp.iter().flat_map(|c| &c.verdicts) {
+                    println!(
+                        "{:<18} {:<22} {:>12.4} vs {:>12.4}  {:+.2} {}  {:?}",
+                        v.stage, v.metric, v.current, v.baseline, v.delta, v.unit, v.level
+                    );
+                }
             }
+            // The written files are data, printed even with --quiet.
             println!("{}", path.display());
             if a.save_as_baseline {
                 println!("{}", b.baseline.display());
             }
         }
-        Format::Text => {}
     }
     Ok(match cmp.map(|c| c.worst()) {
         Some(Level::Failure) => Status::Fail,

@@ -153,6 +153,25 @@ fn benchmark_reports_history_baseline_and_verdicts() {
         5,
         "a missing baseline stops before measuring"
     );
+    // Other inputs are other work: not judged (a warning, exit 0) unless forced.
+    base["machine"] = r["machine"].clone();
+    base["inputs"]["awards_sha256"] = "f".repeat(64).into();
+    wd.write("other-inputs.json", base.to_string());
+    let out = bench(&wd, &["--baseline", "other-inputs.json"], 0);
+    assert!(stderr(&out).contains("inputs differ"), "{}", stderr(&out));
+    // A named baseline that does not exist yet is created by --save-as-baseline; with --quiet
+    // the written paths still reach stdout.
+    let out = bench(
+        &wd,
+        &["-q", "--baseline", "new.json", "--save-as-baseline"],
+        0,
+    );
+    assert!(wd.exists("new.json"));
+    assert!(
+        stdout(&out).lines().any(|l| l.ends_with("new.json")),
+        "{}",
+        stdout(&out)
+    );
 
     // The HTML report: every chart, nothing fetched.
     wd.run(&["benchmark", "report", "--out", "r.html"], 0);
