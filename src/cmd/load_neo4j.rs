@@ -20,7 +20,7 @@ use super::Env;
 /// Flags of `sbir load-neo4j`.
 #[derive(Debug, Default, clap::Args)]
 #[command(
-    after_help = "Examples:\n  sbir load-neo4j --export data/loaded/neo4j-import   # neo4j-admin CSVs + README.txt + load.cypher\n  sbir load-neo4j --dry-run                           # statements and parameter batches as NDJSON\n  sbir load-neo4j --dry-run --only cetarea-nodes,award-enrichment"
+    after_help = "Examples:\n  sbir load-neo4j --export data/loaded/neo4j-import   # neo4j-admin CSVs + README.txt + load.cypher\n  sbir load-neo4j --dry-run                           # statements and parameter batches as NDJSON\n  sbir load-neo4j --dry-run --only cetarea-nodes,award-enrichment\n  sbir load-neo4j --query deploy/spot_checks.cypher   # read-only: writes are refused and rolled back\n  sbir load-neo4j --execute cleanup.cypher            # writes, committed"
 )]
 pub struct Args {
     /// Write the import bundle here (without a server, the bundle goes to neo4j.export_dir).
@@ -40,10 +40,15 @@ pub struct Args {
     /// Stop at the first batch that fails for good [default: neo4j.fail_fast].
     #[arg(long)]
     pub fail_fast: bool,
-    /// Run the read queries of this file (`;`-separated, e.g. deploy/spot_checks.cypher) against
-    /// the server and print their rows as JSON, instead of loading.
-    #[arg(long, value_name = "FILE.cypher")]
+    /// Run the read-only queries of this file (`;`-separated, e.g. deploy/spot_checks.cypher)
+    /// and print their rows as JSON, instead of loading. A statement that writes is refused, and
+    /// the file runs in a transaction that is rolled back.
+    #[arg(long, value_name = "FILE.cypher", conflicts_with = "execute")]
     pub query: Option<PathBuf>,
+    /// Run the statements of this file, writes included, in one committed transaction and print
+    /// their rows as JSON, instead of loading (e.g. to delete an old graph).
+    #[arg(long, value_name = "FILE.cypher")]
+    pub execute: Option<PathBuf>,
 }
 
 impl Args {
@@ -99,7 +104,10 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
     let cypher = Cypher::new(&s.neo4j)?;
     let steps = steps(&args.only)?;
     if let Some(file) = &args.query {
-        return run_queries(env, file);
+        return run_queries(env, file, graph::bolt::Access::ReadOnly);
+    }
+    if let Some(file) = &args.execute {
+        return run_queries(env, file, graph::bolt::Access::Write);
     }
     let started_at = now_rfc3339();
     let timer = StageTimer::start();
@@ -135,8 +143,12 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
     }
 }
 
-/// Prints the rows of each read query in `file`.
-fn run_queries(env: &Env, file: &std::path::Path) -> anyhow::Result<Status> {
+/// Prints the rows of each statement in `file`.
+fn run_queries(
+    env: &Env,
+    file: &std::path::Path,
+    access: graph::bolt::Access,
+) -> anyhow::Result<Status> {
     let s = env.settings();
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -153,7 +165,9 @@ fn run_queries(env: &Env, file: &std::path::Path) -> anyhow::Result<Status> {
         .filter(|q| !q.is_empty())
         .collect();
     let conn = connection(s)?;
-    for (stmt, rows) in graph::bolt::read_queries(&conn, &s.neo4j, &statements)? {
+    let results = graph::bolt::run_statements(&conn, &s.neo4j, &statements, access)
+        .with_context(|| format!("{}", file.display()))?;
+    for (stmt, rows) in results {
         println!("// {stmt}");
         for r in rows {
             println!("{r}");

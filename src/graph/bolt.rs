@@ -244,12 +244,34 @@ fn runtime() -> Result<tokio::runtime::Runtime, GraphError> {
         .map_err(|e| GraphError::Server(format!("cannot start the async runtime: {e}")))
 }
 
-/// Runs read statements (no parameters) and returns each one's rows as JSON objects.
-pub fn read_queries(
+/// What a file of statements may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A statement with a write clause is refused before anything is sent; the rest run in one
+    /// transaction that is rolled back, so nothing a statement does can persist.
+    ReadOnly,
+    /// Everything runs in one transaction that is committed.
+    Write,
+}
+
+/// Runs statements (no parameters) in one transaction and returns each one's rows as JSON
+/// objects.
+pub fn run_statements(
     conn: &Connection,
     s: &Neo4jSettings,
     statements: &[String],
+    access: Access,
 ) -> Result<Vec<(String, Vec<Value>)>, GraphError> {
+    if access == Access::ReadOnly {
+        for (i, stmt) in statements.iter().enumerate() {
+            if let Some(clause) = super::readonly::write_clause(stmt) {
+                return Err(GraphError::Writes {
+                    statement: i + 1,
+                    clause,
+                });
+            }
+        }
+    }
     runtime()?.block_on(async {
         let graph = connect(conn, s).await?;
         let fail = |e: neo4rs::Error| match e {
@@ -258,17 +280,24 @@ pub fn read_queries(
             }
             e => explain(e, conn),
         };
+        let mut txn = graph.start_txn().await.map_err(fail)?;
         let mut out = Vec::new();
         for stmt in statements {
-            let mut rows = graph.execute(query(stmt)).await.map_err(fail)?;
+            let mut rows = txn.execute(query(stmt)).await.map_err(fail)?;
             let mut values = Vec::new();
-            while let Some(row) = rows.next().await.map_err(fail)? {
+            while let Some(row) = rows.next(txn.handle()).await.map_err(fail)? {
                 values.push(
                     row.to::<Value>()
                         .map_err(|e| GraphError::Server(format!("unreadable row: {e}")))?,
                 );
             }
             out.push((stmt.clone(), values));
+        }
+        match access {
+            Access::ReadOnly => txn.rollback().await.map_err(fail)?,
+            Access::Write => {
+                txn.commit().await.map_err(fail)?;
+            }
         }
         Ok(out)
     })

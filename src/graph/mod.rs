@@ -8,6 +8,7 @@
 pub mod bolt;
 pub mod bundle;
 pub mod cypher;
+pub mod readonly;
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -46,6 +47,13 @@ pub enum GraphError {
     },
     #[error("no password: set NEO4J_PASSWORD or neo4j.password_file")]
     NoPassword,
+    #[error(
+        "statement {statement} of the query file writes ({clause} …): --query runs read-only statements; load-neo4j changes the graph"
+    )]
+    Writes {
+        statement: usize,
+        clause: &'static str,
+    },
     #[error("{0}")]
     Server(String),
     #[error(transparent)]
@@ -57,7 +65,7 @@ impl GraphError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            Self::Identifier { .. } | Self::UnknownStep(_) | Self::NoPassword
+            Self::Identifier { .. } | Self::UnknownStep(_) | Self::NoPassword | Self::Writes { .. }
         )
     }
 }

@@ -414,7 +414,12 @@ fn clear(wd: &Workdir, server: &(String, String, String), tag: &str) {
         ),
     );
     wd.run_expect(
-        live_cmd(wd, server, tag, &["load-neo4j", "--query", "clear.cypher"]),
+        live_cmd(
+            wd,
+            server,
+            tag,
+            &["load-neo4j", "--execute", "clear.cypher"],
+        ),
         0,
     );
 }
@@ -479,7 +484,7 @@ fn live_load_is_idempotent_resumable_and_drops_stale_edges() {
             &wd,
             &server,
             tag,
-            &["load-neo4j", "--query", "clear.cypher"],
+            &["load-neo4j", "--execute", "clear.cypher"],
         ),
         0,
     );
@@ -607,6 +612,61 @@ fn live_bad_credentials_and_unreachable_server_exit_1_without_the_password() {
 }
 
 #[test]
+fn live_query_files_are_read_only() {
+    let Some(server) = live_server() else { return };
+    let wd = Workdir::new();
+    classified(&wd);
+    let tag = "readonly";
+    clear(&wd, &server, tag);
+    wd.run_expect(live_cmd(&wd, &server, tag, &["load-neo4j"]), 0);
+    let count = |wd: &Workdir| {
+        wd.write(
+            "count.cypher",
+            format!("MATCH (n) WHERE n:Award_{tag} OR n:Company_{tag} RETURN count(n) AS n;"),
+        );
+        let out = wd.run_expect(
+            live_cmd(wd, &server, tag, &["load-neo4j", "--query", "count.cypher"]),
+            0,
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let row: Value = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
+        row["n"].as_i64().unwrap()
+    };
+    let before = count(&wd);
+    assert!(before > 0);
+    // A write in a --query file is refused before anything runs: usage error, graph unchanged.
+    wd.write(
+        "wipe.cypher",
+        format!("MATCH (n:Award_{tag}) RETURN count(n);\nMATCH (n) DETACH DELETE n;"),
+    );
+    let out = wd.run_expect(
+        live_cmd(&wd, &server, tag, &["load-neo4j", "--query", "wipe.cypher"]),
+        2,
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("wipe.cypher") && err.contains("statement 2") && err.contains("DETACH"),
+        "{err}"
+    );
+    assert_eq!(count(&wd), before);
+    // --execute is the way to write.
+    wd.write(
+        "drop-awards.cypher",
+        format!("MATCH (n:Award_{tag}) DETACH DELETE n;"),
+    );
+    wd.run_expect(
+        live_cmd(
+            &wd,
+            &server,
+            tag,
+            &["load-neo4j", "--execute", "drop-awards.cypher"],
+        ),
+        0,
+    );
+    assert!(count(&wd) < before);
+}
+
+#[test]
 fn live_a_reply_slower_than_the_receive_timeout_is_an_error() {
     let Some(server) = live_server() else { return };
     let wd = Workdir::new();
@@ -658,7 +718,12 @@ fn live_resume_after_a_failed_batch_sends_only_what_did_not_land() {
         format!("MATCH (n:Company_{tag}) WHERE n.alt_key IS NOT NULL DETACH DELETE n;"),
     );
     wd.run_expect(
-        live_cmd(&wd, &server, tag, &["load-neo4j", "--query", "fix.cypher"]),
+        live_cmd(
+            &wd,
+            &server,
+            tag,
+            &["load-neo4j", "--execute", "fix.cypher"],
+        ),
         0,
     );
     wd.run_expect(
