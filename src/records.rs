@@ -376,12 +376,61 @@ pub fn awards_to_batch<S: AsRef<str> + Sync>(
     RecordBatch::try_new(schema.clone(), columns)
 }
 
+/// Checks that `found` (a Parquet file's schema) has each of `columns` with the type the
+/// awards table gives it, naming the first column that is missing or of another type. Columns
+/// the awards table does not have are not checked here.
+pub fn check_award_columns<'a>(
+    path: &std::path::Path,
+    found: &arrow_schema::Schema,
+    columns: impl IntoIterator<Item = &'a str>,
+) -> Result<(), crate::io::IoError> {
+    let expected = award_schema();
+    for name in columns {
+        let Ok(want) = expected.field_with_name(name) else {
+            continue;
+        };
+        let Ok(got) = found.field_with_name(name) else {
+            return Err(crate::io::IoError::MissingColumn {
+                path: path.to_path_buf(),
+                column: name.to_string(),
+            });
+        };
+        if !got.data_type().equals_datatype(want.data_type()) {
+            return Err(crate::io::IoError::ColumnType {
+                path: path.to_path_buf(),
+                column: name.to_string(),
+                found: got.data_type().to_string(),
+                expected: want.data_type().to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Opens an awards Parquet file for reading in batches, after checking it has every award
+/// column with its type.
+pub fn open_awards(
+    path: &std::path::Path,
+    batch_size: usize,
+) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader, crate::io::IoError> {
+    let err = |e: &dyn std::fmt::Display| crate::io::IoError::read(path, e);
+    let file = std::fs::File::open(path).map_err(|e| err(&e))?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, batch_size)
+        .map_err(|e| err(&e))?;
+    let schema = arrow_array::RecordBatchReader::schema(&reader);
+    let names: Vec<String> = award_schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    check_award_columns(path, &schema, names.iter().map(String::as_str))?;
+    Ok(reader)
+}
+
 /// Reads every award of a `sbir_awards.parquet` file.
 pub fn read_awards(path: &std::path::Path) -> Result<Vec<Award>, crate::io::IoError> {
     let err = |e: &dyn std::fmt::Display| crate::io::IoError::read(path, e);
-    let file = std::fs::File::open(path).map_err(|e| err(&e))?;
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 8192)
-        .map_err(|e| err(&e))?;
+    let reader = open_awards(path, 8192)?;
     let mut out = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| err(&e))?;
@@ -404,6 +453,8 @@ pub fn read_projected<T: DeserializeOwned>(
     let file = std::fs::File::open(path).map_err(|e| err(&e))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| err(&e))?;
     let schema = builder.schema().clone();
+    let present = optional.iter().filter(|n| schema.index_of(n).is_ok());
+    check_award_columns(path, &schema, required.iter().chain(present).copied())?;
     let mut wanted = Vec::new();
     for name in required.iter().chain(optional) {
         match schema.index_of(name) {

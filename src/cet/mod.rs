@@ -78,9 +78,9 @@ impl CetError {
                 | Self::Parse { .. }
                 | Self::Taxonomy { .. }
                 | Self::Labels { .. }
-                | Self::Io(IoError::MissingColumn { .. } | IoError::Read { .. })
                 | Self::Invalid(_)
         ) || matches!(self, Self::Embed(e) if e.is_usage())
+            || matches!(self, Self::Io(e) if e.is_input())
     }
 }
 
@@ -150,6 +150,12 @@ pub fn read_award_batches(
 ) -> Result<impl Iterator<Item = Result<Vec<AwardInput>, CetError>>, CetError> {
     let batches = crate::records::read_projected(path, REQUIRED, OPTIONAL, batch_size)?;
     Ok(batches.map(|b| b.map_err(CetError::Io)))
+}
+
+/// Checks that `path` can be read as awards (the columns classification needs, with their
+/// types) without reading its rows, so a bad file fails before any output is written.
+pub fn check_awards(path: &Path) -> Result<(), CetError> {
+    read_award_batches(path, 1).map(|_| ())
 }
 
 /// Why the rules scorer runs instead of the model.

@@ -75,6 +75,9 @@ pub enum Action {
 
 /// Flags of `classify-cet train`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  sbir classify-cet train --labels data/sample/award_cet_labels.csv   # award_id,primary_cet[,secondary_cets]\n  sbir classify-cet train --bootstrap                                 # from the rules' confident decisions\n  CET_MODEL_PATH=/tmp/m.json sbir classify-cet train --bootstrap      # write the artifact elsewhere"
+)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["labels", "bootstrap"])))]
 pub struct TrainArgs {
     /// CSV of award_id (or text) and CET ids (primary_cet, optional secondary_cets).
@@ -87,6 +90,9 @@ pub struct TrainArgs {
 
 /// Flags of `classify-cet evaluate`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  sbir classify-cet evaluate --labels data/sample/award_cet_labels.csv\n  sbir classify-cet evaluate --labels labels.csv --with-embedding --out reports/eval.json"
+)]
 pub struct EvaluateArgs {
     /// CSV of award_id (or text) and CET ids (primary first).
     #[arg(long)]
@@ -102,6 +108,9 @@ pub struct EvaluateArgs {
 
 /// Flags of `classify-cet drift`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  sbir classify-cet drift --baseline last-month/cet_award_classifications.parquet\n  sbir classify-cet drift --baseline a.parquet --current b.parquet"
+)]
 pub struct DriftArgs {
     /// The earlier cet_award_classifications.parquet.
     #[arg(long)]
@@ -322,6 +331,8 @@ fn classify(args: &Args, env: &Env) -> anyhow::Result<Status> {
         opts.awards.display(),
         classifier.scorer()
     );
+    cet::check_awards(&opts.awards)
+        .with_context(|| format!("classify-cet of {} failed", opts.awards.display()))?;
     let taxonomy_paths = write_taxonomy(
         &classifier.taxonomy,
         &s.paths.processed_dir.join(&s.cet.taxonomy_name),

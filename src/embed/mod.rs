@@ -87,8 +87,7 @@ impl EmbedError {
                 | Self::Tokenizer(_)
                 | Self::Input { .. }
                 | Self::UnknownCollection { .. }
-                | Self::Io(IoError::MissingColumn { .. })
-        )
+        ) || matches!(self, Self::Io(e) if e.is_input())
     }
 }
 

@@ -52,10 +52,8 @@ pub enum EnrichError {
 impl EnrichError {
     /// True when the inputs are unusable as given (exit code 2).
     pub fn is_usage(&self) -> bool {
-        matches!(
-            self,
-            Self::MissingColumns { .. } | Self::Io(IoError::Read { .. })
-        )
+        matches!(self, Self::MissingColumns { .. } | Self::Read { .. })
+            || matches!(self, Self::Io(e) if e.is_input())
     }
 }
 
@@ -574,6 +572,17 @@ pub fn enrich_to_files(
     output: &OutputSettings,
     progress: &dyn Progress,
 ) -> Result<Written, EnrichError> {
+    // The awards and the truth are checked before the recipient index is built, so a bad
+    // awards file costs nothing and leaves no output behind.
+    let read_err = |e: &dyn std::fmt::Display| EnrichError::Read {
+        path: opts.awards.clone(),
+        message: e.to_string(),
+    };
+    let reader = records::open_awards(&opts.awards, opts.settings.chunk_size)?;
+    let awards_bytes = std::fs::metadata(&opts.awards)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let truth = opts.truth.as_deref().map(read_truth).transpose()?;
     let normalizer = Normalizer::new(&opts.settings.name_rules);
     let dir = stem.parent().unwrap_or(Path::new("."));
     let (index, load_report, recipients_info, rejects_path) = build_index(
@@ -582,25 +591,11 @@ pub fn enrich_to_files(
         &normalizer,
         &dir.join("recipients.rejects.ndjson"),
     )?;
-    let truth = opts.truth.as_deref().map(read_truth).transpose()?;
     let matcher = Matcher {
         index: &index,
         normalizer: &normalizer,
         settings: &opts.settings,
     };
-
-    let read_err = |e: &dyn std::fmt::Display| EnrichError::Read {
-        path: opts.awards.clone(),
-        message: e.to_string(),
-    };
-    let file = std::fs::File::open(&opts.awards)
-        .map_err(|e| EnrichError::Io(IoError::read(&opts.awards, e)))?;
-    let awards_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(
-        file,
-        opts.settings.chunk_size,
-    )
-    .map_err(|e| read_err(&e))?;
     let schema = enriched_schema(opts.candidates);
     let award_schema = records::award_schema();
     let extra = enrichment_fields(opts.candidates);

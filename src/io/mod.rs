@@ -20,9 +20,25 @@ pub enum IoError {
     Write { path: PathBuf, message: String },
     #[error("{path} lacks column `{column}`")]
     MissingColumn { path: PathBuf, column: String },
+    #[error("{path}: column `{column}` is {found}, expected {expected} (as sbir writes it)")]
+    ColumnType {
+        path: PathBuf,
+        column: String,
+        found: String,
+        expected: String,
+    },
 }
 
 impl IoError {
+    /// True when the file given cannot serve as this input (unreadable, or a column missing or
+    /// of another type): the user's to fix (exit code 2).
+    pub fn is_input(&self) -> bool {
+        matches!(
+            self,
+            Self::Read { .. } | Self::MissingColumn { .. } | Self::ColumnType { .. }
+        )
+    }
+
     /// A read failure of `path`.
     pub fn read(path: &Path, err: impl std::fmt::Display) -> Self {
         Self::Read {

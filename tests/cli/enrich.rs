@@ -501,3 +501,62 @@ fn recipients_can_be_gzip_or_parquet() {
     assert_eq!(pq_checks["counts"]["recipients_rejected"], 2);
     assert_eq!(pq_checks["inputs"][1]["sha256"].as_str().unwrap().len(), 64);
 }
+
+/// Another tool's awards Parquet: the ingest output with `award_year` written as Int64.
+fn awards_with_int64_year(wd: &Workdir) -> String {
+    use std::sync::Arc;
+
+    use arrow_array::{Array, Int32Array, Int64Array, RecordBatch};
+    use arrow_schema::{DataType, Field, Schema};
+    let src = std::fs::File::open(wd.path("data/processed/sbir_awards.parquet")).unwrap();
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(src, 1024).unwrap();
+    let batch = reader.into_iter().next().unwrap().unwrap();
+    let i = batch.schema().index_of("award_year").unwrap();
+    let years = batch
+        .column(i)
+        .as_any()
+        .downcast_ref::<Int32Array>()
+        .unwrap();
+    let wide: Int64Array = years.iter().map(|y| y.map(i64::from)).collect();
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| (**f).clone())
+        .collect();
+    fields[i] = Field::new("award_year", DataType::Int64, false);
+    let mut columns = batch.columns().to_vec();
+    columns[i] = Arc::new(wide);
+    let out = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+    let file = std::fs::File::create(wd.path("other.parquet")).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, out.schema(), None).unwrap();
+    w.write(&out).unwrap();
+    w.close().unwrap();
+    "other.parquet".to_string()
+}
+
+#[test]
+fn awards_parquet_of_another_shape_is_a_usage_error_before_any_output() {
+    let wd = setup();
+    let other = awards_with_int64_year(&wd);
+    let args = [
+        "enrich",
+        "--recipients",
+        "recipients.csv",
+        "--awards",
+        &other,
+    ];
+    let err = stderr(&wd.run(&args, 2));
+    assert!(
+        err.contains("other.parquet") && err.contains("`award_year` is Int64, expected Int32"),
+        "{err}"
+    );
+    assert!(!wd.exists("data/processed/recipients.rejects.ndjson"));
+    assert!(!wd.exists("data/processed/enriched_sbir_awards.parquet"));
+    let mut cmd = wd.cmd(&["classify-cet"]);
+    cmd.env("SBIR_ETL__CET__AWARDS", &other);
+    let err = stderr(&wd.run_expect(cmd, 2));
+    assert!(err.contains("`award_year` is Int64"), "{err}");
+    assert!(!wd.exists("data/processed/cet_taxonomy.parquet"));
+}
