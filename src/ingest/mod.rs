@@ -105,7 +105,10 @@ impl IngestError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            Self::MissingColumns { .. } | Self::Empty { .. } | Self::Io(IoError::Read { .. })
+            Self::MissingColumns { .. }
+                | Self::Empty { .. }
+                | Self::Read { .. }
+                | Self::Io(IoError::Read { .. })
         )
     }
 }

@@ -193,6 +193,8 @@ pub struct CsvReader<R> {
     line: u64,
     /// True until the first bytes were read (and a byte-order mark skipped).
     at_start: bool,
+    /// A read error held back until the records read before it are parsed.
+    failed: Option<io::Error>,
 }
 
 impl<R: Read> CsvReader<R> {
@@ -212,6 +214,7 @@ impl<R: Read> CsvReader<R> {
             eof: false,
             line: 0,
             at_start: true,
+            failed: None,
         }
     }
 
@@ -250,6 +253,9 @@ impl<R: Read> CsvReader<R> {
     /// Moves the unparsed bytes to the front and reads until the buffer is full or the input
     /// ends; the buffer doubles when one record fills more than half of it.
     fn fill(&mut self) -> io::Result<()> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
         self.buf.copy_within(self.start..self.end, 0);
         self.end -= self.start;
         self.start = 0;
@@ -264,6 +270,12 @@ impl<R: Read> CsvReader<R> {
                 }
                 Ok(n) => self.end += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // The records before the failure are still parsed: the error is returned when
+                // they run out, so it names the line reading stopped at, not the block's first.
+                Err(e) if self.end > 0 => {
+                    self.failed = Some(e);
+                    break;
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -67,12 +67,29 @@ pub fn open(path: &Path) -> Result<(Box<dyn Read + Send>, Fingerprint), IoError>
     let reader: Box<dyn Read + Send> = if head.starts_with(&[0x1f, 0x8b]) {
         Box::new(BufReader::with_capacity(
             1 << 20,
-            MultiGzDecoder::new(buffered),
+            GzipErrors(MultiGzDecoder::new(buffered)),
         ))
     } else {
         Box::new(buffered)
     };
     Ok((reader, state))
+}
+
+/// A gzip decoder whose errors say what they mean for the file: it is cut short or damaged.
+struct GzipErrors<R>(R);
+
+impl<R: Read> Read for GzipErrors<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf).map_err(|e| match e.kind() {
+            std::io::ErrorKind::Interrupted => e,
+            kind => std::io::Error::new(
+                kind,
+                format!(
+                    "the gzip data ends early or is damaged ({e}): the file is truncated or corrupt"
+                ),
+            ),
+        })
+    }
 }
 
 /// Hex SHA-256 of a whole file, read in 1 MiB blocks.

@@ -400,7 +400,7 @@ fn failed_run_leaves_previous_outputs_and_no_partial_files() {
     wd.run(&["ingest", "--input", "good.csv"], 0);
     let before = std::fs::read(wd.path("data/processed/sbir_awards.parquet")).unwrap();
 
-    // A gzip stream cut off in the middle fails mid-read.
+    // A gzip stream cut off in the middle fails mid-read: an unusable input.
     let mut rows: Vec<Vec<(&str, &str)>> = Vec::new();
     let numbers: Vec<String> = (0..3000).map(|i| format!("T-{i}")).collect();
     for n in &numbers {
@@ -411,8 +411,22 @@ fn failed_run_leaves_previous_outputs_and_no_partial_files() {
     gz.write_all(awards_csv(&refs).as_bytes()).unwrap();
     let full = gz.finish().unwrap();
     wd.write("cut.csv.gz", &full[..full.len() / 2]);
-    let out = wd.run(&["ingest", "--input", "cut.csv.gz"], 1);
-    assert!(stderr(&out).contains("cut.csv.gz"), "{}", stderr(&out));
+    // An unusable input (exit 2), named with the line where reading stopped.
+    let err = stderr(&wd.run(&["ingest", "--input", "cut.csv.gz"], 2));
+    assert!(
+        err.contains("cut.csv.gz") && err.contains("truncated or corrupt"),
+        "{err}"
+    );
+    let line: u64 = err
+        .split("line ")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no line in {err}"));
+    assert!(
+        line > 100,
+        "the line reading stopped at, not the block's first: {err}"
+    );
     assert_eq!(
         std::fs::read(wd.path("data/processed/sbir_awards.parquet")).unwrap(),
         before
