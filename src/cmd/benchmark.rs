@@ -78,6 +78,9 @@ pub enum Action {
 
 /// Flags of `sbir benchmark report`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  sbir benchmark report                                   # <benchmark.dir>/report.html\n  sbir benchmark report --history ci/history.ndjson --out report.html"
+)]
 pub struct ReportArgs {
     /// History file [default: <benchmark.dir>/history.ndjson].
     #[arg(long)]

@@ -108,6 +108,9 @@ pub enum Action {
 
 /// Flags of `sbir embed search`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  sbir embed search --collection awards \"hypersonic thermal protection\"\n  sbir embed search --collection awards --top-k 20 --json \"quantum sensing\""
+)]
 pub struct SearchArgs {
     /// The collection (a folder under <processed_dir>/<embed.dir_name>/).
     #[arg(long)]
