@@ -1,8 +1,9 @@
 //! The Bolt loader: sends each step's statements in `UNWIND $rows` batches over neo4rs, a few
 //! batches in flight, retrying connection failures with capped exponential backoff (the
 //! driver itself retries transient server errors). A batch that still fails is written to
-//! `<loaded_dir>/<step>.failed.ndjson`; `<step>.state.json` records the batches that landed,
-//! so `--resume` sends only the rest.
+//! `<loaded_dir>/<step>.failed.ndjson`; `<step>.state.json` records the batches that landed
+//! (on which server and database, and the counts after them), so `--resume` sends only the
+//! rest, and only to the graph they landed on while it still holds them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -123,11 +124,41 @@ impl StepReport {
     }
 }
 
-/// Batches of a step that landed, keyed by the step's content so stale state is ignored.
+/// Batches of a step that landed, keyed by the step's content and by the server and database
+/// they landed on, with the counts the graph had after them, so state of another graph, of
+/// other data, or of data that has since gone is never trusted.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct State {
     fingerprint: String,
+    /// Server URI (without credentials) and database.
+    #[serde(default)]
+    server: String,
     done: BTreeSet<(usize, usize)>,
+    /// Node or relationship counts of the step's targets when the state was written.
+    #[serde(default)]
+    counts: BTreeMap<String, i64>,
+}
+
+impl State {
+    /// Why this saved state cannot be resumed from on `server` whose counts are `now` (`None`:
+    /// it can).
+    fn unusable(
+        &self,
+        fingerprint: &str,
+        server: &str,
+        now: &BTreeMap<String, i64>,
+    ) -> Option<String> {
+        if self.fingerprint != fingerprint {
+            return Some("the step's statements or rows changed".into());
+        }
+        if self.server != server {
+            return Some(format!("it describes another graph ({})", self.server));
+        }
+        self.counts.iter().find_map(|(target, &had)| {
+            let has = now.get(target).copied().unwrap_or(0);
+            (has < had).then(|| format!("{target} has {has}, the state recorded {had}"))
+        })
+    }
 }
 
 fn fingerprint(statements: &[super::Statement]) -> String {
@@ -313,6 +344,7 @@ async fn load_async(
     let s = opts.settings;
     let graph = connect(conn, s).await?;
     let fail = |e: neo4rs::Error| explain(e, conn);
+    let server = format!("{} database {}", redact_uri(&conn.uri), conn.database);
 
     let mut schema = Vec::new();
     if s.create_constraints {
@@ -332,16 +364,28 @@ async fn load_async(
         let started = Instant::now();
         let state_path = s.loaded_dir.join(format!("{}.state.json", step.name()));
         let print = fingerprint(&statements);
-        let mut state = if opts.resume {
-            std::fs::read(&state_path)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<State>(&b).ok())
-                .filter(|st| st.fingerprint == print)
-                .unwrap_or_default()
-        } else {
-            State::default()
+        let counts_before = counts(&graph, cypher, &statements).await.map_err(fail)?;
+        let saved = opts
+            .resume
+            .then(|| std::fs::read(&state_path).ok())
+            .flatten()
+            .and_then(|b| serde_json::from_slice::<State>(&b).ok());
+        let mut state = match saved {
+            Some(st) => match st.unusable(&print, &server, &counts_before) {
+                None => st,
+                Some(why) => {
+                    tracing::warn!(
+                        "load-neo4j {}: not resuming from {} ({why}): loading every batch",
+                        step.name(),
+                        state_path.display()
+                    );
+                    State::default()
+                }
+            },
+            None => State::default(),
         };
         state.fingerprint = print;
+        state.server = server.clone();
         let failed_path = s.loaded_dir.join(format!("{}.failed.ndjson", step.name()));
         let _ = std::fs::remove_file(&failed_path);
         let mut report = StepReport {
@@ -353,7 +397,7 @@ async fn load_async(
             batches_failed: 0,
             retries: 0,
             duration_s: 0.0,
-            counts_before: counts(&graph, cypher, &statements).await.map_err(fail)?,
+            counts_before,
             counts_after: BTreeMap::new(),
             upserted: BTreeMap::new(),
             deleted: BTreeMap::new(),
@@ -463,6 +507,8 @@ async fn load_async(
                 }
             }
         }
+        report.counts_after = counts(&graph, cypher, &statements).await.map_err(fail)?;
+        state.counts = report.counts_after.clone();
         crate::io::atomic::write_json(&state_path, &state)?;
         if !failures.is_empty() {
             let mut w = crate::io::table::NdjsonWriter::create(&failed_path)?;
@@ -472,7 +518,6 @@ async fn load_async(
             w.commit()?;
             report.failed_file = Some(failed_path);
         }
-        report.counts_after = counts(&graph, cypher, &statements).await.map_err(fail)?;
         report.duration_s = started.elapsed().as_secs_f64();
         let stop = s.fail_fast && report.batches_failed > 0;
         reports.push(report);

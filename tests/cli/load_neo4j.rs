@@ -667,6 +667,52 @@ fn live_query_files_are_read_only() {
 }
 
 #[test]
+fn live_resume_state_is_trusted_only_on_its_graph_while_the_graph_holds_it() {
+    let Some(server) = live_server() else { return };
+    let wd = Workdir::new();
+    classified(&wd);
+    let tag = "resumeid";
+    clear(&wd, &server, tag);
+    wd.run_expect(live_cmd(&wd, &server, tag, &["load-neo4j"]), 0);
+    let full = graph_properties(&wd, &server, tag);
+    let skipped =
+        |wd: &Workdir| step_checks(wd, "award-enrichment")["counts"]["rows_skipped_resume"].clone();
+
+    // The graph lost the awards the state says landed (a restore, a server restarted without
+    // its data): every batch is sent again and the graph is whole.
+    wd.write(
+        "drop.cypher",
+        format!("MATCH (n:Award_{tag}) DETACH DELETE n;"),
+    );
+    wd.run_expect(
+        live_cmd(
+            &wd,
+            &server,
+            tag,
+            &["load-neo4j", "--execute", "drop.cypher"],
+        ),
+        0,
+    );
+    let err = stderr(&wd.run_expect(live_cmd(&wd, &server, tag, &["load-neo4j", "--resume"]), 0));
+    assert!(err.contains("the state recorded"), "{err}");
+    assert_eq!(skipped(&wd), 0);
+    assert_eq!(graph_properties(&wd, &server, tag), full);
+
+    // On its own, intact graph the state is used: a resume sends nothing.
+    wd.run_expect(live_cmd(&wd, &server, tag, &["load-neo4j", "--resume"]), 0);
+    let c = step_checks(&wd, "award-enrichment");
+    assert_eq!(c["counts"]["rows_skipped_resume"], c["counts"]["rows"]);
+
+    // The state names the server it describes: under another address nothing is skipped.
+    let other = server.0.replace("127.0.0.1", "localhost");
+    let mut cmd = live_cmd(&wd, &server, tag, &["load-neo4j", "--resume"]);
+    cmd.env("NEO4J_URI", &other);
+    let err = stderr(&wd.run_expect(cmd, 0));
+    assert!(err.contains("another graph"), "{err}");
+    assert_eq!(skipped(&wd), 0);
+}
+
+#[test]
 fn live_a_reply_slower_than_the_receive_timeout_is_an_error() {
     let Some(server) = live_server() else { return };
     let wd = Workdir::new();
