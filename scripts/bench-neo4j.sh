@@ -17,10 +17,10 @@ VENV="$ROOT/.tools/bench-venv"
 [ -x "$VENV/bin/python" ] || { python3 -m venv "$VENV" && "$VENV/bin/pip" install --quiet "neo4j>=5,<6"; }
 
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
-"$SBIR" -q sample-data --awards "$AWARDS" --recipients 1000 --out gen
-"$SBIR" -q ingest --input gen/sbir_awards.csv
-"$SBIR" -q classify-cet --scorer rules || true
-"$SBIR" -q load-neo4j --dry-run
+"$SBIR" -q sample-data --awards "$AWARDS" --recipients 1000 --out gen >/dev/null
+"$SBIR" -q ingest --input gen/sbir_awards.csv >/dev/null
+"$SBIR" -q classify-cet --scorer rules >/dev/null || true
+"$SBIR" -q load-neo4j --dry-run >/dev/null
 
 server() { "$ROOT/scripts/graph-server.sh" "$@"; }
 measure() { # label, command...
@@ -34,7 +34,7 @@ echo "rows (nodes + relationships + stale-edge checks): $rows"
 
 load() { # loader
   if [ "$1" = sbir ]; then
-    "$SBIR" -q load-neo4j
+    "$SBIR" -q load-neo4j >/dev/null
   else
     "$VENV/bin/python" "$ROOT/benches/neo4j_baseline.py" data/loaded/neo4j/dry-run.ndjson
   fi

@@ -35,13 +35,13 @@ bin=target/release/sbir
 py="$venv/bin/python scripts/real_linkage.py"
 
 $py build "$dir/src" "$dir"
-"$bin" -q sample-data --awards 10 --recipients "$distractors" --seed 42 --out "$dir/gen"
+"$bin" -q sample-data --awards 10 --recipients "$distractors" --seed 42 --out "$dir/gen" >/dev/null
 { cat "$dir/gen/usaspending_recipients.csv"; tail -n +2 "$dir/recipients.csv"; } >"$dir/all_recipients.csv"
-"$bin" -q ingest --input "$dir/awards.csv" --out-dir "$dir/ingest" --format both
+"$bin" -q ingest --input "$dir/awards.csv" --out-dir "$dir/ingest" --format both >/dev/null
 $py truth "$dir"
 /usr/bin/time -f "enrich: %e s wall, %M KB peak RSS" \
   "$bin" -q enrich --awards "$dir/ingest/sbir_awards.parquet" --recipients "$dir/all_recipients.csv" \
-  --truth "$dir/truth.csv" --out-dir "$dir/enriched" --format both --candidates "$@" || true
+  --truth "$dir/truth.csv" --out-dir "$dir/enriched" --format both --candidates "$@" >/dev/null || true
 $py report "$dir"
 [ "${BASELINE:-}" = 1 ] && $py baseline "$dir"
 echo "outputs: $dir (enriched/enriched_sbir_awards.ndjson, pairs.csv; sbir enrich --explain AWARD_ID)"

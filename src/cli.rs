@@ -32,7 +32,8 @@ pub struct GlobalArgs {
     /// Folder holding base.yaml and envs/ (skipped when absent; defaults are built in).
     #[arg(long, global = true, default_value = "config")]
     pub config_dir: PathBuf,
-    /// Print only errors: no progress, no summaries.
+    /// Print only errors on stderr: no progress, no summaries (the paths written still go to
+    /// stdout).
     #[arg(long, short, global = true)]
     pub quiet: bool,
     /// Log line format on stderr [default: logging.format].

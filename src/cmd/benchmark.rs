@@ -303,8 +303,6 @@ fn report(a: &ReportArgs, env: &Env) -> anyhow::Result<Status> {
         .collect::<anyhow::Result<_>>()?;
     write_file(&out, bench::html::report(&runs).as_bytes())
         .with_context(|| format!("cannot write {}", out.display()))?;
-    if !env.quiet {
-        println!("{}", out.display());
-    }
+    println!("{}", out.display());
     Ok(Status::Pass)
 }

@@ -218,7 +218,7 @@ fn check_taxonomy(env: &Env) -> anyhow::Result<Status> {
         "effective_date": taxonomy.effective_date,
         "issues": issues,
     });
-    super::finish_stage(env, &checks, &Checks::path_for(&stem))
+    super::finish_stage(&checks, &Checks::path_for(&stem))
 }
 
 fn write_taxonomy(t: &Taxonomy, stem: &Path, s: &Settings) -> anyhow::Result<Vec<PathBuf>> {
@@ -411,7 +411,7 @@ fn classify(args: &Args, env: &Env) -> anyhow::Result<Status> {
         "drift": r.drift.as_ref().map(|d| json!({"area_psi": d.area_psi, "score_psi": d.score_psi, "alerts": d.drift_alerts.len() + d.analytics_alerts.len()})),
     });
     let stem = s.paths.processed_dir.join(&s.cet.output_name);
-    let status = super::finish_stage(env, &checks, &Checks::path_for(&stem))?;
+    let status = super::finish_stage(&checks, &Checks::path_for(&stem))?;
 
     let pstem = s.paths.processed_dir.join(&s.cet.profiles_name);
     let mut pchecks = Checks::new("classify-cet.profiles", &env.ctx, started_at, Vec::new());
@@ -430,7 +430,7 @@ fn classify(args: &Args, env: &Env) -> anyhow::Result<Status> {
         "specialization_score": "share of a company's classified awards whose primary area is its dominant area",
         "key": "UEI when known (the award's, else its linked USAspending recipient's), else name:<normalised company name>",
     });
-    super::finish_stage(env, &pchecks, &Checks::path_for(&pstem))?;
+    super::finish_stage(&pchecks, &Checks::path_for(&pstem))?;
     if let Some(d) = &r.drift {
         write_alerts(env, d, &stem.with_extension("parquet"))?;
     }
@@ -462,9 +462,7 @@ fn write_alerts(env: &Env, d: &drift::DriftReport, current: &Path) -> anyhow::Re
         bytes.push(b'\n');
         sbir::io::atomic::write_file(&path, &bytes)
             .with_context(|| format!("cannot write {}", path.display()))?;
-        if !env.quiet {
-            println!("{}", path.display());
-        }
+        println!("{}", path.display());
     }
     for a in d.drift_alerts.iter().chain(&d.analytics_alerts) {
         tracing::warn!("classify-cet drift ({}): {}", a.severity, a.message);
@@ -557,10 +555,8 @@ fn train(args: &TrainArgs, common: &CommonArgs, env: &Env) -> anyhow::Result<Sta
         m.duration_s,
         m.peak_rss_mb.unwrap_or_default()
     );
-    if !env.quiet {
-        println!("{}", path.display());
-        println!("{}", model.version);
-    }
+    println!("{}", path.display());
+    println!("{}", model.version);
     Ok(Status::Pass)
 }
 
@@ -629,9 +625,7 @@ fn evaluate_cmd(args: &EvaluateArgs, common: &CommonArgs, env: &Env) -> anyhow::
     }
     let report = json!({"labels": args.labels, "generated_at": now_rfc3339(), "taxonomy_version": taxonomy.version, "scorers": results});
     sbir::io::atomic::write_file(&out, &serde_json::to_vec_pretty(&report)?)?;
-    if !env.quiet {
-        println!("{}", out.display());
-    }
+    println!("{}", out.display());
     Ok(Status::Pass)
 }
 

@@ -129,7 +129,7 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
         "truth": report.truth,
         "thresholds": {"high": s.enrich.high_threshold, "low": s.enrich.low_threshold, "accept_candidates": s.enrich.accept_candidates},
     });
-    super::finish_stage(env, &checks, &checks_path)
+    super::finish_stage(&checks, &checks_path)
 }
 
 fn explain(opts: &EnrichOptions, id: &str) -> anyhow::Result<Status> {

@@ -100,5 +100,5 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
         "limit": args.limit,
         "sample": args.sample.map(|n| json!({"rows": n, "seed": args.seed})),
     });
-    super::finish_stage(env, &checks, &Checks::path_for(&stem))
+    super::finish_stage(&checks, &Checks::path_for(&stem))
 }

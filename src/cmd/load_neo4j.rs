@@ -132,9 +132,7 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
             .collect();
         let lines = graph::write_dry_run(&path, &schema, &statements, s.neo4j.batch_size)?;
         tracing::info!("load-neo4j --dry-run: {lines} statements/batches written");
-        if !env.quiet {
-            println!("{}", path.display());
-        }
+        println!("{}", path.display());
         return Ok(Status::Pass);
     }
     match &s.neo4j.uri {
@@ -281,7 +279,7 @@ fn load(
             "resume": args.resume,
         });
         let path = s.neo4j.loaded_dir.join(format!("{}.checks.json", r.step));
-        let status = super::finish_stage(env, &checks, &path)?;
+        let status = super::finish_stage(&checks, &path)?;
         if status == Status::Fail || (status == Status::Warn && worst == Status::Pass) {
             worst = status;
         }
@@ -333,5 +331,5 @@ pub fn export(
     checks.outputs = files.iter().map(|(p, _)| p.clone()).collect();
     checks.details = json!({"export_dir": dir, "array_delimiter": s.neo4j.array_delimiter});
     std::fs::create_dir_all(&s.neo4j.loaded_dir)?;
-    super::finish_stage(env, &checks, &s.neo4j.loaded_dir.join("export.checks.json"))
+    super::finish_stage(&checks, &s.neo4j.loaded_dir.join("export.checks.json"))
 }

@@ -180,7 +180,6 @@ fn init_logging(settings: &Settings, quiet: bool, verbose: u8, bars: bool) {
 
 /// Writes the checks file, reports the verdict and prints every output path on stdout.
 pub fn finish_stage(
-    env: &Env,
     checks: &sbir::io::checks::Checks,
     checks_path: &std::path::Path,
 ) -> anyhow::Result<sbir::io::checks::Status> {
@@ -200,10 +199,9 @@ pub fn finish_stage(
         checks.metrics.peak_rss_mb.unwrap_or_default(),
         checks.status
     );
-    if !env.quiet {
-        for p in checks.outputs.iter().chain(std::iter::once(&written)) {
-            println!("{}", p.display());
-        }
+    // The written paths are data (stdout), printed even with --quiet.
+    for p in checks.outputs.iter().chain(std::iter::once(&written)) {
+        println!("{}", p.display());
     }
     Ok(checks.status)
 }

@@ -1,11 +1,12 @@
 //! `sbir run`: the main job. Runs the pipeline stage by stage (ingest → enrich → classify-cet
 //! → load-neo4j) and stops before a stage whose upstream quality gate failed. Without a
-//! recipients file for the input, enrich is skipped and companies are keyed by name.
+//! recipients file for the input, enrich is skipped and companies are keyed by name. It ends
+//! with one table of what each stage did, read back from this run's checks files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sbir::config::FlagOverride;
-use sbir::io::checks::Status;
+use sbir::io::checks::{Checks, Status};
 
 use super::Env;
 use super::OutputArgs;
@@ -69,9 +70,70 @@ fn no_recipients(env: &Env) -> Option<String> {
     }
 }
 
-/// Runs every stage in order; the first failed gate stops the chain. The flags already took
-/// effect as settings overrides.
-pub fn run(_args: &Args, env: &Env) -> anyhow::Result<Status> {
+/// Runs every stage in order; the first failed gate stops the chain; then prints the summary.
+/// The flags already took effect as settings overrides.
+pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
+    let status = stages(args, env);
+    if !env.quiet {
+        eprint!("{}", summary(env));
+    }
+    status
+}
+
+/// The checks files this run wrote, in stage order.
+fn this_runs_checks(env: &Env) -> Vec<Checks> {
+    let s = env.settings();
+    let processed = |name: &str| Checks::path_for(&s.paths.processed_dir.join(name));
+    let mut paths = vec![
+        processed(&s.ingest.output_name),
+        processed(&s.enrich.output_name),
+        processed(&s.cet.output_name),
+        processed(&s.cet.profiles_name),
+    ];
+    let loaded = |name: &str| s.neo4j.loaded_dir.join(format!("{name}.checks.json"));
+    paths.push(loaded("export"));
+    paths.extend(sbir::graph::Step::ALL.iter().map(|st| loaded(st.name())));
+    paths
+        .iter()
+        .filter_map(|p: &PathBuf| Checks::read(Path::new(p)).ok())
+        .filter(|c| c.run_id == env.ctx.run_id)
+        .collect()
+}
+
+/// One line per stage: status, records, rejects, its first gate (the stage's key figure),
+/// time and peak memory, as dbt ends a run with its models.
+fn summary(env: &Env) -> String {
+    let mut out = String::from(
+        "\nstage                      status  records  rejected  key figure                                   time    peak RSS\n",
+    );
+    for c in this_runs_checks(env) {
+        let gate = c.gates.first().map_or(String::new(), |g| {
+            format!(
+                "{} {:.4} ({} {})",
+                g.name, g.actual, g.comparison, g.threshold
+            )
+        });
+        let rejected = c
+            .counts
+            .get("rejected")
+            .or(c.counts.get("recipients_rejected"))
+            .map_or("-".to_string(), u64::to_string);
+        out.push_str(&format!(
+            "{:<26} {:<7} {:>7}  {:>8}  {:<44} {:>6.2}s  {:>5.0} MB\n",
+            c.stage,
+            format!("{:?}", c.status).to_lowercase(),
+            c.metrics.records,
+            rejected,
+            gate,
+            c.metrics.duration_s,
+            c.metrics.peak_rss_mb.unwrap_or_default(),
+        ));
+    }
+    out
+}
+
+/// The stage chain itself.
+fn stages(_args: &Args, env: &Env) -> anyhow::Result<Status> {
     let ingest_args = super::ingest::Args {
         input: None,
         output: OutputArgs::default(),

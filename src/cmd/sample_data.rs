@@ -77,10 +77,8 @@ pub fn run(_args: &Args, env: &Env) -> anyhow::Result<()> {
         m.peak_rss_mb.unwrap_or_default(),
         report.edge_cases
     );
-    if !env.quiet {
-        for p in &report.files {
-            println!("{}", p.display());
-        }
+    for p in &report.files {
+        println!("{}", p.display());
     }
     Ok(())
 }

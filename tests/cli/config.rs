@@ -164,8 +164,17 @@ fn json_logs_are_json_lines() {
             serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
         assert!(v.get("level").is_some(), "{line}");
     }
+    // --quiet silences the logs; the paths written are data and still reach stdout.
     let quiet = wd.run(&["ingest", "--input", "a.csv", "--quiet"], 0);
-    assert!(quiet.stderr.is_empty() && quiet.stdout.is_empty());
+    assert!(quiet.stderr.is_empty());
+    let paths = stdout(&quiet);
+    assert!(
+        paths.lines().any(|l| l.ends_with("sbir_awards.parquet"))
+            && paths
+                .lines()
+                .any(|l| l.ends_with("sbir_awards.checks.json")),
+        "{paths}"
+    );
 }
 
 #[test]

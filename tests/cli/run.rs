@@ -43,6 +43,26 @@ fn run_chains_ingest_enrich_and_classify_and_prints_outputs() {
         printed.contains("data/loaded/neo4j-import/nodes_award.csv"),
         "{printed}"
     );
+    // The run ends with one line per stage: status, records and its key figure.
+    let err = stderr(&out);
+    let table = &err[err
+        .find("stage ")
+        .unwrap_or_else(|| panic!("no summary: {err}"))..];
+    for (stage, figure) in [
+        ("ingest ", "reject_rate 0.0000"),
+        ("enrich ", "match_rate 1.0000"),
+        ("classify-cet ", "classification_success_rate 1.0000"),
+        ("load-neo4j.export ", "award_nodes 1.0000"),
+    ] {
+        let line = table
+            .lines()
+            .find(|l| l.starts_with(stage))
+            .unwrap_or_else(|| panic!("no {stage}line: {table}"));
+        assert!(
+            line.contains(figure) && (line.contains(" pass ") || line.contains(" warn ")),
+            "{line}"
+        );
+    }
 }
 
 #[test]
@@ -56,11 +76,21 @@ fn run_stops_before_enrich_when_ingest_gate_fails() {
         wd.json("data/processed/sbir_awards.checks.json")["status"],
         "fail"
     );
-    assert!(stderr(&out).contains("stopping after ingest"));
+    let err = stderr(&out);
+    assert!(err.contains("stopping after ingest"));
     assert!(
         !wd.exists("data/processed/enriched_sbir_awards.checks.json"),
         "enrich must not run"
     );
+    // The summary shows the one stage that ran, failed.
+    let table = &err[err.find("stage ").expect("a summary")..];
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("ingest ") && l.contains(" fail ")),
+        "{table}"
+    );
+    assert!(!table.contains("enrich"), "{table}");
 }
 
 #[test]
