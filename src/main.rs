@@ -33,8 +33,14 @@ fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {err:#}");
-            ExitCode::from(exit_code(&err))
+            let code = exit_code(&err);
+            if cmd::json_logs() {
+                // One more JSON line, with the exit code as a field.
+                tracing::error!(exit_code = code, "{err:#}");
+            } else {
+                eprintln!("error: {err:#}");
+            }
+            ExitCode::from(code)
         }
     }
 }

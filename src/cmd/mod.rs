@@ -145,6 +145,14 @@ impl Progress for LogLines {
     }
 }
 
+/// Set once logs go out as JSON lines, so the final error line can be one too.
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// True when logging was set up to write JSON lines.
+pub fn json_logs() -> bool {
+    JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 fn init_logging(settings: &Settings, quiet: bool, verbose: u8, bars: bool) {
     let level = match (quiet, verbose) {
         (true, _) => "error",
@@ -154,6 +162,7 @@ fn init_logging(settings: &Settings, quiet: bool, verbose: u8, bars: bool) {
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let json = settings.logging.format == LogFormat::Json;
+    JSON_LOGS.store(json, std::sync::atomic::Ordering::Relaxed);
     let registry = tracing_subscriber::registry().with(filter);
     let fmt = tracing_subscriber::fmt::layer().with_target(false);
     if bars && json {

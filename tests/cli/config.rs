@@ -164,6 +164,22 @@ fn json_logs_are_json_lines() {
             serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
         assert!(v.get("level").is_some(), "{line}");
     }
+    // A failure's last line is JSON too, with the exit code as a field.
+    let out = wd.run(
+        &["ingest", "--input", "nope.csv", "--log-format", "json"],
+        2,
+    );
+    let last: serde_json::Value =
+        serde_json::from_str(stderr(&out).lines().last().unwrap()).unwrap();
+    assert_eq!(last["level"], "ERROR");
+    assert_eq!(last["fields"]["exit_code"], 2);
+    assert!(
+        last["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nope.csv"),
+        "{last}"
+    );
     // --quiet silences the logs; the paths written are data and still reach stdout.
     let quiet = wd.run(&["ingest", "--input", "a.csv", "--quiet"], 0);
     assert!(quiet.stderr.is_empty());
