@@ -413,18 +413,29 @@ pub fn open_awards(
     path: &std::path::Path,
     batch_size: usize,
 ) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader, crate::io::IoError> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let err = |e: &dyn std::fmt::Display| crate::io::IoError::read(path, e);
     let file = std::fs::File::open(path).map_err(|e| err(&e))?;
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, batch_size)
-        .map_err(|e| err(&e))?;
-    let schema = arrow_array::RecordBatchReader::schema(&reader);
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| err(&e))?;
     let names: Vec<String> = award_schema()
         .fields()
         .iter()
         .map(|f| f.name().clone())
         .collect();
-    check_award_columns(path, &schema, names.iter().map(String::as_str))?;
-    Ok(reader)
+    check_award_columns(path, builder.schema(), names.iter().map(String::as_str))?;
+    builder
+        .with_batch_size(batch_size)
+        .build()
+        .map_err(|e| err(&e))
+}
+
+/// The row count of a Parquet file, from its footer (for progress totals).
+pub fn parquet_rows(path: &std::path::Path) -> Result<u64, crate::io::IoError> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let err = |e: &dyn std::fmt::Display| crate::io::IoError::read(path, e);
+    let file = std::fs::File::open(path).map_err(|e| err(&e))?;
+    let reader = SerializedFileReader::new(file).map_err(|e| err(&e))?;
+    Ok(reader.metadata().file_metadata().num_rows().max(0) as u64)
 }
 
 /// Reads every award of a `sbir_awards.parquet` file.

@@ -413,6 +413,10 @@ pub fn classify_to_files(
         Some(n) if !failed_required => Some(sample_ids(&opts.awards, n, s.sample_seed)?),
         _ => None,
     };
+    progress.set_total(match &sample {
+        Some((keep, _)) => keep.len() as u64,
+        None => crate::records::parquet_rows(&opts.awards)?,
+    });
     let mut writer = TableWriter::create(&stem, classification_schema(), output)?;
     let mut report = ClassifyReport {
         awards: 0,

@@ -91,21 +91,37 @@ impl Env {
                 ))
                 .expect("valid template"),
             );
-            return work(&Bar(span.clone()));
+            return work(&Bar {
+                span: span.clone(),
+                stage,
+                unit,
+            });
         }
         let interval = Duration::from_secs(self.settings().logging.progress_interval_s.max(1));
         work(&LogLines::new(stage, unit, interval))
     }
 }
 
-struct Bar(tracing::Span);
+/// A spinner with a count and rate; once the total is known, a bar with percentage and ETA.
+struct Bar {
+    span: tracing::Span,
+    stage: &'static str,
+    unit: &'static str,
+}
 
 impl Progress for Bar {
     fn set_total(&self, total: u64) {
-        self.0.pb_set_length(total);
+        self.span.pb_set_style(
+            &ProgressStyle::with_template(&format!(
+                "{} {{wide_bar}} {{human_pos}}/{{human_len}} {} {{percent}}% ({{per_sec}}, ETA {{eta}})",
+                self.stage, self.unit
+            ))
+            .expect("valid template"),
+        );
+        self.span.pb_set_length(total);
     }
     fn inc(&self, n: u64) {
-        self.0.pb_inc(n);
+        self.span.pb_inc(n);
     }
 }
 
@@ -117,6 +133,8 @@ struct LogLines {
     start: Instant,
     last: Mutex<Instant>,
     done: AtomicU64,
+    /// 0 while unknown.
+    total: AtomicU64,
 }
 
 impl LogLines {
@@ -129,18 +147,32 @@ impl LogLines {
             start: now,
             last: Mutex::new(now),
             done: AtomicU64::new(0),
+            total: AtomicU64::new(0),
         }
     }
 }
 
 impl Progress for LogLines {
+    fn set_total(&self, total: u64) {
+        self.total.store(total, Ordering::Relaxed);
+    }
     fn inc(&self, n: u64) {
         let done = self.done.fetch_add(n, Ordering::Relaxed) + n;
         let mut last = self.last.lock().expect("progress lock");
         if last.elapsed() >= self.interval {
             *last = Instant::now();
             let rate = done as f64 / self.start.elapsed().as_secs_f64().max(1e-9);
-            tracing::info!("{}: {done} {} so far ({rate:.0}/s)", self.stage, self.unit);
+            let (stage, unit) = (self.stage, self.unit);
+            match self.total.load(Ordering::Relaxed) {
+                0 => tracing::info!("{stage}: {done} {unit} so far ({rate:.0}/s)"),
+                total => {
+                    let eta = total.saturating_sub(done) as f64 / rate.max(1e-9);
+                    let pct = 100.0 * done as f64 / total as f64;
+                    tracing::info!(
+                        "{stage}: {done} of {total} {unit} ({pct:.0} %, {rate:.0}/s, ETA {eta:.0} s)"
+                    );
+                }
+            }
         }
     }
 }

@@ -579,18 +579,25 @@ pub fn enrich_to_files(
         message: e.to_string(),
     };
     let reader = records::open_awards(&opts.awards, opts.settings.chunk_size)?;
+    progress.set_total(records::parquet_rows(&opts.awards)?);
     let awards_bytes = std::fs::metadata(&opts.awards)
         .map(|m| m.len())
         .unwrap_or(0);
     let truth = opts.truth.as_deref().map(read_truth).transpose()?;
     let normalizer = Normalizer::new(&opts.settings.name_rules);
     let dir = stem.parent().unwrap_or(Path::new("."));
+    let indexing = std::time::Instant::now();
     let (index, load_report, recipients_info, rejects_path) = build_index(
         &opts.recipients,
         &opts.settings,
         &normalizer,
         &dir.join("recipients.rejects.ndjson"),
     )?;
+    tracing::info!(
+        "enrich: indexed {} recipients in {:.1} s",
+        index.recipients.len(),
+        indexing.elapsed().as_secs_f64()
+    );
     let matcher = Matcher {
         index: &index,
         normalizer: &normalizer,
