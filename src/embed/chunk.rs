@@ -1,7 +1,9 @@
 //! Token-aware chunking with the model's own tokenizer: windows of at most `size` tokens
-//! (special tokens included) overlapping by `overlap`, so no text is ever cut off by the
-//! encoder's length limit. In Markdown each section's heading is repeated at the start of its
-//! later chunks, so every chunk says what it is about.
+//! (special tokens included) overlapping by about `overlap`, so no text is ever cut off by the
+//! encoder's length limit. Windows start and end at word boundaries, never between the pieces
+//! of a word (`##…`), so a chunk's text is the exact source slice whose tokenization is what was
+//! embedded. In Markdown each section's heading is repeated at the start of its later chunks,
+//! so every chunk says what it is about.
 
 use tokenizers::Tokenizer;
 
@@ -34,8 +36,8 @@ impl Chunk {
     }
 }
 
-/// Token ids and their byte offsets in the text.
-type Tokens = (Vec<u32>, Vec<(usize, usize)>);
+/// Token ids, their byte offsets in the text, and whether each token starts a word.
+type Tokens = (Vec<u32>, Vec<(usize, usize)>, Vec<bool>);
 
 /// A sentence pair's ids, type ids, and whether it was cut to fit.
 pub type Pair = (Vec<u32>, Vec<u32>, bool);
@@ -80,7 +82,7 @@ impl Chunker {
 
     /// Token ids of `text` with the special tokens, for texts known to be short (queries).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, EmbedError> {
-        let (ids, _) = self.tokens(text)?;
+        let (ids, ..) = self.tokens(text)?;
         let keep = ids.len().min(self.size - 2);
         Ok(self.wrap(&ids[..keep]))
     }
@@ -88,8 +90,8 @@ impl Chunker {
     /// `[CLS] a [SEP] b [SEP]` with type ids 0 then 1, cut to the chunker's size (the
     /// passage first, the query only past half the room); says whether anything was cut.
     pub fn pair(&self, a: &str, b: &str) -> Result<Pair, EmbedError> {
-        let (mut first, _) = self.tokens(a)?;
-        let (mut second, _) = self.tokens(b)?;
+        let (mut first, ..) = self.tokens(a)?;
+        let (mut second, ..) = self.tokens(b)?;
         let room = self.size - 3;
         let cut = first.len() + second.len() > room;
         if cut {
@@ -108,7 +110,11 @@ impl Chunker {
             .tokenizer
             .encode(text, false)
             .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
-        Ok((enc.get_ids().to_vec(), enc.get_offsets().to_vec()))
+        let words = enc.get_word_ids();
+        let starts = (0..words.len())
+            .map(|i| i == 0 || words[i].is_none() || words[i] != words[i - 1])
+            .collect();
+        Ok((enc.get_ids().to_vec(), enc.get_offsets().to_vec(), starts))
     }
 
     fn wrap(&self, ids: &[u32]) -> Vec<u32> {
@@ -136,7 +142,7 @@ impl Chunker {
         out: &mut Vec<Chunk>,
     ) -> Result<(), EmbedError> {
         let section = &doc.text[start..end];
-        let (ids, offsets) = self.tokens(section)?;
+        let (ids, offsets, word_start) = self.tokens(section)?;
         if ids.is_empty() {
             return Ok(());
         }
@@ -159,7 +165,16 @@ impl Chunker {
             } else {
                 &[]
             };
-            let to = (from + room - prefix.len()).min(ids.len());
+            let mut to = (from + room - prefix.len()).min(ids.len());
+            // End before the word that does not fit whole (a word longer than the window is
+            // the one case cut inside).
+            let mut end = to;
+            while end < ids.len() && end > from + 1 && !word_start[end] {
+                end -= 1;
+            }
+            if end == ids.len() || word_start[end] {
+                to = end;
+            }
             let (s, e) = (start + offsets[from].0, start + offsets[to - 1].1);
             let body = &doc.text[s..e];
             let mut tokens = prefix.to_vec();
@@ -178,7 +193,11 @@ impl Chunker {
             if to == ids.len() {
                 return Ok(());
             }
+            // The next window starts at a word: the overlap shrinks to the word boundary.
             from = to - self.overlap.min(to - from - 1);
+            while from < to && !word_start[from] {
+                from += 1;
+            }
         }
     }
 }
@@ -206,7 +225,102 @@ fn sections(text: &str, markdown: bool) -> Vec<(usize, usize)> {
 
 #[cfg(test)]
 mod tests {
-    use super::sections;
+    use super::*;
+
+    /// A real WordPiece tokenizer (BERT normaliser and pre-tokenizer) over a small vocabulary in
+    /// which most words split into pieces.
+    fn tokenizer() -> Tokenizer {
+        let words = [
+            "[PAD]",
+            "[UNK]",
+            "[CLS]",
+            "[SEP]",
+            "hyper",
+            "##sonic",
+            "glide",
+            "vehicle",
+            "thermal",
+            "pro",
+            "##tec",
+            "##tion",
+            "for",
+            "the",
+            "nai",
+            "##re",
+            "was",
+            "designed",
+            "to",
+            "work",
+            "on",
+            "these",
+            "same",
+            "principles",
+            ".",
+            ",",
+            "##s",
+            "radar",
+            "#",
+            "a",
+            ";",
+        ];
+        let vocab: serde_json::Map<String, serde_json::Value> = words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.to_string(), i.into()))
+            .collect();
+        let json = serde_json::json!({
+            "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+            "normalizer": {"type": "BertNormalizer", "clean_text": true,
+                "handle_chinese_chars": true, "strip_accents": null, "lowercase": true},
+            "pre_tokenizer": {"type": "BertPreTokenizer"},
+            "post_processor": null, "decoder": null,
+            "model": {"type": "WordPiece", "unk_token": "[UNK]",
+                "continuing_subword_prefix": "##", "max_input_chars_per_word": 100,
+                "vocab": vocab},
+        });
+        json.to_string().parse().unwrap()
+    }
+
+    #[test]
+    fn chunks_cut_between_words_and_their_text_tokenizes_to_their_ids() {
+        let text = "Hypersonic glide vehicle thermal protections, for the NAIRE. NAIRE was \
+                    designed to work on these same principles; hypersonic radar protection \
+                    was designed for the same hypersonic glide vehicles.";
+        for markdown in [false, true] {
+            let doc = Document {
+                id: "d".into(),
+                text: if markdown {
+                    format!("# A radar\n{text}")
+                } else {
+                    text.into()
+                },
+                metadata: serde_json::Value::Null,
+                markdown,
+            };
+            for (size, overlap) in [(6, 0), (7, 2), (9, 3), (12, 4)] {
+                let c = Chunker::new(tokenizer(), size, overlap).unwrap();
+                let chunks = c.chunk(&doc).unwrap();
+                assert!(chunks.len() > 2, "{size}: {}", chunks.len());
+                for ch in &chunks {
+                    assert!(ch.ids.len() <= size, "{size}: {ch:?}");
+                    let (again, ..) = c.tokens(&ch.text).unwrap();
+                    assert_eq!(again, ch.terms(), "{size}/{overlap}: {:?}", ch.text);
+                    let first = c.tokenizer().id_to_token(ch.terms()[0]).unwrap();
+                    assert!(!first.starts_with("##"), "{:?}", ch.text);
+                    let body: String = doc
+                        .text
+                        .chars()
+                        .skip(ch.char_start)
+                        .take(ch.char_end - ch.char_start)
+                        .collect();
+                    assert!(ch.text.ends_with(&body), "{:?} vs {body:?}", ch.text);
+                }
+                // Every word of the document is in some chunk: nothing is skipped.
+                let last = chunks.last().unwrap();
+                assert_eq!(last.char_end, doc.text.trim_end().chars().count());
+            }
+        }
+    }
 
     #[test]
     fn markdown_sections_split_at_headings_outside_code() {

@@ -440,6 +440,13 @@ fn long_markdown_is_chunked_with_headings_and_exact_offsets() {
             text.ends_with(&slice),
             "chunk text ends with its slice: {text:?} / {slice:?}"
         );
+        // Cut between words, never inside one.
+        let inside = |i: usize| chars[i - 1].is_alphanumeric() && chars[i].is_alphanumeric();
+        assert!(s == 0 || !inside(s), "starts inside a word: {slice:?}");
+        assert!(
+            e == chars.len() || !inside(e),
+            "ends inside a word: {slice:?}"
+        );
     }
     // Later chunks of the Methods section start with its heading; Results is its own chunk.
     let methods: Vec<_> = a
