@@ -499,7 +499,7 @@ pub fn from_batch<T: DeserializeOwned>(batch: &RecordBatch) -> Result<Vec<T>, se
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A fully populated award for schema and round-trip tests.

@@ -469,3 +469,146 @@ impl Ord for OrdF64 {
         self.0.total_cmp(&other.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::enrich::build_index;
+
+    /// The settings, normaliser and index over `csv` (a recipients file), in a scratch folder.
+    fn index(csv: &str) -> (EnrichSettings, Normalizer, RecipientIndex) {
+        let settings = crate::config::load(&crate::config::Sources::default())
+            .unwrap()
+            .settings
+            .enrich;
+        let normalizer = Normalizer::new(&settings.name_rules);
+        let dir = std::env::temp_dir().join(format!(
+            "sbir-matcher-{}-{:x}",
+            std::process::id(),
+            xxhash_rust::xxh3::xxh3_64(csv.as_bytes())
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("r.csv"), csv).unwrap();
+        let (index, ..) = build_index(
+            &dir.join("r.csv"),
+            &settings,
+            &normalizer,
+            &dir.join("rej.ndjson"),
+        )
+        .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        (settings, normalizer, index)
+    }
+
+    /// An award of `company` in `state`, without identifiers.
+    fn award(company: &str, state: Option<&str>) -> Award {
+        let mut a = crate::records::tests::sample_award();
+        a.company = company.into();
+        a.state = state.map(str::to_string);
+        a.city = None;
+        a.uei = None;
+        a.duns = None;
+        a
+    }
+
+    const HEADER: &str = "recipient_name,recipient_uei,recipient_duns,city,state\n";
+
+    fn outcome(csv: &str, company: &str, state: Option<&str>) -> (Match, Option<String>) {
+        let (settings, normalizer, index) = index(&format!("{HEADER}{csv}"));
+        let m = Matcher {
+            index: &index,
+            normalizer: &normalizer,
+            settings: &settings,
+        }
+        .match_award(&award(company, state));
+        let uei = m
+            .recipient
+            .filter(|_| m.linked)
+            .and_then(|i| index.recipients.uei(i).map(str::to_string));
+        (m, uei)
+    }
+
+    #[test]
+    fn rows_of_one_uei_are_one_firm_not_a_tie() {
+        let csv = "AERODYNE RESEARCH INCORPORATED,HTMHV7AL9A86,,BILLERICA,MA\n\
+                   \"AERODYNE RESEARCH, INC.\",HTMHV7AL9A86,,BILLERICA,MA\n";
+        let (m, uei) = outcome(csv, "AERODYNE RESEARCH INC", None);
+        assert_eq!(
+            (m.rule, uei.as_deref()),
+            (Rule::Linked, Some("HTMHV7AL9A86"))
+        );
+        assert_eq!(m.candidates.len(), 1, "one candidate per UEI");
+    }
+
+    #[test]
+    fn different_ueis_of_one_name_tie_unless_state_or_legal_form_tells_them_apart() {
+        let csv = "ACME LLC,AAAAAAAAAAA1,,DAYTON,OH\nACME LLC,BBBBBBBBBBB2,,AUSTIN,TX\n";
+        assert_eq!(outcome(csv, "Acme, LLC", None).0.rule, Rule::Tie);
+        let (m, uei) = outcome(csv, "Acme, LLC", Some("TX"));
+        assert_eq!(
+            (m.rule, uei.as_deref()),
+            (Rule::Linked, Some("BBBBBBBBBBB2"))
+        );
+        let csv = "ACME INC,AAAAAAAAAAA1,,DAYTON,OH\nACME LLC,BBBBBBBBBBB2,,DAYTON,OH\n";
+        assert_eq!(
+            outcome(csv, "Acme Incorporated", None).1.as_deref(),
+            Some("AAAAAAAAAAA1")
+        );
+    }
+
+    #[test]
+    fn the_state_rule_spares_a_name_only_one_uei_carries() {
+        let csv = "\"21ST CENTURY SYSTEMS, INC\",LE7PBYWQ5555,,HERNDON,VA\n";
+        let (m, uei) = outcome(csv, "21ST CENTURY SYSTEMS, INC.", Some("NE"));
+        assert_eq!(
+            (m.rule, uei.as_deref()),
+            (Rule::Linked, Some("LE7PBYWQ5555"))
+        );
+        // Two UEIs, neither in the award's state: not linked, and the rule says why.
+        let csv = "ACME LLC,AAAAAAAAAAA1,,DAYTON,OH\nACME LLC,BBBBBBBBBBB2,,AUSTIN,TX\n";
+        assert!(!outcome(csv, "Acme", Some("NE")).0.linked);
+    }
+
+    #[test]
+    fn fuzzy_links_need_alike_differing_words_and_no_extra_ones() {
+        let csv = "K TECHNOLOGY CORP,JCKBPA3AFG71,,HORSHAM,PA\n\
+                   NOVA PHOTONICS INC,NNNNNNNNNNN1,,BOSTON,MA\n\
+                   EPSILON MATERIALS HOLDINGS LLC,EEEEEEEEEEE1,,SEATTLE,WA\n";
+        // Token-set ratio 90.9, but ADELPHI and K carry the names.
+        let (m, uei) = outcome(csv, "ADELPHI TECHNOLOGY INC", None);
+        assert_eq!(uei, None);
+        assert!(
+            m.weighted.unwrap() < 75.0 && m.score.unwrap() > 90.0,
+            "{m:?}"
+        );
+        // A typo in a long word links.
+        let (m, uei) = outcome(csv, "Nova Photnics", Some("MA"));
+        assert_eq!(
+            (m.rule, uei.as_deref()),
+            (Rule::Linked, Some("NNNNNNNNNNN1"))
+        );
+        assert_eq!(m.method, Some(MatchMethod::NameFuzzyAuto));
+        // The award's name plus HOLDINGS: a related entity, recorded, not linked.
+        let (m, uei) = outcome(csv, "Epsilon Materials", Some("WA"));
+        assert_eq!((m.rule, uei), (Rule::ExtraWords, None));
+    }
+
+    #[test]
+    fn ties_are_the_leading_equals() {
+        let c = |recipient, weighted, same_state| Candidate {
+            recipient,
+            score: 100.0,
+            weighted,
+            same_state,
+            same_city: false,
+            same_form: false,
+        };
+        let mut v = vec![c(2, 95.0, false), c(1, 95.0, true), c(0, 95.0, true)];
+        sort_candidates(&mut v);
+        assert_eq!(v.iter().map(|c| c.recipient).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(ties(&v).len(), 2);
+        assert!(ambiguous(&v));
+        assert_eq!(ties(&v[1..]).len(), 1);
+        assert!(ties(&[]).is_empty());
+    }
+}
