@@ -142,3 +142,78 @@ impl PhraseMatcher {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::text::tokenize;
+    use super::*;
+
+    fn matcher() -> (PhraseMatcher, ClassifierParams) {
+        let taxonomy: Taxonomy = serde_saphyr::from_str(
+            r#"
+version: "t"
+effective_date: "2024-01-01"
+areas:
+  - {id: quantum, name: Q, definition: d, keywords: [quantum sensor, {phrase: qubit, weight: 2.0}]}
+  - {id: energy, name: E, definition: d, keywords: [battery], negative_keywords: [battery free]}
+"#,
+        )
+        .unwrap();
+        let params = serde_saphyr::from_str(super::super::params::BUILTIN_YAML).unwrap();
+        (PhraseMatcher::new(&taxonomy), params)
+    }
+
+    fn hits(m: &PhraseMatcher, text: &str, source: Source) -> Vec<Hit> {
+        let (mut buf, mut tokens, mut out) = (String::new(), Vec::new(), Vec::new());
+        tokenize(text, &mut buf, &mut tokens);
+        m.find(&tokens, source, &mut out);
+        out
+    }
+
+    #[test]
+    fn phrases_match_whole_words_in_any_case_and_number() {
+        let (m, _) = matcher();
+        let text = "Compact Quantum-Sensors; quantum  sensor arrays; a quantumsensor is not one.";
+        let h = hits(&m, text, Source::Abstract);
+        let found: Vec<&str> = h
+            .iter()
+            .map(|h| &text[h.start as usize..h.end as usize])
+            .collect();
+        assert_eq!(found, ["Quantum-Sensors", "quantum  sensor"]);
+        assert!(hits(&m, "quantum computing sensor", Source::Title).is_empty());
+    }
+
+    #[test]
+    fn scores_weigh_field_phrase_repeats_and_negatives() {
+        let (m, p) = matcher();
+        let score = |parts: &[(&str, Source)]| {
+            let h: Vec<Hit> = parts.iter().flat_map(|(t, s)| hits(&m, t, *s)).collect();
+            m.scores(&h, &p, 2)
+        };
+        let once = score(&[("a quantum sensor", Source::Abstract)])[0];
+        // 100 * (1 - exp(-1 / 3)): one abstract match of weight 1.
+        assert!((once - 28.35).abs() < 0.01, "{once}");
+        assert!(
+            score(&[("a quantum sensor", Source::Title)])[0] > once,
+            "title weighs more"
+        );
+        assert!(
+            score(&[("qubit", Source::Abstract)])[0] > once,
+            "phrase weight 2"
+        );
+        let repeated = score(&[("quantum sensor, quantum sensor", Source::Abstract)])[0];
+        let many = score(&[("quantum sensor ".repeat(20).as_str(), Source::Abstract)])[0];
+        assert!(
+            once < repeated && repeated < many,
+            "{once} {repeated} {many}"
+        );
+        let capped = score(&[("quantum sensor ".repeat(40).as_str(), Source::Abstract)])[0];
+        assert_eq!(capped, many, "repeats count up to max_repeats");
+        // "battery free" is the negative phrase: it cancels the battery match inside it.
+        assert_eq!(
+            score(&[("a battery free RFID tag", Source::Abstract)])[1],
+            0.0
+        );
+        assert!(score(&[("a battery pack", Source::Abstract)])[1] > 0.0);
+    }
+}

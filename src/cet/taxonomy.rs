@@ -308,3 +308,64 @@ pub fn normalised_phrase(phrase: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Taxonomy {
+        serde_saphyr::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn the_shipped_taxonomy_has_no_issues() {
+        let t = parse(BUILTIN_YAML);
+        assert_eq!(t.issues(), Vec::new());
+        assert_eq!(t.ids().len(), 21);
+        assert_eq!(t.index_of(&t.ids()[3]), Some(3));
+    }
+
+    #[test]
+    fn every_kind_of_issue_is_named_with_its_area() {
+        let t = parse(
+            r#"
+version: "t"
+effective_date: "2024-01-01"
+shared_keywords:
+  - {phrase: digital twin, areas: [a, b], note: ""}
+areas:
+  - {id: a, name: A, definition: d, keywords: [digital twin, "Quantum Sensors"]}
+  - {id: b, name: B, definition: d, keywords: [digital twins, quantum sensor]}
+  - {id: a, name: " ", definition: d, parent: zz, keywords: [{phrase: "--", weight: 0}]}
+  - {id: Bad-Id, name: C, definition: "", keywords: []}
+"#,
+        );
+        let issues: Vec<String> = t.issues().iter().map(ToString::to_string).collect();
+        for want in [
+            "area `a`: duplicate id",
+            "area `a`: empty name",
+            "area `a`: parent `zz` is not another area of this file",
+            "area `a`: keyword \"--\" has no words",
+            "area `a`: keyword \"--\": weight must be positive",
+            "area `Bad-Id`: id must be non-empty snake_case (a-z, 0-9, _)",
+            "area `Bad-Id`: empty definition",
+            "area `Bad-Id`: no keywords",
+            "shared keyword \"digital twin\" has no note",
+        ] {
+            assert!(issues.iter().any(|i| i == want), "{want}: {issues:#?}");
+        }
+        // Plural and case do not hide a phrase two areas claim; the shared one is explained.
+        assert!(
+            issues
+                .iter()
+                .any(|i| i.contains("quantum sensor") && i.contains("claimed by a and b")),
+            "{issues:#?}"
+        );
+        assert!(
+            !issues
+                .iter()
+                .any(|i| i.contains("\"digital twin\" is claimed")),
+            "{issues:#?}"
+        );
+    }
+}
