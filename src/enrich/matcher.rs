@@ -482,8 +482,11 @@ mod tests {
             .settings
             .enrich;
         let normalizer = Normalizer::new(&settings.name_rules);
+        // One folder per call: tests run in parallel.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!(
-            "sbir-matcher-{}-{:x}",
+            "sbir-matcher-{}-{call}-{:x}",
             std::process::id(),
             xxhash_rust::xxh3::xxh3_64(csv.as_bytes())
         ));

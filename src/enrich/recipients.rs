@@ -532,3 +532,99 @@ impl RecipientIndex {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index(csv: &str) -> (RecipientIndex, LoadReport, Vec<String>) {
+        let settings = crate::config::load(&crate::config::Sources::default())
+            .unwrap()
+            .settings
+            .enrich;
+        let normalizer = Normalizer::new(&settings.name_rules);
+        // One folder per call: tests run in parallel.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "sbir-recipients-{}-{call}-{:x}",
+            std::process::id(),
+            xxh3_64(csv.as_bytes())
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("r.csv"), csv).unwrap();
+        let mut rejects = NdjsonWriter::create(&dir.join("rej.ndjson")).unwrap();
+        let (recipients, mut report, _) = load(
+            &dir.join("r.csv"),
+            &settings.recipient_columns,
+            &normalizer,
+            &mut rejects,
+        )
+        .unwrap();
+        rejects.commit().unwrap();
+        let rejected = std::fs::read_to_string(dir.join("rej.ndjson"))
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let index = RecipientIndex::build(recipients, &mut report);
+        (index, report, rejected)
+    }
+
+    const CSV: &str = "legal_business_name,uei,duns,state\n\
+        \"Acme Photonics, Inc.\",ABC123DEF456,123456789,MA\n\
+        ACME PHOTONICS LLC,ABC123DEF456,,TX\n\
+        Beta Robotics,BBB222CCC333,987654321,OH\n\
+        Gamma Technologies,GGG444HHH555,,CA\n\
+        Delta Technologies,DDD444HHH555,,CA\n\
+        ,,,\n\
+        Zeta,BAD-UEI,,\n";
+
+    #[test]
+    fn rows_are_validated_rejected_with_reasons_and_counted() {
+        let (index, report, rejected) = index(CSV);
+        assert_eq!((report.rows, report.loaded, report.rejected), (7, 5, 2));
+        assert_eq!(report.duplicate_uei, 1);
+        assert_eq!(index.recipients.len(), 5);
+        assert!(
+            rejected.iter().any(|r| r.contains("no usable name")),
+            "{rejected:?}"
+        );
+        assert!(
+            rejected
+                .iter()
+                .any(|r| r.contains("recipient_uei") && r.contains("BAD-UEI"))
+        );
+    }
+
+    #[test]
+    fn identifiers_and_names_find_their_rows() {
+        let (index, ..) = index(CSV);
+        // A UEI seen twice resolves to its first row; a name to every row that has it.
+        assert_eq!(index.by_uei("ABC123DEF456"), Some(0));
+        assert_eq!(index.by_duns("987654321"), Some(2));
+        assert_eq!(index.by_uei("ZZZ999ZZZ999"), None);
+        assert_eq!(index.by_name("ACME PHOTONIC"), vec![0, 1]);
+        assert!(index.by_name("ACME").is_empty());
+        assert_eq!(index.recipients.state(1), Some("TX"));
+    }
+
+    #[test]
+    fn blocking_keys_survive_one_typo_and_common_words_weigh_less() {
+        let (index, ..) = index(CSV);
+        let keys = |n: &str| {
+            let mut k = Vec::new();
+            blocking_keys(n, &mut k);
+            k
+        };
+        // "BETA ROBOTC" (a typo) still shares the BETA token and the prefix pair with the row.
+        let shared = keys("BETA ROBOTC")
+            .into_iter()
+            .filter(|k| index.postings_of(*k).contains(&2))
+            .count();
+        assert!(shared >= 2, "{shared}");
+        assert!(index.word_weight("TECHNOLOGY") < index.word_weight("GAMMA"));
+        assert!(index.word_weight("GAMMA") < index.word_weight("NOWHERE"));
+    }
+}
