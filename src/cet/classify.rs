@@ -313,3 +313,73 @@ fn texts<'a>(a: &AwardText<'a>) -> [&'a str; 3] {
 pub fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rules scorer over the shipped taxonomy and knobs.
+    fn rules() -> Classifier {
+        let taxonomy = serde_saphyr::from_str(super::super::taxonomy::BUILTIN_YAML).unwrap();
+        let params = serde_saphyr::from_str(super::super::params::BUILTIN_YAML).unwrap();
+        Classifier::new(taxonomy, params, None, None).unwrap()
+    }
+
+    fn classify(c: &Classifier, title: &str, abs: &str) -> Classification {
+        let text = AwardText {
+            title,
+            r#abstract: Some(abs),
+            topic_code: None,
+            agency: None,
+            branch: None,
+            embedding: None,
+        };
+        c.classify("a", &text, &mut Scratch::default())
+    }
+
+    #[test]
+    fn evidence_quotes_the_sentences_that_hold_the_phrases_primary_first() {
+        let c = rules();
+        let got = classify(
+            &c,
+            "Qubit control electronics",
+            "We build cryogenic control for superconducting qubits. The qubit drive is calibrated \
+             daily. A hypersonic test is out of scope. Unrelated closing sentence.",
+        );
+        assert_eq!(
+            got.primary_cet_id.as_deref(),
+            Some("quantum_information_science")
+        );
+        let e = &got.evidence;
+        assert!(!e.is_empty() && e.len() <= 3, "{e:?}");
+        assert_eq!(e[0].cet_id, "quantum_information_science");
+        // The title match weighs most (field weight 2) and comes first.
+        assert_eq!(
+            (e[0].source.as_str(), e[0].phrase.as_str()),
+            ("title", "Qubit")
+        );
+        for ev in e {
+            assert!(ev.excerpt.contains(&ev.phrase), "{ev:?}");
+            assert!(
+                !ev.excerpt.contains("Unrelated"),
+                "only sentences with a phrase: {ev:?}"
+            );
+        }
+        // One excerpt per sentence: the two abstract sentences with "qubit" are two excerpts.
+        let abstract_excerpts: Vec<_> = e.iter().filter(|x| x.source == "abstract").collect();
+        let mut excerpts: Vec<&str> = abstract_excerpts
+            .iter()
+            .map(|x| x.excerpt.as_str())
+            .collect();
+        excerpts.dedup();
+        assert_eq!(excerpts.len(), abstract_excerpts.len(), "{e:?}");
+    }
+
+    #[test]
+    fn an_award_without_any_phrase_is_unclassified_without_evidence() {
+        let got = classify(&rules(), "Office chairs", "Ergonomic seating for staff.");
+        assert_eq!(got.primary_cet_id, None);
+        assert_eq!(got.band, None);
+        assert!(got.evidence.is_empty() && got.supporting.is_empty());
+    }
+}
