@@ -79,7 +79,8 @@ impl Env {
         unit: &'static str,
         work: impl FnOnce(&dyn Progress) -> R,
     ) -> R {
-        let span = tracing::info_span!("stage", name = stage);
+        // `stage`, not `name`: JSON logs already give the span's own name under `name`.
+        let span = tracing::info_span!("stage", stage);
         let _entered = span.enter();
         if self.quiet {
             return work(&sbir::progress::NoProgress);
@@ -231,14 +232,22 @@ pub fn finish_stage(
         (Status::Warn, Some(r)) => tracing::warn!("{}: {r}", checks.stage),
         _ => {}
     }
+    let m = &checks.metrics;
+    let status = format!("{:?}", checks.status).to_lowercase();
+    // The figures as fields too, for --log-format json.
     tracing::info!(
-        "{}: {} records in {:.2}s ({:.0}/s, peak RSS {:.0} MB), status {:?}",
+        stage = checks.stage.as_str(),
+        records = m.records,
+        duration_s = m.duration_s,
+        records_per_s = m.records_per_s,
+        peak_rss_mb = m.peak_rss_mb.unwrap_or_default(),
+        status = status.as_str(),
+        "{}: {} records in {:.2}s ({:.0}/s, peak RSS {:.0} MB), status {status}",
         checks.stage,
-        checks.metrics.records,
-        checks.metrics.duration_s,
-        checks.metrics.records_per_s,
-        checks.metrics.peak_rss_mb.unwrap_or_default(),
-        checks.status
+        m.records,
+        m.duration_s,
+        m.records_per_s,
+        m.peak_rss_mb.unwrap_or_default(),
     );
     // The written paths are data (stdout), printed even with --quiet.
     for p in checks.outputs.iter().chain(std::iter::once(&written)) {

@@ -159,11 +159,23 @@ fn json_logs_are_json_lines() {
     let out = wd.run(&["ingest", "--input", "a.csv", "--log-format", "json"], 0);
     let err = stderr(&out);
     assert!(!err.is_empty());
+    let mut summary = None;
     for line in err.lines() {
         let v: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
         assert!(v.get("level").is_some(), "{line}");
+        if v["fields"]["records"].is_u64() {
+            summary = Some(v);
+        }
     }
+    // The stage's summary carries its figures as fields, not only in the message.
+    let f = &summary.expect("a summary line with fields")["fields"];
+    assert_eq!(
+        (f["stage"].as_str(), f["records"].as_u64()),
+        (Some("ingest"), Some(1))
+    );
+    assert_eq!(f["status"], "pass");
+    assert!(f["duration_s"].is_f64() && f["peak_rss_mb"].is_f64(), "{f}");
     // A failure's last line is JSON too, with the exit code as a field.
     let out = wd.run(
         &["ingest", "--input", "nope.csv", "--log-format", "json"],
