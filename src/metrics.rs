@@ -82,6 +82,12 @@ fn rss_mb(field: &str) -> Option<f64> {
     Some(round3(kb / 1024.0))
 }
 
+/// Rounds a reported figure to two decimals (scores are reported, not computed with, at this
+/// precision).
+pub fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

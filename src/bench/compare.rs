@@ -142,7 +142,7 @@ fn stage_verdicts(cur: &StageResult, base: &StageResult, t: &BenchThresholds) ->
             metric: metric.into(),
             current,
             baseline,
-            delta: (delta * 100.0).round() / 100.0,
+            delta: crate::metrics::round2(delta),
             unit: unit.into(),
             level,
         };

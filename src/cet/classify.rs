@@ -10,6 +10,7 @@ use super::rules::{Hit, PhraseMatcher, Source};
 use super::taxonomy::Taxonomy;
 pub use super::text::AwardText;
 use super::text::{Token, excerpt, sentences, tokenize};
+use crate::metrics::round2;
 
 /// A non-primary area that also applies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -307,11 +308,6 @@ fn texts<'a>(a: &AwardText<'a>) -> [&'a str; 3] {
         a.r#abstract.unwrap_or(""),
         a.topic_code.unwrap_or(""),
     ]
-}
-
-/// Rounds to two decimals (scores are reported, not computed with, at this precision).
-pub fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 //! carry identity). First hit wins; every outcome records its method, the token-set ratio, the
 //! weighted score and the rule that decided whether it links.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use super::fuzzy::token_set_ratio;
@@ -10,6 +12,7 @@ use super::names::{LegalForm, Normalizer};
 use super::recipients::{RecipientIndex, blocking_keys};
 use super::weighted::{self, Comparison, Word};
 use crate::config::EnrichSettings;
+use crate::metrics::round2;
 use crate::records::Award;
 
 /// How an award was matched.
@@ -341,7 +344,7 @@ impl Matcher<'_> {
         blocking_keys(&normalized_name, &mut keys);
         keys.sort_unstable();
         keys.dedup();
-        let mut weight: std::collections::HashMap<u32, f32> = std::collections::HashMap::new();
+        let mut weight: HashMap<u32, f32> = HashMap::new();
         for k in keys {
             let post = self.index.postings_of(k);
             if post.is_empty() || post.len() > self.settings.max_block_size {
@@ -405,11 +408,10 @@ impl Matcher<'_> {
             _ if s.accept_candidates => Rule::AcceptedCandidate,
             _ => Rule::CandidateBand,
         };
-        let round = |x: f64| (x * 100.0).round() / 100.0;
         let m = Match {
             method: Some(method),
-            score: Some(round(best.score)),
-            weighted: Some(round(best.weighted)),
+            score: Some(round2(best.score)),
+            weighted: Some(round2(best.weighted)),
             recipient: Some(best.recipient),
             linked: matches!(rule, Rule::Linked | Rule::AcceptedCandidate),
             rule,

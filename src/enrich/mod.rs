@@ -26,6 +26,7 @@ use crate::io::IoError;
 use crate::io::checks::{Gate, Severity};
 use crate::io::input::InputInfo;
 use crate::io::table::{NdjsonWriter, TableWriter};
+use crate::metrics::round2;
 use crate::progress::Progress;
 use crate::records::{self, Award, enriched};
 pub use matcher::{Match, MatchMethod, Matcher, Rule};
@@ -228,8 +229,8 @@ fn enrichment_row<'a>(m: &Match, index: &'a RecipientIndex, candidates: bool) ->
                 .map(|c| CandidateOut {
                     recipient_uei: r.uei(c.recipient),
                     recipient_name: r.name(c.recipient),
-                    score: (c.score * 100.0).round() / 100.0,
-                    weighted_score: (c.weighted * 100.0).round() / 100.0,
+                    score: round2(c.score),
+                    weighted_score: round2(c.weighted),
                 })
                 .collect()
         }),
@@ -717,8 +718,8 @@ pub fn explain(matcher: &Matcher, award: &Award) -> serde_json::Value {
         "blocked_candidates": m.blocked,
         "candidates": m.candidates.iter().map(|c| {
             let mut d = describe(c.recipient);
-            d["score"] = serde_json::json!((c.score * 100.0).round() / 100.0);
-            d["weighted_score"] = serde_json::json!((c.weighted * 100.0).round() / 100.0);
+            d["score"] = serde_json::json!(round2(c.score));
+            d["weighted_score"] = serde_json::json!(round2(c.weighted));
             d["same_state"] = c.same_state.into();
             d["same_city"] = c.same_city.into();
             d["same_legal_form"] = c.same_form.into();

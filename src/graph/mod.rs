@@ -17,12 +17,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::cet::classify::round2;
 use crate::cet::params::Bands;
 use crate::cet::profiles::{CompanyProfile, company_key};
 use crate::cet::taxonomy::Taxonomy;
 use crate::enrich::names::Normalizer;
 use crate::io::IoError;
+use crate::metrics::round2;
 use crate::records::enriched;
 use cypher::{Cypher, Write};
 
