@@ -67,31 +67,20 @@ pub fn compare(
     force: bool,
 ) -> Comparison {
     let mut warnings = Vec::new();
+    // Another machine, or other inputs (other work): reported, and judged only when forced.
     let (a, b) = (
         current.machine.fingerprint(),
         baseline.machine.fingerprint(),
     );
-    if a != b {
-        let msg = format!("the baseline was measured on another machine ({b}; this one: {a})");
-        if !force {
-            warnings.push(format!(
-                "{msg}: not compared (--force-compare compares anyway)"
-            ));
-            return Comparison {
-                compared: false,
-                warnings,
-                verdicts: Vec::new(),
-            };
-        }
-        warnings.push(format!("{msg}: compared because of --force-compare"));
-    }
-    // Runs on other inputs measure other work: say so instead of judging them.
     let (ci, bi) = (&current.inputs, &baseline.inputs);
-    if ci.awards_sha256 != bi.awards_sha256 {
-        let msg = format!(
+    let differences = [
+        (a != b).then(|| format!("the baseline was measured on another machine ({b}; this one: {a})")),
+        (ci.awards_sha256 != bi.awards_sha256).then(|| format!(
             "the inputs differ from the baseline's ({} awards, sha256 {:.12}; the baseline: {} awards, sha256 {:.12})",
             ci.awards_rows, ci.awards_sha256, bi.awards_rows, bi.awards_sha256
-        );
+        )),
+    ];
+    for msg in differences.into_iter().flatten() {
         if !force {
             warnings.push(format!(
                 "{msg}: not compared (--force-compare compares anyway)"
