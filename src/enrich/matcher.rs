@@ -475,35 +475,7 @@ impl Ord for OrdF64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::enrich::build_index;
-
-    /// The settings, normaliser and index over `csv` (a recipients file), in a scratch folder.
-    fn index(csv: &str) -> (EnrichSettings, Normalizer, RecipientIndex) {
-        let settings = crate::config::load(&crate::config::Sources::default())
-            .unwrap()
-            .settings
-            .enrich;
-        let normalizer = Normalizer::new(&settings.name_rules);
-        // One folder per call: tests run in parallel.
-        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "sbir-matcher-{}-{call}-{:x}",
-            std::process::id(),
-            xxhash_rust::xxh3::xxh3_64(csv.as_bytes())
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("r.csv"), csv).unwrap();
-        let (index, ..) = build_index(
-            &dir.join("r.csv"),
-            &settings,
-            &normalizer,
-            &dir.join("rej.ndjson"),
-        )
-        .unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
-        (settings, normalizer, index)
-    }
+    use crate::enrich::recipients::tests::scratch_index;
 
     /// An award of `company` in `state`, without identifiers.
     fn award(company: &str, state: Option<&str>) -> Award {
@@ -519,11 +491,12 @@ mod tests {
     const HEADER: &str = "recipient_name,recipient_uei,recipient_duns,city,state\n";
 
     fn outcome(csv: &str, company: &str, state: Option<&str>) -> (Match, Option<String>) {
-        let (settings, normalizer, index) = index(&format!("{HEADER}{csv}"));
+        let s = scratch_index(&format!("{HEADER}{csv}"));
+        let index = &s.index;
         let m = Matcher {
-            index: &index,
-            normalizer: &normalizer,
-            settings: &settings,
+            index,
+            normalizer: &s.normalizer,
+            settings: &s.settings,
         }
         .match_award(&award(company, state));
         let uei = m

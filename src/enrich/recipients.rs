@@ -534,16 +534,27 @@ impl RecipientIndex {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn index(csv: &str) -> (RecipientIndex, LoadReport, Vec<String>) {
+    /// An index over a recipients file, built as enrich builds it, with what built it.
+    pub(crate) struct ScratchIndex {
+        pub settings: crate::config::EnrichSettings,
+        pub normalizer: Normalizer,
+        pub index: RecipientIndex,
+        pub report: LoadReport,
+        /// The reject lines written.
+        pub rejected: Vec<String>,
+    }
+
+    /// Builds the index over `csv` (a recipients file) in a scratch folder of its own (tests
+    /// run in parallel), with the default settings.
+    pub(crate) fn scratch_index(csv: &str) -> ScratchIndex {
         let settings = crate::config::load(&crate::config::Sources::default())
             .unwrap()
             .settings
             .enrich;
         let normalizer = Normalizer::new(&settings.name_rules);
-        // One folder per call: tests run in parallel.
         static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!(
@@ -553,23 +564,31 @@ mod tests {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("r.csv"), csv).unwrap();
-        let mut rejects = NdjsonWriter::create(&dir.join("rej.ndjson")).unwrap();
-        let (recipients, mut report, _) = load(
+        let (index, report, _, rejects) = crate::enrich::build_index(
             &dir.join("r.csv"),
-            &settings.recipient_columns,
+            &settings,
             &normalizer,
-            &mut rejects,
+            &dir.join("rej.ndjson"),
         )
         .unwrap();
-        rejects.commit().unwrap();
-        let rejected = std::fs::read_to_string(dir.join("rej.ndjson"))
+        let rejected = std::fs::read_to_string(rejects)
             .unwrap()
             .lines()
             .map(str::to_string)
             .collect();
         std::fs::remove_dir_all(&dir).unwrap();
-        let index = RecipientIndex::build(recipients, &mut report);
-        (index, report, rejected)
+        ScratchIndex {
+            settings,
+            normalizer,
+            index,
+            report,
+            rejected,
+        }
+    }
+
+    fn index(csv: &str) -> (RecipientIndex, LoadReport, Vec<String>) {
+        let s = scratch_index(csv);
+        (s.index, s.report, s.rejected)
     }
 
     const CSV: &str = "legal_business_name,uei,duns,state\n\
