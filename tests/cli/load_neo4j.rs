@@ -407,18 +407,25 @@ fn live_cmd(
 /// Deletes the nodes (and so the relationships) of `tag`'s labels, so a test starts from an
 /// empty graph even on a server an earlier run left data in.
 fn clear(wd: &Workdir, server: &(String, String, String), tag: &str) {
-    wd.write(
-        "clear.cypher",
-        format!(
+    execute(
+        wd,
+        server,
+        tag,
+        &format!(
             "MATCH (n) WHERE n:CETArea_{tag} OR n:Award_{tag} OR n:Company_{tag} DETACH DELETE n;"
         ),
     );
+}
+
+/// Runs statements that write through `load-neo4j --execute`.
+fn execute(wd: &Workdir, server: &(String, String, String), tag: &str, cypher: &str) {
+    wd.write("execute.cypher", cypher);
     wd.run_expect(
         live_cmd(
             wd,
             server,
             tag,
-            &["load-neo4j", "--execute", "clear.cypher"],
+            &["load-neo4j", "--execute", "execute.cypher"],
         ),
         0,
     );
@@ -473,21 +480,7 @@ fn live_load_is_idempotent_resumable_and_drops_stale_edges() {
     classified(&wd);
     let tag = "idem";
     // A first load, even on a server an earlier run left data in.
-    wd.write(
-        "clear.cypher",
-        format!(
-            "MATCH (n) WHERE n:CETArea_{tag} OR n:Award_{tag} OR n:Company_{tag} DETACH DELETE n;"
-        ),
-    );
-    wd.run_expect(
-        live_cmd(
-            &wd,
-            &server,
-            tag,
-            &["load-neo4j", "--execute", "clear.cypher"],
-        ),
-        0,
-    );
+    clear(&wd, &server, tag);
     wd.run_expect(live_cmd(&wd, &server, tag, &["load-neo4j"]), 0);
     assert_eq!(
         step_checks(&wd, "award-enrichment")["details"]["counts_before"][format!("Award_{tag}")],
@@ -650,18 +643,11 @@ fn live_query_files_are_read_only() {
     );
     assert_eq!(count(&wd), before);
     // --execute is the way to write.
-    wd.write(
-        "drop-awards.cypher",
-        format!("MATCH (n:Award_{tag}) DETACH DELETE n;"),
-    );
-    wd.run_expect(
-        live_cmd(
-            &wd,
-            &server,
-            tag,
-            &["load-neo4j", "--execute", "drop-awards.cypher"],
-        ),
-        0,
+    execute(
+        &wd,
+        &server,
+        tag,
+        &format!("MATCH (n:Award_{tag}) DETACH DELETE n;"),
     );
     assert!(count(&wd) < before);
 }
@@ -680,18 +666,11 @@ fn live_resume_state_is_trusted_only_on_its_graph_while_the_graph_holds_it() {
 
     // The graph lost the awards the state says landed (a restore, a server restarted without
     // its data): every batch is sent again and the graph is whole.
-    wd.write(
-        "drop.cypher",
-        format!("MATCH (n:Award_{tag}) DETACH DELETE n;"),
-    );
-    wd.run_expect(
-        live_cmd(
-            &wd,
-            &server,
-            tag,
-            &["load-neo4j", "--execute", "drop.cypher"],
-        ),
-        0,
+    execute(
+        &wd,
+        &server,
+        tag,
+        &format!("MATCH (n:Award_{tag}) DETACH DELETE n;"),
     );
     let err = stderr(&wd.run_expect(live_cmd(&wd, &server, tag, &["load-neo4j", "--resume"]), 0));
     assert!(err.contains("the state recorded"), "{err}");
@@ -759,18 +738,11 @@ fn live_resume_after_a_failed_batch_sends_only_what_did_not_land() {
     assert_eq!(step_checks(&wd, "company-enrichment")["status"], "fail");
 
     // Remove the conflicting nodes, then resume: only the company batch and the steps after it.
-    wd.write(
-        "fix.cypher",
-        format!("MATCH (n:Company_{tag}) WHERE n.alt_key IS NOT NULL DETACH DELETE n;"),
-    );
-    wd.run_expect(
-        live_cmd(
-            &wd,
-            &server,
-            tag,
-            &["load-neo4j", "--execute", "fix.cypher"],
-        ),
-        0,
+    execute(
+        &wd,
+        &server,
+        tag,
+        &format!("MATCH (n:Company_{tag}) WHERE n.alt_key IS NOT NULL DETACH DELETE n;"),
     );
     wd.run_expect(
         live_cmd(
