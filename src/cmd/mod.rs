@@ -233,7 +233,7 @@ pub fn finish_stage(
         _ => {}
     }
     let m = &checks.metrics;
-    let status = format!("{:?}", checks.status).to_lowercase();
+    let status = checks.status.as_str();
     // The figures as fields too, for --log-format json.
     tracing::info!(
         stage = checks.stage.as_str(),
@@ -241,7 +241,7 @@ pub fn finish_stage(
         duration_s = m.duration_s,
         records_per_s = m.records_per_s,
         peak_rss_mb = m.peak_rss_mb.unwrap_or_default(),
-        status = status.as_str(),
+        status,
         "{}: {} records in {:.2}s ({:.0}/s, peak RSS {:.0} MB), status {status}",
         checks.stage,
         m.records,

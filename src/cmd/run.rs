@@ -121,7 +121,7 @@ fn summary(env: &Env) -> String {
         out.push_str(&format!(
             "{:<26} {:<7} {:>7}  {:>8}  {:<44} {:>6.2}s  {:>5.0} MB\n",
             c.stage,
-            format!("{:?}", c.status).to_lowercase(),
+            c.status.as_str(),
             c.metrics.records,
             rejected,
             gate,

@@ -21,6 +21,17 @@ pub enum Status {
     Fail,
 }
 
+impl Status {
+    /// The name written to checks files and logs: `pass`, `warn`, `fail`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Warn => "warn",
+            Self::Fail => "fail",
+        }
+    }
+}
+
 /// How much a failed gate matters: `Error` fails the stage (exit 3), `Warning` only warns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
