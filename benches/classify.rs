@@ -42,17 +42,10 @@ fn main() {
 
     let taxonomy = Taxonomy::load(&settings.cet.taxonomy).expect("taxonomy");
     let params = ClassifierParams::load(&settings.cet.classification).expect("params");
-    let (docs, _) = cet::labelled_docs(&train_labels, &taxonomy, &awards_path).expect("docs");
+    let (docs, _) = cet::labelled_docs(&train_labels, &taxonomy, &awards_path, None).expect("docs");
     metrics::reset_peak_rss();
     let timer = StageTimer::start();
-    let model = Model::train(
-        &docs,
-        &taxonomy,
-        &params.model,
-        &params.field_weights,
-        "bench",
-    )
-    .expect("train");
+    let model = Model::train(&docs, &taxonomy, &params, None, "bench").expect("train");
     let m = timer.finish(docs.len() as u64);
     println!(
         "train: {} labelled awards in {:.2}s, {} L-BFGS iterations, peak RSS {:.0} MB",
@@ -98,7 +91,7 @@ fn main() {
             w.report.evidence_coverage()
         );
         let (held_out, _) =
-            cet::labelled_docs(&test_labels, &taxonomy, &awards_path).expect("docs");
+            cet::labelled_docs(&test_labels, &taxonomy, &awards_path, None).expect("docs");
         let e = cet::evaluate_docs(&classifier, &held_out, None);
         println!(
             "  held-out {}: top-1 {:.4}, top-3 recall {:.4}, macro F1 {:.4}, micro F1 {:.4}",

@@ -244,8 +244,10 @@ pub struct CetSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CetGates {
-    /// ERROR gate: classified awards / awards.
+    /// ERROR gate: awards scored (with a title or abstract) / awards.
     pub min_success_rate: f64,
+    /// WARNING gate: awards given a CET area / awards ("no area" is an answer).
+    pub min_classified_share: f64,
     /// WARNING gate: High-band awards / classified awards.
     pub min_high_conf_rate: f64,
     /// WARNING gate: classified awards with at least one evidence excerpt / classified awards.
@@ -764,6 +766,10 @@ impl Loaded {
         let c = &s.cet;
         for (key, v) in [
             ("cet.gates.min_success_rate", c.gates.min_success_rate),
+            (
+                "cet.gates.min_classified_share",
+                c.gates.min_classified_share,
+            ),
             ("cet.gates.min_high_conf_rate", c.gates.min_high_conf_rate),
             (
                 "cet.gates.min_evidence_coverage",

@@ -382,11 +382,11 @@ fn write_award_embeddings(
             let c = awards
                 .classifier
                 .classify(&a.award_id, &a.text(), &mut scratch);
-            if let (Some(area), Some("High")) = (
+            if let (Some(area), "High") = (
                 c.primary_cet_id
                     .as_deref()
                     .and_then(|p| taxonomy.index_of(p)),
-                c.band.as_deref(),
+                c.band.as_str(),
             ) {
                 means.add(area, &vectors[i * d..(i + 1) * d]);
             }

@@ -580,8 +580,8 @@ impl Runner<'_> {
                 quality.insert("evidence_coverage".into(), r.evidence_coverage());
                 quality.insert("classified_rate".into(), r.success_rate());
                 if let Some(labels) = self.optional_input(sample::LABELS_FILE) {
-                    let (docs, _) =
-                        cet::labelled_docs(&labels, &taxonomy, &awards).map_err(|e| err(&e))?;
+                    let (docs, _) = cet::labelled_docs(&labels, &taxonomy, &awards, None)
+                        .map_err(|e| err(&e))?;
                     if !docs.is_empty() {
                         let v = cet::embed_docs(&classifier, &docs).map_err(|e| err(&e))?;
                         let e = cet::evaluate_docs(&classifier, &docs, v.as_deref());

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::embedding::EmbeddingScorer;
+use super::eval::NONE as NO_AREA;
 use super::model::Model;
 use super::params::ClassifierParams;
 use super::rules::{Hit, PhraseMatcher, Source};
@@ -33,11 +34,11 @@ pub struct Evidence {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Classification {
     pub award_id: String,
-    /// None when no area has any evidence.
+    /// None when no area scores enough (see [`Classifier::primary`]).
     pub primary_cet_id: Option<String>,
     pub primary_score: f64,
-    /// High, Medium or Low; None when unclassified.
-    pub band: Option<String>,
+    /// High, Medium or Low; `none` when no area is given.
+    pub band: String,
     pub supporting: Vec<Supporting>,
     pub evidence: Vec<Evidence>,
     pub scorer: String,
@@ -52,6 +53,9 @@ pub struct Scratch {
     /// Tokens of title, abstract and topic code.
     pub tokens: [Vec<Token>; 3],
     pub hits: Vec<Hit>,
+    /// The trained model's "no area" score of the last award scored (0 for other scorers).
+    pub none: f64,
+    model: super::model::Buffers,
 }
 
 const SOURCES: [Source; 3] = [Source::Title, Source::Abstract, Source::TopicCode];
@@ -123,7 +127,7 @@ impl Classifier {
     }
 
     /// Tokenises and matches the award's fields into `s`, and returns the 0-100 score of
-    /// every area, priors included.
+    /// every area, priors included (the model's "no area" score goes to `s.none`).
     pub fn scores(&self, a: &AwardText, s: &mut Scratch) -> Vec<f64> {
         s.hits.clear();
         for (i, text) in texts(a).into_iter().enumerate() {
@@ -132,8 +136,15 @@ impl Classifier {
             self.matcher.find(&s.tokens[i], SOURCES[i], &mut s.hits);
         }
         let n = self.taxonomy.areas.len();
-        let base = || match &self.model {
-            Some(m) => m.scores(&s.tokens, texts(a)),
+        let base_weight = self.embedding.as_ref().map_or(1.0, |b| b.base_weight);
+        let mut none = 0.0;
+        let mut base = || match &self.model {
+            Some(m) => {
+                let evidence = self.matcher.field_evidence(&s.hits, &m.body.rules, n);
+                let out = m.scores(&s.tokens, texts(a), &evidence, &mut s.model);
+                none = base_weight * out.none;
+                out.areas
+            }
             None => self.matcher.scores(&s.hits, &self.params, n),
         };
         // Without a vector (none was computed) the embedding scorer has nothing to add.
@@ -146,6 +157,7 @@ impl Classifier {
             (Some(b), Some(v)) => b.scorer.scores(v),
             _ => base(),
         };
+        s.none = none;
         let agency = a.agency.map(str::to_lowercase);
         let branch = a.branch.map(str::to_lowercase);
         for (area, ag, br, boost) in &self.priors {
@@ -162,21 +174,13 @@ impl Classifier {
     /// Classifies one award.
     pub fn classify(&self, award_id: &str, a: &AwardText, s: &mut Scratch) -> Classification {
         let scores = self.scores(a, s);
-        let mut order: Vec<usize> = (0..scores.len()).collect();
-        order.sort_by(|&x, &y| scores[y].total_cmp(&scores[x]).then(x.cmp(&y)));
-        let p = &self.params;
-        let top = order[0];
-        let classified = scores[top] > 0.0;
-        let supporting: Vec<usize> = if classified {
-            order[1..]
-                .iter()
-                .copied()
-                .filter(|&i| {
-                    scores[i] >= p.supporting.min_score
-                        && scores[i] <= scores[top] - p.supporting.min_gap
-                })
-                .take(p.supporting.max)
-                .collect()
+        let top = (0..scores.len())
+            .rev()
+            .max_by(|&x, &y| scores[x].total_cmp(&scores[y]))
+            .unwrap_or(0);
+        let classified = self.primary(&scores, s.none).is_some();
+        let supporting = if classified {
+            self.supporting(&scores, top)
         } else {
             Vec::new()
         };
@@ -189,7 +193,16 @@ impl Classifier {
             award_id: award_id.to_string(),
             primary_cet_id: classified.then(|| self.taxonomy.areas[top].id.clone()),
             primary_score: round2(scores[top]),
-            band: classified.then(|| self.band(scores[top]).to_string()),
+            band: match classified {
+                true if self.corroborated(s, top) => self.band(scores[top]),
+                // One word alone is never High: it may be incidental ("battery-free").
+                true => match self.band(scores[top]) {
+                    "High" => "Medium",
+                    b => b,
+                },
+                false => NO_AREA,
+            }
+            .to_string(),
             supporting: supporting
                 .iter()
                 .map(|&i| Supporting {
@@ -210,6 +223,50 @@ impl Classifier {
             Some(b) => Ok(Some(b.scorer.embed(awards)?)),
             None => Ok(None),
         }
+    }
+
+    /// The primary area of these scores: the best (first on ties), unless it scores nothing,
+    /// below `bands.none_below` or below `none` (the model's "no area" score): then the award
+    /// belongs to no area.
+    pub fn primary(&self, scores: &[f64], none: f64) -> Option<usize> {
+        let top = (0..scores.len())
+            .rev()
+            .max_by(|&x, &y| scores[x].total_cmp(&scores[y]))?;
+        let s = scores[top];
+        (s > 0.0 && s >= self.params.bands.none_below && s >= none).then_some(top)
+    }
+
+    /// Supporting areas of an award whose primary is `top`: the next best areas scoring at
+    /// least `supporting.min_score` and `min_gap` below the primary, at most `max`.
+    pub fn supporting(&self, scores: &[f64], top: usize) -> Vec<usize> {
+        let p = &self.params.supporting;
+        let mut order: Vec<usize> = (0..scores.len()).filter(|&i| i != top).collect();
+        order.sort_by(|&x, &y| scores[y].total_cmp(&scores[x]).then(x.cmp(&y)));
+        order
+            .into_iter()
+            .filter(|&i| scores[i] >= p.min_score && scores[i] <= scores[top] - p.min_gap)
+            .take(p.max)
+            .collect()
+    }
+
+    /// Whether the award holds more than one word of evidence for `area`: two distinct
+    /// phrases, or one phrase of several words.
+    fn corroborated(&self, s: &Scratch, area: usize) -> bool {
+        let mut found: Vec<u32> = s
+            .hits
+            .iter()
+            .filter(|h| {
+                let p = &self.matcher.phrases[h.phrase as usize];
+                p.area == area && !p.negative
+            })
+            .map(|h| h.phrase)
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        found.len() >= 2
+            || found
+                .first()
+                .is_some_and(|&p| self.matcher.phrases[p as usize].keys.len() >= 2)
     }
 
     /// High, Medium or Low.
@@ -375,7 +432,7 @@ mod tests {
     fn an_award_without_any_phrase_is_unclassified_without_evidence() {
         let got = classify(&rules(), "Office chairs", "Ergonomic seating for staff.");
         assert_eq!(got.primary_cet_id, None);
-        assert_eq!(got.band, None);
+        assert_eq!(got.band, "none");
         assert!(got.evidence.is_empty() && got.supporting.is_empty());
     }
 }

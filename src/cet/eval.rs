@@ -17,13 +17,17 @@ pub enum LabelKey {
     Text(String),
 }
 
-/// One labelled row: the key and its CET areas, primary first.
+/// One labelled row: the key and its CET areas, primary first (none when the primary is
+/// [`NONE`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Label {
     pub line: u64,
     pub key: LabelKey,
     pub areas: Vec<usize>,
 }
+
+/// The label (and the evaluation's class) of an award that belongs to no CET area.
+pub const NONE: &str = "none";
 
 /// Header names accepted for the key and the label columns (case-insensitive).
 const ID_COLUMNS: &[&str] = &["award_id"];
@@ -39,7 +43,8 @@ const SECONDARY_COLUMNS: &[&str] = &["secondary_cets", "secondary_cet_ids", "sup
 
 /// Reads a labels CSV: `award_id` or `text`, plus `primary_cet` (or `cet_id`/`cet_ids`/`labels`)
 /// and optional `secondary_cets`; several ids in one cell are separated by `;`, `|` or `,`.
-/// Unknown CET ids and rows without a key or label are errors naming the line.
+/// A primary of `none` labels an award that belongs to no area. Unknown CET ids and rows
+/// without a key or label are errors naming the line.
 pub fn read_labels(path: &Path, taxonomy: &Taxonomy) -> Result<Vec<Label>, CetError> {
     let bad = |line: u64, message: String| CetError::Labels {
         path: path.to_path_buf(),
@@ -80,8 +85,17 @@ pub fn read_labels(path: &Path, taxonomy: &Taxonomy) -> Result<Vec<Label>, CetEr
             (_, text) if !text.is_empty() => LabelKey::Text(text.to_string()),
             _ => return Err(bad(line, "neither award_id nor text is given".into())),
         };
+        let primary = cell(Some(primary_col));
+        if primary.eq_ignore_ascii_case(NONE) {
+            out.push(Label {
+                line,
+                key,
+                areas: Vec::new(),
+            });
+            continue;
+        }
         let mut areas = Vec::new();
-        for id in [cell(Some(primary_col)), cell(secondary_col)]
+        for id in [primary, cell(secondary_col)]
             .iter()
             .flat_map(|c| c.split([';', '|', ',']))
             .map(str::trim)
@@ -127,6 +141,8 @@ pub struct Evaluation {
     pub any_label_accuracy: f64,
     pub micro: Prf,
     pub macro_avg: Prf,
+    /// Supporting areas given against the labelled secondary areas (over every award).
+    pub supporting: Prf,
     pub per_area: Vec<AreaFigures>,
     /// Most frequent (true → predicted) mistakes.
     pub confusions: Vec<(String, String, u64)>,
@@ -154,46 +170,68 @@ fn prf(tp: u64, fp: u64, fn_: u64) -> Prf {
     }
 }
 
-/// Scores the predictions: each item is the labelled areas (primary first) and the scorer's
-/// score per area (all zero means unclassified).
-pub fn evaluate(scorer: &str, items: &[(Vec<usize>, Vec<f64>)], ids: &[String]) -> Evaluation {
+/// One scored award: its labelled areas (primary first, empty for none), the scorer's score
+/// per area, the primary it chose (`None`: no area) and its supporting areas.
+#[derive(Debug, Clone)]
+pub struct Scored {
+    pub truth: Vec<usize>,
+    pub scores: Vec<f64>,
+    pub primary: Option<usize>,
+    /// The supporting areas given with the primary.
+    pub supporting: Vec<usize>,
+}
+
+/// Scores the predictions against `ids` (the taxonomy's areas); "no area" counts as one more
+/// class, [`NONE`], in the per-area and macro figures.
+pub fn evaluate(scorer: &str, items: &[Scored], ids: &[String]) -> Evaluation {
     let k = ids.len();
-    let (mut tp, mut fp, mut fn_) = (vec![0u64; k], vec![0u64; k], vec![0u64; k]);
+    let (mut tp, mut fp, mut fn_) = (vec![0u64; k + 1], vec![0u64; k + 1], vec![0u64; k + 1]);
     let (mut top1, mut top3, mut any, mut unclassified) = (0u64, 0u64, 0u64, 0u64);
+    // Supporting areas: right (a labelled secondary), given, labelled.
+    let (mut sup_right, mut sup_given, mut sup_labelled) = (0u64, 0u64, 0u64);
     let mut confusion: BTreeMap<(usize, usize), u64> = BTreeMap::new();
-    for (truth, scores) in items {
-        let t = truth[0];
+    for item in items {
+        let t = item.truth.first().copied().unwrap_or(k);
+        let p = item.primary.unwrap_or(k);
+        let scores = &item.scores;
         let mut order: Vec<usize> = (0..k).filter(|&i| scores[i] > 0.0).collect();
         order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-        if order.iter().take(3).any(|&a| a == t) {
+        // A none label is found only by answering none; an area among the three best scores.
+        if (t == k && p == k) || order.iter().take(3).any(|&a| a == t) {
             top3 += 1;
         }
-        match order.first() {
-            None => {
-                unclassified += 1;
-                fn_[t] += 1;
-            }
-            Some(&p) if p == t => {
-                tp[t] += 1;
-                top1 += 1;
+        if p == k {
+            unclassified += 1;
+        }
+        let secondary = item.truth.get(1..).unwrap_or(&[]);
+        sup_labelled += secondary.len() as u64;
+        sup_given += item.supporting.len() as u64;
+        sup_right += item
+            .supporting
+            .iter()
+            .filter(|a| secondary.contains(a))
+            .count() as u64;
+        if p == t {
+            tp[t] += 1;
+            top1 += 1;
+            any += 1;
+        } else {
+            fp[p] += 1;
+            fn_[t] += 1;
+            *confusion.entry((t, p)).or_default() += 1;
+            if item.truth.contains(&p) {
                 any += 1;
-            }
-            Some(&p) => {
-                fp[p] += 1;
-                fn_[t] += 1;
-                *confusion.entry((t, p)).or_default() += 1;
-                if truth.contains(&p) {
-                    any += 1;
-                }
             }
         }
     }
+    let name = |i: usize| ids.get(i).map_or(NONE, String::as_str).to_string();
     let n = items.len().max(1) as f64;
-    let per_area: Vec<AreaFigures> = (0..k)
+    let per_area: Vec<AreaFigures> = (0..=k)
+        .filter(|&i| i < k || tp[k] + fp[k] + fn_[k] > 0)
         .map(|i| {
             let f = prf(tp[i], fp[i], fn_[i]);
             AreaFigures {
-                cet_id: ids[i].clone(),
+                cet_id: name(i),
                 support: tp[i] + fn_[i],
                 predicted: tp[i] + fp[i],
                 precision: f.precision,
@@ -202,13 +240,17 @@ pub fn evaluate(scorer: &str, items: &[(Vec<usize>, Vec<f64>)], ids: &[String]) 
             }
         })
         .collect();
-    let present: Vec<&AreaFigures> = per_area.iter().filter(|a| a.support > 0).collect();
+    // Macro averages over the classes labelled or predicted (as scikit-learn's `macro`).
+    let present: Vec<&AreaFigures> = per_area
+        .iter()
+        .filter(|a| a.support > 0 || a.predicted > 0)
+        .collect();
     let mean = |f: fn(&AreaFigures) -> f64| {
         present.iter().map(|a| f(a)).sum::<f64>() / present.len().max(1) as f64
     };
     let mut confusions: Vec<(String, String, u64)> = confusion
         .into_iter()
-        .map(|((t, p), c)| (ids[t].clone(), ids[p].clone(), c))
+        .map(|((t, p), c)| (name(t), name(p), c))
         .collect();
     confusions.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)).then(a.1.cmp(&b.1)));
     confusions.truncate(10);
@@ -225,6 +267,7 @@ pub fn evaluate(scorer: &str, items: &[(Vec<usize>, Vec<f64>)], ids: &[String]) 
             recall: mean(|a| a.recall),
             f1: mean(|a| a.f1),
         },
+        supporting: prf(sup_right, sup_given - sup_right, sup_labelled - sup_right),
         per_area,
         confusions,
     }
@@ -237,11 +280,22 @@ mod tests {
     #[test]
     fn figures_on_a_tiny_case() {
         let ids: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let item = |truth: Vec<usize>, scores: Vec<f64>| {
+            let primary = (0..3)
+                .filter(|&i| scores[i] > 0.0)
+                .max_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+            Scored {
+                truth,
+                scores,
+                primary,
+                supporting: Vec::new(),
+            }
+        };
         let items = vec![
-            (vec![0], vec![90.0, 10.0, 0.0]), // right
-            (vec![0], vec![10.0, 80.0, 0.0]), // a → b, a in top 3
-            (vec![1], vec![0.0, 70.0, 0.0]),  // right
-            (vec![2], vec![0.0, 0.0, 0.0]),   // unclassified
+            item(vec![0], vec![90.0, 10.0, 0.0]), // right
+            item(vec![0], vec![10.0, 80.0, 0.0]), // a → b, a in top 3
+            item(vec![1], vec![0.0, 70.0, 0.0]),  // right
+            item(vec![2], vec![0.0, 0.0, 0.0]),   // unclassified
         ];
         let e = evaluate("rules", &items, &ids);
         assert_eq!(e.top1_accuracy, 0.5);
@@ -250,8 +304,42 @@ mod tests {
         assert_eq!(e.per_area[0].precision, 1.0);
         assert_eq!(e.per_area[0].recall, 0.5);
         assert_eq!(e.per_area[1].precision, 0.5);
-        assert!((e.micro.precision - 2.0 / 3.0).abs() < 1e-12);
+        // "No area" is a class: micro figures are the accuracy.
+        assert_eq!(e.micro.precision, 0.5);
         assert_eq!(e.micro.recall, 0.5);
-        assert_eq!(e.confusions, vec![("a".into(), "b".into(), 1)]);
+        assert_eq!(
+            e.confusions,
+            vec![("a".into(), "b".into(), 1), ("c".into(), "none".into(), 1)]
+        );
+        // The unclassified award makes "none" a predicted class: precision 0 (it was c).
+        assert_eq!(e.per_area.len(), 4);
+        assert_eq!(e.per_area[3].cet_id, "none");
+        assert_eq!(e.per_area[3].predicted, 1);
+    }
+
+    #[test]
+    fn a_none_label_is_right_only_when_no_area_is_given() {
+        let ids: Vec<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
+        let items = vec![
+            Scored {
+                truth: vec![],
+                scores: vec![20.0, 0.0],
+                primary: None,
+                supporting: vec![],
+            },
+            Scored {
+                truth: vec![],
+                scores: vec![60.0, 0.0],
+                primary: Some(0),
+                supporting: vec![],
+            },
+        ];
+        let e = evaluate("model", &items, &ids);
+        assert_eq!(e.top1_accuracy, 0.5);
+        assert_eq!(e.top3_recall, 0.5);
+        assert_eq!(e.per_area[2].cet_id, "none");
+        assert_eq!(e.per_area[2].recall, 0.5);
+        assert_eq!(e.per_area[2].precision, 1.0);
+        assert_eq!(e.per_area[0].precision, 0.0);
     }
 }

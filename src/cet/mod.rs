@@ -6,6 +6,7 @@
 //! drift distribution are small accumulators, so memory does not grow with the award count.
 
 pub mod classify;
+pub mod corpus;
 pub mod drift;
 pub mod embedding;
 pub mod eval;
@@ -15,6 +16,7 @@ pub mod profiles;
 pub mod rules;
 pub mod taxonomy;
 pub mod text;
+pub mod training;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -149,7 +151,15 @@ pub fn read_award_batches(
     batch_size: usize,
 ) -> Result<impl Iterator<Item = Result<Vec<AwardInput>, CetError>>, CetError> {
     let batches = crate::records::read_projected(path, REQUIRED, OPTIONAL, batch_size)?;
-    Ok(batches.map(|b| b.map_err(CetError::Io)))
+    // Awards Parquet from other tools may still hold HTML; ours is clean and passes untouched.
+    Ok(batches.map(|b| {
+        let mut awards: Vec<AwardInput> = b.map_err(CetError::Io)?;
+        for a in &mut awards {
+            a.award_title = crate::html::cleaned(std::mem::take(&mut a.award_title));
+            a.r#abstract = a.r#abstract.take().map(crate::html::cleaned);
+        }
+        Ok(awards)
+    }))
 }
 
 /// Checks that `path` can be read as awards (the columns classification needs, with their
@@ -255,6 +265,9 @@ pub struct ClassifyOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct ClassifyReport {
     pub awards: u64,
+    /// Awards with a title or abstract to score (the others cannot be classified).
+    pub scored: u64,
+    /// Awards given an area (the rest scored below `bands.none_below`: no area).
     pub classified: u64,
     pub bands: BTreeMap<String, u64>,
     pub with_evidence: u64,
@@ -274,7 +287,12 @@ pub struct ClassifyReport {
 }
 
 impl ClassifyReport {
+    /// Awards scored / awards: what fails a run (an award without text cannot be scored).
     pub fn success_rate(&self) -> f64 {
+        ratio(self.scored, self.awards)
+    }
+    /// Awards given an area / awards: "no area" is an answer, so this only warns.
+    pub fn classified_share(&self) -> f64 {
         ratio(self.classified, self.awards)
     }
     pub fn high_conf_rate(&self) -> f64 {
@@ -420,6 +438,7 @@ pub fn classify_to_files(
     let mut writer = TableWriter::create(&stem, classification_schema(), output)?;
     let mut report = ClassifyReport {
         awards: 0,
+        scored: 0,
         classified: 0,
         bands: BTreeMap::new(),
         with_evidence: 0,
@@ -466,6 +485,13 @@ pub fn classify_to_files(
             for (a, (c, normalized)) in awards.iter().zip(&rows) {
                 let primary = c.primary_cet_id.as_deref().and_then(|id| tax.index_of(id));
                 report.awards += 1;
+                if !a.award_title.trim().is_empty()
+                    || a.r#abstract
+                        .as_deref()
+                        .is_some_and(|t| !t.trim().is_empty())
+                {
+                    report.scored += 1;
+                }
                 if let Some(id) = &c.primary_cet_id {
                     report.classified += 1;
                     *report.per_area.entry(id.clone()).or_default() += 1;
@@ -473,9 +499,7 @@ pub fn classify_to_files(
                         report.with_evidence += 1;
                     }
                 }
-                if let Some(b) = &c.band {
-                    *report.bands.entry(b.clone()).or_default() += 1;
-                }
+                *report.bands.entry(c.band.clone()).or_default() += 1;
                 dist.add(primary, c.primary_score);
                 profiles.add(&ProfileAward {
                     uei: a.company_uei(),
@@ -539,14 +563,21 @@ fn vector<'a>(classifier: &Classifier, vectors: Option<&'a [f32]>, i: usize) -> 
 }
 
 /// Labelled documents from a labels file (see [`eval::read_labels`]), award ids resolved
-/// against the awards Parquet; also returns how many labelled ids the awards file lacks.
+/// against `texts` (a CSV or NDJSON file, see [`corpus::read_texts`]) when given, else the
+/// labels file itself when it holds a title or abstract column, else the awards Parquet; also
+/// returns how many labelled ids were not found.
 pub fn labelled_docs(
-    labels: &Path,
+    labels_path: &Path,
     taxonomy: &Taxonomy,
     awards: &Path,
+    texts: Option<&Path>,
 ) -> Result<(Vec<model::LabelledDoc>, usize), CetError> {
     use eval::LabelKey;
-    let labels = eval::read_labels(labels, taxonomy)?;
+    let labels = eval::read_labels(labels_path, taxonomy)?;
+    let texts = match texts {
+        Some(t) => Some(t),
+        None => corpus::has_text_columns(labels_path)?.then_some(labels_path),
+    };
     let wanted: HashSet<&str> = labels
         .iter()
         .filter_map(|l| match &l.key {
@@ -556,10 +587,19 @@ pub fn labelled_docs(
         .collect();
     let mut by_id = std::collections::HashMap::new();
     if !wanted.is_empty() {
-        for batch in read_award_batches(awards, 8192)? {
-            for a in batch? {
-                if wanted.contains(a.award_id.as_str()) {
-                    by_id.insert(a.award_id.clone(), a);
+        let mut keep = |d: model::LabelledDoc| {
+            if wanted.contains(d.id.as_str()) {
+                by_id.insert(d.id.clone(), d);
+            }
+        };
+        match texts {
+            Some(t) => corpus::read_texts(t)?.into_iter().for_each(&mut keep),
+            None => {
+                for batch in read_award_batches(awards, 8192)? {
+                    batch?
+                        .into_iter()
+                        .map(model::LabelledDoc::from)
+                        .for_each(&mut keep);
                 }
             }
         }
@@ -569,12 +609,9 @@ pub fn labelled_docs(
     for l in labels {
         match l.key {
             LabelKey::AwardId(id) => match by_id.get(&id) {
-                Some(a) => docs.push(model::LabelledDoc {
-                    id,
-                    title: a.award_title.clone(),
-                    r#abstract: a.r#abstract.clone(),
-                    topic_code: a.topic_code.clone(),
+                Some(d) => docs.push(model::LabelledDoc {
                     areas: l.areas,
+                    ..d.clone()
                 }),
                 None => missing += 1,
             },
@@ -583,11 +620,28 @@ pub fn labelled_docs(
                 title: String::new(),
                 r#abstract: Some(text),
                 topic_code: None,
+                agency: None,
+                branch: None,
                 areas: l.areas,
             }),
         }
     }
     Ok((docs, missing))
+}
+
+impl From<AwardInput> for model::LabelledDoc {
+    /// The award's texts, with no areas yet.
+    fn from(a: AwardInput) -> Self {
+        Self {
+            id: a.award_id,
+            title: a.award_title,
+            r#abstract: a.r#abstract,
+            topic_code: a.topic_code,
+            agency: Some(a.agency),
+            branch: a.branch,
+            areas: Vec::new(),
+        }
+    }
 }
 
 impl model::LabelledDoc {
@@ -597,62 +651,116 @@ impl model::LabelledDoc {
             title: &self.title,
             r#abstract: self.r#abstract.as_deref(),
             topic_code: self.topic_code.as_deref(),
-            agency: None,
-            branch: None,
+            agency: self.agency.as_deref(),
+            branch: self.branch.as_deref(),
             embedding: None,
         }
     }
 }
 
-/// Training documents from the rules scorer's confident decisions on the awards file: the
-/// primary area (and supporting areas) scoring at least `bootstrap_min_score`, at most
-/// `bootstrap_max_docs` of them, chosen by seeded hash of the award id.
+/// A weak label: an award and the areas a scorer gave it, with its primary's score.
+pub struct WeakLabel {
+    pub doc: model::LabelledDoc,
+    pub score: f64,
+}
+
+/// Training documents from `scorer`'s confident decisions on `texts` (see
+/// [`corpus::read_texts`]) when given, else the awards Parquet. At most `bootstrap_max_docs`
+/// awards with a title or abstract are drawn first (by seeded hash of the award id, so the
+/// sample does not depend on the scorer); each keeps its primary area (and supporting areas)
+/// scoring at least `bootstrap_min_score`.
 pub fn bootstrap_docs(
-    taxonomy: &Taxonomy,
-    params: &ClassifierParams,
+    scorer: &Classifier,
     awards: &Path,
-) -> Result<Vec<model::LabelledDoc>, CetError> {
-    let rules = Classifier::new(taxonomy.clone(), params.clone(), None, None)?;
-    let min = params.bootstrap_min_score;
-    let mut docs = Vec::new();
-    for batch in read_award_batches(awards, 8192)? {
-        let batch = batch?;
-        let decided: Vec<Option<Vec<usize>>> = batch
-            .par_iter()
-            .map_init(Scratch::default, |scratch, a| {
-                let c = rules.classify(&a.award_id, &a.text(), scratch);
-                let primary = c.primary_cet_id.filter(|_| c.primary_score >= min)?;
-                Some(
-                    std::iter::once(primary.as_str())
-                        .chain(
-                            c.supporting
-                                .iter()
-                                .filter(|s| s.score >= min)
-                                .map(|s| s.cet_id.as_str()),
-                        )
-                        .filter_map(|id| taxonomy.index_of(id))
-                        .collect(),
-                )
-            })
-            .collect();
-        for (a, areas) in batch.into_iter().zip(decided) {
-            if let Some(areas) = areas {
-                docs.push(model::LabelledDoc {
-                    id: a.award_id,
-                    title: a.award_title,
-                    r#abstract: a.r#abstract,
-                    topic_code: a.topic_code,
-                    areas,
-                });
+    texts: Option<&Path>,
+    progress: &dyn Progress,
+) -> Result<Vec<WeakLabel>, CetError> {
+    let params = &scorer.params;
+    let mut docs: Vec<model::LabelledDoc> = match texts {
+        Some(t) => corpus::read_texts(t)?,
+        None => {
+            let mut docs = Vec::new();
+            for b in read_award_batches(awards, 8192)? {
+                docs.extend(b?.into_iter().map(model::LabelledDoc::from));
             }
+            docs
         }
-    }
+    };
+    docs.retain(|d| !d.title.trim().is_empty() || d.r#abstract.is_some());
     if docs.len() > params.bootstrap_max_docs {
         let seed = params.model.seed;
         docs.sort_by_cached_key(|d| sample_key(&d.id, seed));
         docs.truncate(params.bootstrap_max_docs);
     }
-    Ok(docs)
+    progress.set_total(docs.len() as u64);
+    let min = params.bootstrap_min_score;
+    let taxonomy = &scorer.taxonomy;
+    let mut out = Vec::new();
+    // Batches bound the vectors held at once when the scorer embeds.
+    for batch in docs.chunks(1024) {
+        let vectors = embed_docs(scorer, batch)?;
+        let decided: Vec<WeakLabel> = batch
+            .par_iter()
+            .enumerate()
+            .map_init(Scratch::default, |scratch, (i, d)| {
+                let t = AwardText {
+                    embedding: vector(scorer, vectors.as_deref(), i),
+                    ..d.text()
+                };
+                let c = scorer.classify(&d.id, &t, scratch);
+                let primary = c.primary_cet_id.filter(|_| c.primary_score >= min)?;
+                let areas = std::iter::once(primary.as_str())
+                    .chain(
+                        c.supporting
+                            .iter()
+                            .filter(|s| s.score >= min)
+                            .map(|s| s.cet_id.as_str()),
+                    )
+                    .filter_map(|id| taxonomy.index_of(id))
+                    .collect();
+                Some(WeakLabel {
+                    doc: model::LabelledDoc { areas, ..d.clone() },
+                    score: c.primary_score,
+                })
+            })
+            .flatten()
+            .collect();
+        out.extend(decided);
+        progress.inc(batch.len() as u64);
+    }
+    Ok(out)
+}
+
+/// Writes weak labels as a labels CSV (`award_id, primary_cet, secondary_cets, score`) that
+/// `train --labels` and `evaluate --labels` read back.
+pub fn write_labels(
+    path: &Path,
+    labels: &[WeakLabel],
+    taxonomy: &Taxonomy,
+) -> Result<(), CetError> {
+    let err = |e: &dyn std::fmt::Display| CetError::Write {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["award_id", "primary_cet", "secondary_cets", "score"])
+        .map_err(|e| err(&e))?;
+    for l in labels {
+        let ids: Vec<&str> = l
+            .doc
+            .areas
+            .iter()
+            .map(|&a| taxonomy.areas[a].id.as_str())
+            .collect();
+        let (primary, rest) = ids
+            .split_first()
+            .map_or((eval::NONE, &[][..]), |(p, r)| (*p, r));
+        w.write_record([&l.doc.id, primary, &rest.join("|"), &l.score.to_string()])
+            .map_err(|e| err(&e))?;
+    }
+    let bytes = w.into_inner().map_err(|e| err(&e))?;
+    crate::io::atomic::write_file(path, &bytes).map_err(|e| err(&e))?;
+    Ok(())
 }
 
 /// Vectors of labelled documents when the classifier scores embeddings (row-major).
@@ -671,16 +779,31 @@ pub fn evaluate_docs(
     docs: &[model::LabelledDoc],
     vectors: Option<&[f32]>,
 ) -> eval::Evaluation {
-    let items: Vec<(Vec<usize>, Vec<f64>)> = docs
-        .par_iter()
+    let items = score_docs(classifier, docs, vectors);
+    eval::evaluate(classifier.scorer(), &items, &classifier.taxonomy.ids())
+}
+
+/// Each labelled document's scores, primary and supporting areas beside its labels.
+pub fn score_docs(
+    classifier: &Classifier,
+    docs: &[model::LabelledDoc],
+    vectors: Option<&[f32]>,
+) -> Vec<eval::Scored> {
+    docs.par_iter()
         .enumerate()
         .map_init(Scratch::default, |scratch, (i, d)| {
             let t = AwardText {
                 embedding: vector(classifier, vectors, i),
                 ..d.text()
             };
-            (d.areas.clone(), classifier.scores(&t, scratch))
+            let scores = classifier.scores(&t, scratch);
+            let primary = classifier.primary(&scores, scratch.none);
+            eval::Scored {
+                truth: d.areas.clone(),
+                supporting: primary.map_or_else(Vec::new, |p| classifier.supporting(&scores, p)),
+                primary,
+                scores,
+            }
         })
-        .collect();
-    eval::evaluate(classifier.scorer(), &items, &classifier.taxonomy.ids())
+        .collect()
 }

@@ -58,6 +58,8 @@ pub struct RulesParams {
 pub struct Bands {
     pub high: f64,
     pub medium: f64,
+    /// A best score below this gives the award no area (band `none`).
+    pub none_below: f64,
 }
 
 impl Bands {
@@ -122,7 +124,7 @@ pub struct HybridParams {
     pub embedding_weight: f64,
 }
 
-/// Training knobs of the TF-IDF + logistic regression model.
+/// Training knobs of the trained scorer (see `config/cet/classification.yaml`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ModelParams {
@@ -132,13 +134,20 @@ pub struct ModelParams {
     pub sublinear_tf: bool,
     pub keyword_boost: f64,
     pub max_features: usize,
+    /// Word vectors: the most frequent corpus words (in at least `vector_min_df` documents).
+    pub vector_words: usize,
+    pub vector_min_df: u32,
+    /// Factor of the (unit-length) document vector in a feature row.
+    pub vector_weight: f64,
+    /// Prior weight of an area's own phrase evidence for that area (the L2 penalty pulls
+    /// toward it), so areas with few labelled awards still follow the taxonomy's keywords.
+    pub phrase_prior: f64,
     pub l2: f64,
     pub balance_classes: bool,
-    pub max_positive_weight: f64,
+    pub max_class_weight: f64,
     pub max_iter: usize,
     pub tolerance: f64,
     pub memory: usize,
-    pub calibration_fraction: f64,
     pub seed: u64,
     pub stop_words: Vec<String>,
 }
@@ -177,8 +186,16 @@ impl ClassifierParams {
             })
         };
         let m = &p.model;
-        if !(p.bands.medium <= p.bands.high && (0.0..=100.0).contains(&p.bands.high)) {
-            return bad("bands", "must satisfy 0 <= medium <= high <= 100");
+        let b = &p.bands;
+        if !(0.0 <= b.none_below
+            && b.none_below <= b.medium
+            && b.medium <= b.high
+            && b.high <= 100.0)
+        {
+            return bad(
+                "bands",
+                "must satisfy 0 <= none_below <= medium <= high <= 100",
+            );
         }
         if p.rules.saturation <= 0.0 {
             return bad("rules.saturation", "must be positive");
@@ -189,8 +206,11 @@ impl ClassifierParams {
         if !(m.max_df > 0.0 && m.max_df <= 1.0) {
             return bad("model.max_df", "must be in (0, 1]");
         }
-        if !(m.calibration_fraction > 0.0 && m.calibration_fraction < 0.5) {
-            return bad("model.calibration_fraction", "must be in (0, 0.5)");
+        if m.vector_weight < 0.0 || m.max_class_weight < 1.0 {
+            return bad(
+                "model.vector_weight/max_class_weight",
+                "must be >= 0 and >= 1 respectively",
+            );
         }
         if p.embedding.floor.partial_cmp(&p.embedding.ceiling) != Some(std::cmp::Ordering::Less) {
             return bad("embedding.floor", "must be below embedding.ceiling");
@@ -218,6 +238,7 @@ mod tests {
         let b = Bands {
             high: 0.7,
             medium: 0.4,
+            none_below: 0.0,
         };
         assert_eq!(
             [b.of(0.7), b.of(0.69), b.of(0.4), b.of(0.1)],

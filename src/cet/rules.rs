@@ -1,11 +1,9 @@
 //! The rules scorer: the taxonomy's keyword phrases matched word by word over an award's
 //! title, abstract and topic code, weighted by phrase and field, with negative phrases.
 
-use std::collections::HashMap;
-
-use super::params::{ClassifierParams, FieldWeights};
+use super::params::{ClassifierParams, FieldWeights, RulesParams};
 use super::taxonomy::Taxonomy;
-use super::text::{Token, phrase_keys};
+use super::text::{KeyMap, Token, phrase_keys};
 
 /// The award field a match was found in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -22,6 +20,11 @@ impl Source {
             Source::Abstract => "abstract",
             Source::TopicCode => "topic_code",
         }
+    }
+
+    /// Position of the field: title 0, abstract 1, topic code 2.
+    pub fn index(self) -> usize {
+        self as usize
     }
 
     /// This field's weight.
@@ -57,7 +60,7 @@ pub struct Hit {
 #[derive(Debug, Clone)]
 pub struct PhraseMatcher {
     pub phrases: Vec<Phrase>,
-    by_first: HashMap<u64, Vec<u32>>,
+    by_first: KeyMap<Vec<u32>>,
 }
 
 impl PhraseMatcher {
@@ -76,7 +79,7 @@ impl PhraseMatcher {
                 }
             }
         }
-        let mut by_first: HashMap<u64, Vec<u32>> = HashMap::new();
+        let mut by_first: KeyMap<Vec<u32>> = KeyMap::default();
         for (i, p) in phrases.iter().enumerate() {
             if let Some(&k) = p.keys.first() {
                 by_first.entry(k).or_default().push(i as u32);
@@ -111,35 +114,59 @@ impl PhraseMatcher {
     /// counts once at its best field's weight, plus a bonus per repeat; negative phrases
     /// subtract; the sum maps to 100 * (1 - exp(-sum / saturation)).
     pub fn scores(&self, hits: &[Hit], params: &ClassifierParams, n_areas: usize) -> Vec<f64> {
-        let mut evidence = vec![0.0f64; n_areas];
-        // (phrase, best field weight, occurrences)
-        let mut seen: Vec<(u32, f64, u32)> = Vec::with_capacity(hits.len());
+        let fw = &params.field_weights;
+        self.tally(hits, &params.rules, n_areas, |h, p| {
+            (p.area, h.source.weight(fw))
+        })
+        .into_iter()
+        .map(|e| {
+            if e > 0.0 {
+                100.0 * (1.0 - (-e / params.rules.saturation).exp())
+            } else {
+                0.0
+            }
+        })
+        .collect()
+    }
+
+    /// The same evidence kept apart by field, unweighted: `3 × n_areas` sums laid out as
+    /// title areas, abstract areas, topic-code areas (the trained model's phrase features).
+    pub fn field_evidence(&self, hits: &[Hit], rules: &RulesParams, n_areas: usize) -> Vec<f64> {
+        self.tally(hits, rules, 3 * n_areas, |h, p| {
+            (h.source.index() * n_areas + p.area, 1.0)
+        })
+    }
+
+    /// Summed phrase weights per slot (`place` gives a hit's slot and field factor): each
+    /// distinct phrase counts once per slot at its best factor, plus `repeat_bonus` per repeat
+    /// up to `max_repeats`; negative phrases subtract.
+    fn tally(
+        &self,
+        hits: &[Hit],
+        rules: &RulesParams,
+        slots: usize,
+        place: impl Fn(&Hit, &Phrase) -> (usize, f64),
+    ) -> Vec<f64> {
+        let mut out = vec![0.0f64; slots];
+        // (phrase, slot, best factor, occurrences)
+        let mut seen: Vec<(u32, usize, f64, u32)> = Vec::with_capacity(hits.len());
         for h in hits {
-            let fw = h.source.weight(&params.field_weights);
-            match seen.iter_mut().find(|s| s.0 == h.phrase) {
+            let (slot, factor) = place(h, &self.phrases[h.phrase as usize]);
+            match seen.iter_mut().find(|s| s.0 == h.phrase && s.1 == slot) {
                 Some(s) => {
-                    s.1 = s.1.max(fw);
-                    s.2 += 1;
+                    s.2 = s.2.max(factor);
+                    s.3 += 1;
                 }
-                None => seen.push((h.phrase, fw, 1)),
+                None => seen.push((h.phrase, slot, factor, 1)),
             }
         }
-        for (pi, fw, n) in seen {
+        for (pi, slot, factor, n) in seen {
             let p = &self.phrases[pi as usize];
-            let repeats = (n - 1).min(params.rules.max_repeats) as f64;
-            let w = p.weight * fw * (1.0 + params.rules.repeat_bonus * repeats);
-            evidence[p.area] += if p.negative { -w } else { w };
+            let repeats = (n - 1).min(rules.max_repeats) as f64;
+            let w = p.weight * factor * (1.0 + rules.repeat_bonus * repeats);
+            out[slot] += if p.negative { -w } else { w };
         }
-        evidence
-            .into_iter()
-            .map(|e| {
-                if e > 0.0 {
-                    100.0 * (1.0 - (-e / params.rules.saturation).exp())
-                } else {
-                    0.0
-                }
-            })
-            .collect()
+        out
     }
 }
 

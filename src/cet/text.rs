@@ -28,6 +28,13 @@ pub struct Token {
     pub key: u64,
 }
 
+/// A map keyed by word keys ([`word_key`], [`pair_key`]): they are hashes already, so the map
+/// uses them as they are.
+pub type KeyMap<V> = std::collections::HashMap<u64, V, nohash_hasher::BuildNoHashHasher<u64>>;
+
+/// A set of word keys (see [`KeyMap`]).
+pub type KeySet = std::collections::HashSet<u64, nohash_hasher::BuildNoHashHasher<u64>>;
+
 /// Key of a normalised word (stable across versions: xxh3 is a fixed algorithm).
 pub fn word_key(normalised: &str) -> u64 {
     xxh3_64(normalised.as_bytes())
@@ -42,8 +49,14 @@ pub fn pair_key(a: u64, b: u64) -> u64 {
 /// "battery", "processes" → "process", "sensors" → "sensor"); short words stay as they are.
 pub fn normalise_into(word: &str, out: &mut String) {
     out.clear();
-    for c in word.chars() {
-        out.extend(c.to_lowercase());
+    if word.is_ascii() {
+        // The common case, without per-character Unicode case mapping.
+        out.push_str(word);
+        out.make_ascii_lowercase();
+    } else {
+        for c in word.chars() {
+            out.extend(c.to_lowercase());
+        }
     }
     let n = out.len();
     if n <= 3 || !out.ends_with('s') {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use sbir::cet::embedding::CentroidOrigin as EmbeddingOrigin;
 use sbir::cet::eval::Evaluation;
-use sbir::cet::model::{LabelledDoc, Model};
+use sbir::cet::model::LabelledDoc;
 use sbir::cet::params::{ClassifierParams, ScorerChoice};
 use sbir::cet::taxonomy::Taxonomy;
 use sbir::cet::{self, ClassifyOptions, drift};
@@ -60,6 +60,11 @@ pub struct CommonArgs {
     /// Model artifact [default: cet.model_path; CET_MODEL_PATH overrides it].
     #[arg(long, global = true)]
     pub model: Option<PathBuf>,
+    /// For train and evaluate: award texts (CSV or NDJSON, gzip allowed: award_id, title,
+    /// abstract, topic_code, agency, branch) the labels' award ids refer to, instead of the
+    /// awards Parquet.
+    #[arg(long, global = true)]
+    pub texts: Option<PathBuf>,
 }
 
 /// What `classify-cet` does besides classifying.
@@ -83,9 +88,28 @@ pub struct TrainArgs {
     /// CSV of award_id (or text) and CET ids (primary_cet, optional secondary_cets).
     #[arg(long)]
     pub labels: Option<PathBuf>,
-    /// Train on the rules scorer's decisions scoring at least bootstrap_min_score.
+    /// Train on a scorer's decisions (--scorer, default rules) scoring at least
+    /// bootstrap_min_score.
     #[arg(long)]
     pub bootstrap: bool,
+    /// With --bootstrap: also write the weak labels (a labels CSV with the primary's score).
+    #[arg(long, requires = "bootstrap")]
+    pub save_labels: Option<PathBuf>,
+    /// Evaluate the new model on these labels and record the figures in its metadata.
+    #[arg(long)]
+    pub dev_labels: Option<PathBuf>,
+    /// Award texts the dev labels refer to (CSV or NDJSON) [default: the awards Parquet].
+    #[arg(long, requires = "dev_labels")]
+    pub dev_texts: Option<PathBuf>,
+    /// Also learn from the dev labels; their figures are then K-fold cross-validated (each
+    /// dev award scored by a model trained without it).
+    #[arg(long, requires = "dev_labels", value_name = "K")]
+    pub dev_folds: Option<usize>,
+    /// Award texts (CSV, NDJSON or JSON arrays, gzip allowed; several files allowed) whose
+    /// frequent words get word vectors from the sentence encoder (embed.model, located as
+    /// `sbir embed` does); without it the model has no word vectors.
+    #[arg(long, num_args = 1..)]
+    pub corpus: Vec<PathBuf>,
 }
 
 /// Flags of `classify-cet evaluate`.
@@ -352,6 +376,12 @@ fn classify(args: &Args, env: &Env) -> anyhow::Result<Status> {
             Severity::Error,
         ),
         Gate::at_least(
+            "classified_share",
+            r.classified_share(),
+            g.min_classified_share,
+            Severity::Warning,
+        ),
+        Gate::at_least(
             "high_conf_rate",
             r.high_conf_rate(),
             g.min_high_conf_rate,
@@ -381,6 +411,7 @@ fn classify(args: &Args, env: &Env) -> anyhow::Result<Status> {
     }
     checks.counts = [
         ("num_awards".to_string(), r.awards),
+        ("num_scored".to_string(), r.scored),
         ("num_classified".to_string(), r.classified),
         ("num_with_evidence".to_string(), r.with_evidence),
     ]
@@ -404,6 +435,7 @@ fn classify(args: &Args, env: &Env) -> anyhow::Result<Status> {
         "high_conf_rate": r.high_conf_rate(),
         "evidence_coverage_rate": r.evidence_coverage(),
         "classification_success_rate": r.success_rate(),
+        "classified_share": r.classified_share(),
         "per_area": r.per_area,
         "bands": r.bands,
         "sample": s.cet.sample_size.map(|n| json!({"size": n, "seed": s.cet.sample_seed, "from": r.sampled_from})),
@@ -498,12 +530,17 @@ fn drift_cmd(args: &DriftArgs, env: &Env) -> anyhow::Result<Status> {
 }
 
 /// Labelled documents, warning about labelled award ids the awards file lacks.
-fn labelled(labels: &Path, taxonomy: &Taxonomy, awards: &Path) -> anyhow::Result<Vec<LabelledDoc>> {
-    let (docs, missing) = cet::labelled_docs(labels, taxonomy, awards)?;
+fn labelled(
+    labels: &Path,
+    taxonomy: &Taxonomy,
+    awards: &Path,
+    texts: Option<&Path>,
+) -> anyhow::Result<Vec<LabelledDoc>> {
+    let (docs, missing) = cet::labelled_docs(labels, taxonomy, awards, texts)?;
     if missing > 0 {
         tracing::warn!(
             "{missing} labelled award id(s) are not in {}; skipped",
-            awards.display()
+            texts.unwrap_or(awards).display()
         );
     }
     Ok(docs)
@@ -517,54 +554,140 @@ fn train(args: &TrainArgs, common: &CommonArgs, env: &Env) -> anyhow::Result<Sta
     let timer = StageTimer::start();
     let (docs, source) = match &args.labels {
         Some(labels) => (
-            labelled(labels, &taxonomy, &awards)?,
+            labelled(labels, &taxonomy, &awards, common.texts.as_deref())?,
             format!("labels:{}", labels.display()),
         ),
-        None => (
-            cet::bootstrap_docs(&taxonomy, &params, &awards)?,
-            format!("bootstrap:{}", awards.display()),
-        ),
+        None => {
+            let choice = common.scorer.unwrap_or(ScorerChoice::Rules);
+            anyhow::ensure!(
+                matches!(
+                    choice,
+                    ScorerChoice::Rules | ScorerChoice::Embedding | ScorerChoice::Hybrid
+                ),
+                "train --bootstrap learns from --scorer rules, embedding or hybrid, not from a trained model"
+            );
+            let (mut scorer, _) = load_classifier(s, Some(choice), false)?;
+            // The teacher never holds a trained model: the recipe does not depend on the
+            // artifact it rebuilds (hybrid is rules + embedding here).
+            scorer.model = None;
+            let source = common.texts.as_deref().unwrap_or(&awards);
+            let weak = env.with_progress("classify-cet train: labelling", "awards", |p| {
+                cet::bootstrap_docs(&scorer, &awards, common.texts.as_deref(), p)
+            })?;
+            if let Some(out) = &args.save_labels {
+                cet::write_labels(out, &weak, &taxonomy)?;
+                tracing::info!(
+                    "classify-cet train: weak labels written to {}",
+                    out.display()
+                );
+            }
+            (
+                weak.into_iter().map(|w| w.doc).collect(),
+                format!("bootstrap:{}:{}", scorer.scorer(), source.display()),
+            )
+        }
     };
     tracing::info!(
         "classify-cet train: {} labelled documents ({source})",
         docs.len()
     );
-    let model = env.with_progress("classify-cet train", "docs", |_| {
-        Model::train(
-            &docs,
-            &taxonomy,
-            &params.model,
-            &params.field_weights,
-            &source,
+    let vectors = if args.corpus.is_empty() {
+        None
+    } else {
+        Some(
+            env.with_progress("classify-cet train: word vectors", "words", |p| {
+                cet::corpus::word_vectors(&args.corpus, &s.embed, &params.model, p)
+            })?,
         )
+    };
+    let dev = match &args.dev_labels {
+        Some(labels) => Some(cet::training::Dev {
+            docs: labelled(labels, &taxonomy, &awards, args.dev_texts.as_deref())?,
+            folds: args.dev_folds,
+        }),
+        None => None,
+    };
+    let n_docs = docs.len();
+    let trained = env.with_progress("classify-cet train", "docs", |_| {
+        cet::training::train(docs, dev, &taxonomy, &params, vectors, &source)
     })?;
+    let model = trained.model;
     let path = common
         .model
         .clone()
         .unwrap_or_else(|| s.cet.model_path.clone());
     model.save(&path)?;
-    let m = timer.finish(docs.len() as u64);
+    let dev = match (&args.dev_labels, trained.dev) {
+        (Some(labels), Some(d)) => {
+            print_evaluation(&d.evaluation);
+            Some(json!({
+                "labels": file_info(labels)?,
+                "texts": args.dev_texts.as_deref().map(file_info).transpose()?,
+                "cross_validated_folds": d.cross_validated_folds,
+                "evaluation": d.evaluation,
+            }))
+        }
+        _ => None,
+    };
+    let meta_path = path.with_extension("metadata.json");
+    let source_path = match &args.labels {
+        Some(l) => l.clone(),
+        None => common.texts.clone().unwrap_or_else(|| awards.clone()),
+    };
+    let metadata = json!({
+        "model_version": model.version,
+        "created_at": model.body.created_at,
+        "tool_version": model.body.tool_version,
+        "recipe": std::env::args().collect::<Vec<_>>().join(" "),
+        "settings_digest": env.ctx.config_digest,
+        "inputs": {
+            "training": file_info(&source_path)?,
+            "corpus": args.corpus.iter().map(|c| file_info(c)).collect::<anyhow::Result<Vec<_>>>()?,
+            "taxonomy": file_info(&s.cet.taxonomy).ok(),
+            "classification": file_info(&s.cet.classification).ok(),
+        },
+        "trained_on": model.body.trained_on,
+        "dev_set": dev,
+    });
+    sbir::io::atomic::write_file(&meta_path, &serde_json::to_vec_pretty(&metadata)?)?;
+    let m = timer.finish(n_docs as u64);
     let t = &model.body.trained_on;
     tracing::info!(
-        "classify-cet train: {} features, {} classes, {} L-BFGS iterations (loss {:.4}), {} calibration docs, {:.1}s, peak RSS {:.0} MB",
+        "classify-cet train: {} TF-IDF features, {} word vectors, {} classes, {} L-BFGS iterations (loss {:.4}), {:.1}s, peak RSS {:.0} MB",
         model.body.features.len(),
+        model
+            .body
+            .word_vectors
+            .as_ref()
+            .map_or(0, |v| v.words.len()),
         model.body.classes.len(),
         t.iterations,
         t.final_loss,
-        t.calibration_documents,
         m.duration_s,
         m.peak_rss_mb.unwrap_or_default()
     );
     println!("{}", path.display());
+    println!("{}", meta_path.display());
     println!("{}", model.version);
     Ok(Status::Pass)
+}
+
+/// A file's path, size and SHA-256, for the model metadata.
+fn file_info(path: &Path) -> anyhow::Result<serde_json::Value> {
+    let i = input_info(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(json!({"path": i.path, "bytes": i.bytes, "sha256": i.sha256}))
 }
 
 /// `classify-cet evaluate`: every available scorer against the labels.
 fn evaluate_cmd(args: &EvaluateArgs, common: &CommonArgs, env: &Env) -> anyhow::Result<Status> {
     let s = env.settings();
     let (taxonomy, params) = load_parts(s)?;
-    let docs = labelled(&args.labels, &taxonomy, &awards_path(s))?;
+    let docs = labelled(
+        &args.labels,
+        &taxonomy,
+        &awards_path(s),
+        common.texts.as_deref(),
+    )?;
     anyhow::ensure!(!docs.is_empty(), "no labelled awards to evaluate");
     let all = matches!(common.scorer, Some(ScorerChoice::Auto) | None);
     let choices: Vec<ScorerChoice> = match common.scorer {
@@ -631,7 +754,7 @@ fn evaluate_cmd(args: &EvaluateArgs, common: &CommonArgs, env: &Env) -> anyhow::
 
 fn print_evaluation(e: &Evaluation) {
     println!(
-        "scorer {}: {} awards, top-1 accuracy {:.3}, top-3 recall {:.3}, micro F1 {:.3}, macro P/R/F1 {:.3}/{:.3}/{:.3}, unclassified {}",
+        "scorer {}: {} awards, top-1 accuracy {:.3}, top-3 recall {:.3}, micro F1 {:.3}, macro P/R/F1 {:.3}/{:.3}/{:.3}, unclassified {}, supporting P/R {:.3}/{:.3}",
         e.scorer,
         e.awards,
         e.top1_accuracy,
@@ -640,7 +763,9 @@ fn print_evaluation(e: &Evaluation) {
         e.macro_avg.precision,
         e.macro_avg.recall,
         e.macro_avg.f1,
-        e.unclassified
+        e.unclassified,
+        e.supporting.precision,
+        e.supporting.recall
     );
     println!(
         "  {:<56} {:>7} {:>9} {:>6} {:>6}",

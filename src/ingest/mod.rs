@@ -6,7 +6,6 @@
 
 pub mod columns;
 pub mod dates;
-pub mod html;
 pub mod row;
 pub mod rules;
 

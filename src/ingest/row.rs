@@ -9,8 +9,9 @@ use sha2::{Digest, Sha256};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use super::columns::{Col, HeaderMap, REQUIRED};
+use super::dates;
 use super::rules::{self, Fixed, Parsed, Problem};
-use super::{dates, html};
+use crate::html;
 use crate::io::chunks::Record;
 use crate::records::{Award, Warning, opt};
 

@@ -145,10 +145,16 @@ fn rules_scorer_on_hand_written_abstracts() {
                 "Satellite communications using deep learning",
                 "A software defined radio with deep learning links spacecraft. Satellite communications improve.",
             ),
+            award("7", "Hypersonic", "A test article for the range."),
         ],
     );
-    // One award of six has no CET evidence: below the 95% success gate, so exit 3.
-    let rows = classifications(&wd, 3);
+    // One award of seven has no CET evidence: it gets no area, an answer (exit 0); the
+    // success gate counts awards that could be scored, the classified share only warns.
+    let rows = classifications(&wd, 0);
+    let checks = wd.json("ndjson/cet_award_classifications.checks.json");
+    assert_eq!(checks["counts"]["num_scored"], 7);
+    assert_eq!(checks["counts"]["num_classified"], 6);
+    assert_eq!(checks["status"], "pass", "{checks}");
     let primary: Vec<Value> = rows.iter().map(|r| r["primary_cet_id"].clone()).collect();
     assert_eq!(primary[0], "hypersonics");
     assert_eq!(primary[1], "trusted_ai_and_autonomy");
@@ -157,7 +163,11 @@ fn rules_scorer_on_hand_written_abstracts() {
         "quantum dot / quantum efficiency are negative phrases of quantum"
     );
     assert_eq!(primary[3], Value::Null, "'ai' must not match inside 'said'");
-    assert_eq!(rows[3]["band"], Value::Null);
+    assert_eq!(rows[3]["band"], "none");
+    // One word alone scores High (a weight-2 phrase in the title) but is never a High band.
+    assert_eq!(primary[6], "hypersonics");
+    assert!(rows[6]["primary_score"].as_f64().unwrap() >= 70.0);
+    assert_eq!(rows[6]["band"], "Medium");
     assert_eq!(primary[4], "artificial_intelligence");
     assert_eq!(
         rows[4]["evidence"][0]["excerpt"],
@@ -166,15 +176,15 @@ fn rules_scorer_on_hand_written_abstracts() {
     assert_eq!(rows[4]["evidence"][0]["source"], "abstract");
     assert_eq!(rows[4]["evidence"][0]["phrase"], "machine learning");
     assert_eq!(rows[0]["evidence"][0]["source"], "title");
-    // Supporting areas: at most 3, each >= 40 and at least 5 below the primary.
+    // Supporting areas: at most 3, each >= 10 and at least 5 below the primary.
     assert!(!rows[5]["supporting"].as_array().unwrap().is_empty());
-    for r in &rows {
+    for r in &rows[..6] {
         let p = r["primary_score"].as_f64().unwrap();
         let sup = r["supporting"].as_array().unwrap();
         assert!(sup.len() <= 3);
         for s in sup {
             let v = s["score"].as_f64().unwrap();
-            assert!(v >= 40.0 && v <= p - 5.0, "{r}");
+            assert!(v >= 10.0 && v <= p - 5.0, "{r}");
         }
         assert!(r["evidence"].as_array().unwrap().len() <= 3);
         let band = match p {
@@ -245,7 +255,8 @@ fn model_trains_scores_and_falls_back() {
     assert!(version.starts_with("cet_classifier_v1-"), "{version}");
     let model = wd.json("artifacts/models/cet_classifier_v1.json");
     assert_eq!(model["model"]["taxonomy_version"], "NSTC-2024.02");
-    assert_eq!(model["model"]["classes"].as_array().unwrap().len(), 21);
+    // The 21 areas and "none" (no area).
+    assert_eq!(model["model"]["classes"].as_array().unwrap().len(), 22);
 
     // Deterministic: a second training gives the same weights.
     wd.run(
@@ -310,12 +321,24 @@ fn model_trains_scores_and_falls_back() {
         !hand["evidence"].as_array().unwrap().is_empty(),
         "model evidence"
     );
-    let hand = classify_hand("rules", 3);
+    let hand = classify_hand("rules", 0);
     assert_eq!(
         hand["primary_cet_id"],
         Value::Null,
-        "no keyword: rules abstain"
+        "no keyword: rules give no area"
     );
+    assert_eq!(hand["band"], "none");
+    // "No area" is an answer: only the classified-share gate warns.
+    let checks = wd.json("hand/cet_award_classifications.checks.json");
+    assert_eq!(checks["status"], "warn", "{checks}");
+    let failed: Vec<&str> = checks["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["passed"] == false)
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert!(failed.contains(&"classified_share"), "{checks}");
 
     // Evaluation reports both scorers.
     wd.run(
@@ -334,7 +357,12 @@ fn model_trains_scores_and_falls_back() {
     assert_eq!(scorers.len(), 2);
     for s in &scorers {
         assert!(s["top1_accuracy"].as_f64().unwrap() > 0.8, "{s}");
-        assert_eq!(s["per_area"].as_array().unwrap().len(), 21);
+        // The 21 areas, then "none" when an award was labelled or classified as no area.
+        let per_area = s["per_area"].as_array().unwrap();
+        assert!(
+            per_area.len() == 21 || per_area[21]["cet_id"] == "none",
+            "{s}"
+        );
     }
 
     // A tampered artifact fails its checksum: fallback to rules, said in the checks file.
@@ -647,8 +675,8 @@ fn embedding_and_hybrid_scorers_classify_hand_written_abstracts() {
         }
     }
 
-    // `evaluate --with-embedding` measures them beside the rules (no model is trained here,
-    // so hybrid blends rules and embedding, and says so).
+    // `evaluate --with-embedding` measures them beside the rules and the model (the shipped
+    // one, compiled in: this folder has no artifact), and hybrid blends model and embedding.
     let mut labels = String::from("text,primary_cet\n");
     for (text, want) in cases {
         labels.push_str(&format!("\"{}\",{want}\n", text.replace('\n', " ")));
@@ -671,11 +699,8 @@ fn embedding_and_hybrid_scorers_classify_hand_written_abstracts() {
         .iter()
         .map(|s| s["scorer"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        scorers,
-        ["rules", "embedding", "hybrid (rules + embedding)"]
-    );
-    assert_eq!(e["scorers"][1]["top1_accuracy"], 1.0, "{e}");
+    assert_eq!(scorers, ["rules", "model", "embedding", "hybrid"]);
+    assert_eq!(e["scorers"][2]["top1_accuracy"], 1.0, "{e}");
 }
 
 #[test]
@@ -683,4 +708,143 @@ fn a_missing_awards_file_is_a_usage_error_as_in_ingest_and_enrich() {
     let wd = Workdir::new();
     let err = stderr(&wd.run(&["classify-cet", "--awards", "nope.parquet"], 2));
     assert!(err.contains("cannot read nope.parquet"), "{err}");
+}
+
+/// Rows of the project's labelled real awards (data/cet/training_awards.csv): its header and
+/// the records in `range`.
+fn real_labelled(range: std::ops::Range<usize>) -> (Vec<String>, Vec<csv::StringRecord>) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/cet/training_awards.csv");
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let header = r.headers().unwrap().iter().map(String::from).collect();
+    let rows = r.records().skip(range.start).take(range.len());
+    (header, rows.map(Result::unwrap).collect())
+}
+
+fn write_csv(wd: &Workdir, name: &str, header: &[&str], rows: &[Vec<&str>]) {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(header).unwrap();
+    for r in rows {
+        w.write_record(r).unwrap();
+    }
+    wd.write(name, String::from_utf8(w.into_inner().unwrap()).unwrap());
+}
+
+/// The recipe of the shipped model on a slice of it: real labelled awards, word vectors from
+/// the real all-MiniLM-L6-v2 over a JSON-array corpus, and a dev set learnt from with
+/// cross-validated figures, all recorded in the metadata.
+#[test]
+fn train_learns_word_vectors_and_cross_validates_the_dev_set() {
+    let wd = Workdir::new();
+    let (header, rows) = real_labelled(0..190);
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let rows: Vec<Vec<&str>> = rows.iter().map(|r| r.iter().collect()).collect();
+    write_csv(&wd, "train.csv", &header, &rows[..150]);
+    // The dev set: labels by award id, texts in another file.
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let dev_rows = &rows[150..];
+    write_csv(
+        &wd,
+        "dev_texts.csv",
+        &["award_id", "title", "abstract"],
+        &dev_rows
+            .iter()
+            .map(|r| vec![r[col("award_id")], r[col("title")], r[col("abstract")]])
+            .collect::<Vec<_>>(),
+    );
+    write_csv(
+        &wd,
+        "dev_labels.csv",
+        &["award_id", "primary_cet", "secondary_cets"],
+        &dev_rows
+            .iter()
+            .map(|r| {
+                vec![
+                    r[col("award_id")],
+                    r[col("primary_cet")],
+                    r[col("secondary_cets")],
+                ]
+            })
+            .collect::<Vec<_>>(),
+    );
+    // The corpus as the API publishes it: a JSON array of awards.
+    let corpus: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({"link": r[col("award_id")], "title": r[col("title")],
+                "abstract": r[col("abstract")], "agency": [r[col("agency")]]})
+        })
+        .collect();
+    wd.write("awards_2018.json", serde_json::to_string(&corpus).unwrap());
+    // A small vocabulary and few iterations keep the test short (the test build is not
+    // optimised).
+    let knobs = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/cet/classification.yaml"
+    ))
+    .unwrap()
+    .replace("vector_words: 20000", "vector_words: 1500")
+    .replace("max_iter: 300", "max_iter: 60");
+    wd.write("classification.yaml", knobs);
+
+    let mut cmd = wd.offline_cmd(&[
+        "classify-cet",
+        "train",
+        "--labels",
+        "train.csv",
+        "--corpus",
+        "awards_2018.json",
+        "--dev-labels",
+        "dev_labels.csv",
+        "--dev-texts",
+        "dev_texts.csv",
+        "--dev-folds",
+        "3",
+        "--model",
+        "m.json",
+    ]);
+    cmd.env("SBIR_ETL__CET__CLASSIFICATION", "classification.yaml");
+    let out = cmd.output().unwrap();
+    if real_model_missing(&out) {
+        return;
+    }
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("m.metadata.json"));
+
+    let m = wd.json("m.json");
+    let v = &m["model"]["word_vectors"];
+    assert_eq!(v["encoder"], "sentence-transformers/all-MiniLM-L6-v2");
+    assert_eq!(v["dims"], 384);
+    let words = v["words"].as_array().unwrap().len();
+    assert!(words > 500 && words <= 1500, "{words} words");
+    assert_eq!(m["model"]["classes"].as_array().unwrap().len(), 22);
+    // The dev awards were learnt from: 150 + 40 documents.
+    assert_eq!(m["model"]["trained_on"]["documents"], 190);
+
+    let meta = wd.json("m.metadata.json");
+    assert_eq!(meta["dev_set"]["cross_validated_folds"], 3);
+    let e = &meta["dev_set"]["evaluation"];
+    assert_eq!(e["awards"], 40);
+    assert!(e["top3_recall"].as_f64().unwrap() > 0.5, "{e}");
+    assert_eq!(meta["inputs"]["corpus"][0]["path"], "awards_2018.json");
+    assert_eq!(
+        meta["inputs"]["corpus"][0]["sha256"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
+    assert!(meta["recipe"].as_str().unwrap().contains("--dev-folds 3"));
+
+    // The model classifies a text none of its keywords occur in, from meaning.
+    let mut cmd = wd.cmd(&[
+        "classify-cet",
+        "--scorer",
+        "model",
+        "--text",
+        "Antigens that teach the immune system\nWe design adjuvanted antigens that train immune responses against emerging viruses in patients.",
+    ]);
+    cmd.env("CET_MODEL_PATH", "m.json")
+        .env("SBIR_ETL__CET__CLASSIFICATION", "classification.yaml");
+    let c: Value = serde_json::from_str(&stdout(&wd.run_expect(cmd, 0))).unwrap();
+    assert_eq!(c["primary_cet_id"], "biotechnologies", "{c}");
 }

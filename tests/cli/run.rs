@@ -1,5 +1,7 @@
 //! `sbir run`: the main job on the configured input, stage by stage.
 
+use serde_json::Value;
+
 use crate::workdir::{Workdir, awards_csv, stderr, stdout};
 
 #[test]
@@ -34,10 +36,11 @@ fn run_chains_ingest_enrich_and_classify_and_prints_outputs() {
         wd.json("data/processed/enriched_sbir_awards.checks.json")["counts"]["linked"],
         1
     );
-    // No model artifact here: the rules scorer runs and the checks file says why.
+    // No model artifact in this folder: the shipped model compiled into the binary classifies.
     let cet = wd.json("data/processed/cet_award_classifications.checks.json");
-    assert_eq!(cet["details"]["reason"], "model_missing");
-    assert_eq!(cet["counts"]["num_classified"], 1);
+    assert_eq!(cet["details"]["scorer"], "model", "{cet}");
+    assert_eq!(cet["details"]["reason"], Value::Null);
+    assert_eq!(cet["counts"]["num_scored"], 1);
     // No graph server configured: the import bundle is written.
     assert!(
         printed.contains("data/loaded/neo4j-import/nodes_award.csv"),

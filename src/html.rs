@@ -86,6 +86,11 @@ const ENTITIES: &[(&str, &str)] = &[
     ("ccedil", "\u{e7}"),
 ];
 
+/// `s` cleaned of HTML (see [`clean`]), moved through untouched when it holds none.
+pub fn cleaned(s: String) -> String {
+    clean(&s).map_or(s, |(text, _)| text)
+}
+
 /// `s` with tags removed and entities decoded (repeatedly, for `&amp;rsquo;`), and what was
 /// cleaned (`&amp; <p>`, each kind once) for the warning; `None` when `s` holds no HTML.
 pub fn clean(s: &str) -> Option<(String, String)> {

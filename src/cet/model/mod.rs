@@ -1,0 +1,611 @@
+//! The trained CET scorer: a multinomial logistic regression over three kinds of features —
+//! TF-IDF of words and word pairs, word vectors distilled from a sentence encoder, and the
+//! taxonomy's phrase evidence per field — with "no area" (`none`) as one more class, so an
+//! award that fits no area is an answer, not a failure.
+
+pub mod artifact;
+pub mod features;
+pub mod optim;
+pub mod vectors;
+
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use super::CetError;
+use super::eval::NONE;
+use super::params::ClassifierParams;
+use super::rules::{PhraseMatcher, Source};
+use super::taxonomy::Taxonomy;
+use super::text::{KeyMap, KeySet, Token, pair_key};
+pub use artifact::{DEFAULT_PATH, ModelBody, StoredVectors, TrainingInfo};
+use features::{
+    Row, chi2_select, doc_terms, doc_texts, feature_key, feature_names, is_term, keyword_term_keys,
+    stop_set, to_row, to_row_into, tokenize_doc,
+};
+use vectors::WordVectors;
+
+/// A labelled document for training.
+#[derive(Debug, Clone)]
+pub struct LabelledDoc {
+    /// Stable identity (award id or a text hash).
+    pub id: String,
+    pub title: String,
+    pub r#abstract: Option<String>,
+    pub topic_code: Option<String>,
+    /// Agency and branch (sub-agency), for the scorers' priors.
+    pub agency: Option<String>,
+    pub branch: Option<String>,
+    /// Taxonomy area indexes, primary first; empty when the award belongs to no area.
+    pub areas: Vec<usize>,
+}
+
+/// Word vectors for training, with the corpus they were read from.
+#[derive(Clone)]
+pub struct VectorSource {
+    pub vectors: StoredVectors,
+    pub corpus: String,
+}
+
+/// A loaded model, ready to score.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// `cet_classifier_v1-<first 8 hex of the checksum>`.
+    pub version: String,
+    pub body: ModelBody,
+    featurizer: Featurizer,
+    /// Taxonomy area of each class (`None` for the no-area class).
+    class_area: Vec<Option<usize>>,
+    /// Class of each taxonomy area, if any.
+    area_class: Vec<Option<usize>>,
+}
+
+/// Scores of one award: 0-100 per taxonomy area and for "no area".
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scores {
+    pub areas: Vec<f64>,
+    pub none: f64,
+}
+
+/// Buffers reused from award to award when scoring.
+#[derive(Debug, Default)]
+pub struct Buffers {
+    terms: Vec<(u64, f64)>,
+    found: Vec<(u32, f32)>,
+    vector: Vec<f32>,
+    row: Row,
+    logits: Vec<f64>,
+}
+
+/// Turns a document into its feature row; the same for training and scoring.
+#[derive(Debug, Clone)]
+struct Featurizer {
+    columns: KeyMap<u32>,
+    idf: Vec<f32>,
+    stop: KeySet,
+    weights3: [f64; 3],
+    ngram_max: usize,
+    sublinear: bool,
+    vectors: Option<WordVectors>,
+    vector_weight: f32,
+    n_areas: usize,
+}
+
+impl Featurizer {
+    /// Columns: TF-IDF features, then vector dimensions, then 3 × areas phrase evidence.
+    fn width(&self) -> usize {
+        self.idf.len() + self.vectors.as_ref().map_or(0, |v| v.dims) + 3 * self.n_areas
+    }
+
+    /// The row of one document into `b.row` (`evidence`: [`PhraseMatcher::field_evidence`]).
+    fn row(&self, fields: &[Vec<Token>; 3], texts: [&str; 3], evidence: &[f64], b: &mut Buffers) {
+        doc_terms(
+            fields,
+            texts,
+            self.weights3,
+            &self.stop,
+            self.ngram_max,
+            &mut b.terms,
+            |_, _| {},
+        );
+        to_row_into(
+            &b.terms,
+            &self.columns,
+            &self.idf,
+            self.sublinear,
+            &mut b.row,
+        );
+        let mut col = self.idf.len() as u32;
+        if let Some(v) = &self.vectors {
+            b.vector.resize(v.dims, 0.0);
+            v.doc_vector(
+                fields,
+                texts,
+                self.weights3,
+                &self.stop,
+                &mut b.found,
+                &mut b.vector,
+            );
+            b.row.extend(
+                b.vector
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, x)| **x != 0.0)
+                    .map(|(i, x)| (col + i as u32, x * self.vector_weight)),
+            );
+            col += v.dims as u32;
+        }
+        b.row.extend(
+            evidence
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| **e > 0.0)
+                .map(|(i, e)| (col + i as u32, e.ln_1p() as f32)),
+        );
+    }
+}
+
+impl Model {
+    /// Trains on `docs` (every area index must be valid for `taxonomy`), with word vectors
+    /// when given.
+    pub fn train(
+        docs: &[LabelledDoc],
+        taxonomy: &Taxonomy,
+        params: &ClassifierParams,
+        vectors: Option<VectorSource>,
+        source: &str,
+    ) -> Result<Self, CetError> {
+        let p = &params.model;
+        if docs.len() < 10 {
+            return Err(CetError::Invalid(format!(
+                "training needs at least 10 labelled documents, got {}",
+                docs.len()
+            )));
+        }
+        let n_areas = taxonomy.areas.len();
+        let mut classes = taxonomy.ids();
+        classes.push(NONE.to_string());
+        let k = classes.len();
+        let labels: Vec<usize> = docs
+            .iter()
+            .map(|d| d.areas.first().copied().unwrap_or(n_areas))
+            .collect();
+        let stop_words = features::stop_words(p);
+        let stop = stop_set(&stop_words);
+        let fw = &params.field_weights;
+        let weights3 = [fw.title, fw.r#abstract, fw.topic_code];
+        let matcher = PhraseMatcher::new(taxonomy);
+
+        // Tokens, terms and phrase evidence of every document.
+        struct Parsed {
+            fields: [Vec<Token>; 3],
+            terms: Vec<(u64, f64)>,
+            evidence: Vec<f64>,
+        }
+        let parsed: Vec<Parsed> = docs
+            .par_iter()
+            .map_init(
+                || (String::new(), Vec::new()),
+                |(buf, hits), d| {
+                    let mut fields = <[Vec<Token>; 3]>::default();
+                    tokenize_doc(d, buf, &mut fields);
+                    hits.clear();
+                    for (i, src) in [Source::Title, Source::Abstract, Source::TopicCode]
+                        .into_iter()
+                        .enumerate()
+                    {
+                        matcher.find(&fields[i], src, hits);
+                    }
+                    let mut terms = Vec::new();
+                    doc_terms(
+                        &fields,
+                        doc_texts(d),
+                        weights3,
+                        &stop,
+                        p.ngram_max,
+                        &mut terms,
+                        |_, _| {},
+                    );
+                    Parsed {
+                        evidence: matcher.field_evidence(hits, &params.rules, n_areas),
+                        fields,
+                        terms,
+                    }
+                },
+            )
+            .collect();
+
+        // Document frequencies, the min_df/max_df filter, then chi-squared selection.
+        let mut df: KeyMap<u32> = KeyMap::default();
+        for t in &parsed {
+            for (key, _) in &t.terms {
+                *df.entry(*key).or_default() += 1;
+            }
+        }
+        let n = docs.len() as f64;
+        let max_df = (p.max_df * n).floor() as u32;
+        let mut vocab: Vec<u64> = df
+            .iter()
+            .filter(|&(_, &d)| d >= p.min_df && d <= max_df)
+            .map(|(key, _)| *key)
+            .collect();
+        vocab.sort_unstable();
+        let keyword_keys = keyword_term_keys(taxonomy);
+        let idf_of = |key: &u64| {
+            let base = ((1.0 + n) / (1.0 + df[key] as f64)).ln() + 1.0;
+            let boost = if keyword_keys.contains(key) {
+                p.keyword_boost
+            } else {
+                1.0
+            };
+            (base * boost) as f32
+        };
+        let columns_of = |vocab: &[u64]| -> KeyMap<u32> {
+            vocab
+                .iter()
+                .enumerate()
+                .map(|(i, key)| (*key, i as u32))
+                .collect()
+        };
+        let all_idf: Vec<f32> = vocab.iter().map(idf_of).collect();
+        let all_columns = columns_of(&vocab);
+        let tfidf_rows: Vec<Row> = parsed
+            .par_iter()
+            .map(|t| to_row(&t.terms, &all_columns, &all_idf, p.sublinear_tf))
+            .collect();
+        let selected = chi2_select(&tfidf_rows, &labels, vocab.len(), k, p.max_features);
+        drop(tfidf_rows);
+        let vocab: Vec<u64> = selected.iter().map(|&c| vocab[c]).collect();
+
+        let (stored, corpus) = match vectors {
+            Some(v) => (Some(v.vectors), Some(v.corpus)),
+            None => (None, None),
+        };
+        let featurizer = Featurizer {
+            columns: columns_of(&vocab),
+            idf: vocab.iter().map(idf_of).collect(),
+            stop,
+            weights3,
+            ngram_max: p.ngram_max,
+            sublinear: p.sublinear_tf,
+            vectors: stored.as_ref().map(WordVectors::new).transpose()?,
+            vector_weight: p.vector_weight as f32,
+            n_areas,
+        };
+        let rows: Vec<Row> = parsed
+            .par_iter()
+            .zip(docs)
+            .map_init(Buffers::default, |b, (t, d)| {
+                featurizer.row(&t.fields, doc_texts(d), &t.evidence, b);
+                std::mem::take(&mut b.row)
+            })
+            .collect();
+        drop(parsed);
+
+        // Balanced class weights: n / (classes present × n_c), capped.
+        let per_class: Vec<usize> = (0..k)
+            .map(|c| labels.iter().filter(|&&y| y == c).count())
+            .collect();
+        let present = per_class.iter().filter(|&&c| c > 0).count().max(1) as f64;
+        let class_weight: Vec<f64> = per_class
+            .iter()
+            .map(|&c| {
+                if p.balance_classes && c > 0 {
+                    (n / (present * c as f64)).min(p.max_class_weight)
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        let d = featurizer.width();
+        // The prior: an area's own phrase evidence (in any field) speaks for it.
+        let mut prior = vec![0.0; d * k];
+        let first_phrase = d - 3 * n_areas;
+        for field in 0..3 {
+            for a in 0..n_areas {
+                prior[(first_phrase + field * n_areas + a) * k + a] = p.phrase_prior;
+            }
+        }
+        let problem = optim::Softmax {
+            rows: &rows,
+            labels: &labels,
+            d,
+            k,
+            l2: p.l2,
+            prior: &prior,
+            class_weight,
+        };
+        let (theta, iterations, final_loss) = optim::lbfgs(
+            |x, g| problem.loss_grad(x, g),
+            vec![0.0; (d + 1) * k],
+            p.memory,
+            p.max_iter,
+            p.tolerance,
+        );
+        let (w, b) = theta.split_at(d * k);
+
+        let features = feature_names(docs, &vocab, weights3, &featurizer.stop, p.ngram_max);
+        let body = ModelBody {
+            format: artifact::FORMAT.into(),
+            format_version: artifact::FORMAT_VERSION,
+            taxonomy_version: taxonomy.version.clone(),
+            created_at: crate::io::checks::now_rfc3339(),
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            trained_on: TrainingInfo {
+                source: source.into(),
+                documents: docs.len(),
+                per_class,
+                vector_corpus: corpus,
+                iterations,
+                final_loss,
+            },
+            params: p.clone(),
+            field_weights: params.field_weights.clone(),
+            rules: params.rules.clone(),
+            stop_words,
+            classes,
+            features,
+            idf: featurizer.idf.clone(),
+            word_vectors: stored,
+            weights: w.iter().map(|&v| v as f32).collect(),
+            intercepts: b.iter().map(|&v| v as f32).collect(),
+        };
+        Self::from_body(body, taxonomy, None)
+    }
+
+    /// Builds the scoring form and checks the body against the taxonomy.
+    fn from_body(
+        body: ModelBody,
+        taxonomy: &Taxonomy,
+        checksum: Option<&str>,
+    ) -> Result<Self, CetError> {
+        let bad = |m: String| CetError::ModelInvalid(m);
+        if body.format != artifact::FORMAT || body.format_version != artifact::FORMAT_VERSION {
+            return Err(bad(format!(
+                "format {} v{} (expected {} v{})",
+                body.format,
+                body.format_version,
+                artifact::FORMAT,
+                artifact::FORMAT_VERSION
+            )));
+        }
+        if body.taxonomy_version != taxonomy.version {
+            return Err(bad(format!(
+                "trained for taxonomy {}, the taxonomy is {}",
+                body.taxonomy_version, taxonomy.version
+            )));
+        }
+        let class_area = body
+            .classes
+            .iter()
+            .map(|c| match taxonomy.index_of(c) {
+                Some(a) => Ok(Some(a)),
+                None if c == NONE => Ok(None),
+                None => Err(bad(format!("class `{c}` is not in the taxonomy"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut area_class = vec![None; taxonomy.areas.len()];
+        for (c, a) in class_area.iter().enumerate() {
+            if let Some(a) = a {
+                area_class[*a] = Some(c);
+            }
+        }
+        let b = &body;
+        let featurizer = Featurizer {
+            columns: b
+                .features
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (feature_key(f), i as u32))
+                .collect(),
+            idf: b.idf.clone(),
+            stop: stop_set(&b.stop_words),
+            weights3: [
+                b.field_weights.title,
+                b.field_weights.r#abstract,
+                b.field_weights.topic_code,
+            ],
+            ngram_max: b.params.ngram_max,
+            sublinear: b.params.sublinear_tf,
+            vectors: b.word_vectors.as_ref().map(WordVectors::new).transpose()?,
+            vector_weight: b.params.vector_weight as f32,
+            n_areas: taxonomy.areas.len(),
+        };
+        let k = b.classes.len();
+        if b.idf.len() != b.features.len()
+            || b.weights.len() != featurizer.width() * k
+            || b.intercepts.len() != k
+        {
+            return Err(bad(
+                "array sizes do not match (features + vector dims + phrase features) × classes"
+                    .into(),
+            ));
+        }
+        let checksum = match checksum {
+            Some(c) => c.to_string(),
+            None => artifact::checksum(&body)?,
+        };
+        Ok(Self {
+            version: format!("cet_classifier_v1-{}", &checksum[..8]),
+            featurizer,
+            class_area,
+            area_class,
+            body,
+        })
+    }
+
+    /// Writes the artifact atomically; returns its checksum.
+    pub fn save(&self, path: &Path) -> Result<String, CetError> {
+        artifact::save(&self.body, path)
+    }
+
+    /// Reads an artifact (see [`artifact::load`]) and checks it against the taxonomy.
+    pub fn load(path: &Path, taxonomy: &Taxonomy) -> Result<Self, CetError> {
+        let (body, checksum) = artifact::load(path)?;
+        Self::from_body(body, taxonomy, Some(&checksum))
+    }
+
+    /// Probability × 100 of every taxonomy area (0 for areas without a class) and of no area,
+    /// from the award's tokens and its phrase evidence per field
+    /// ([`PhraseMatcher::field_evidence`] with this model's `rules`); `b` is scratch space.
+    pub fn scores(
+        &self,
+        fields: &[Vec<Token>; 3],
+        texts: [&str; 3],
+        evidence: &[f64],
+        b: &mut Buffers,
+    ) -> Scores {
+        self.featurizer.row(fields, texts, evidence, b);
+        let k = self.body.classes.len();
+        let z = &mut b.logits;
+        z.clear();
+        z.extend(self.body.intercepts.iter().map(|&v| v as f64));
+        for &(c, v) in &b.row {
+            let w = &self.body.weights[c as usize * k..(c as usize + 1) * k];
+            for (zc, wc) in z.iter_mut().zip(w) {
+                *zc += (*wc * v) as f64;
+            }
+        }
+        let lse = optim::log_sum_exp(z);
+        let mut out = Scores {
+            areas: vec![0.0; self.area_class.len()],
+            none: 0.0,
+        };
+        for (c, zc) in z.iter().enumerate() {
+            let p = 100.0 * (zc - lse).exp();
+            match self.class_area[c] {
+                Some(a) => out.areas[a] = p,
+                None => out.none = p,
+            }
+        }
+        out
+    }
+
+    /// The occurrence (field, byte range) of the TF-IDF feature that pushes `area` up the
+    /// most, with its weight × idf, for evidence when none of the area's keywords occur.
+    pub fn strongest_feature(
+        &self,
+        area: usize,
+        fields: &[Vec<Token>; 3],
+        texts: [&str; 3],
+    ) -> Option<(usize, u32, u32, f64)> {
+        let c = self.area_class[area]?;
+        let k = self.body.classes.len();
+        let f = &self.featurizer;
+        let mut best: Option<(usize, u32, u32, f64)> = None;
+        for (field, tokens) in fields.iter().enumerate() {
+            let kept: Vec<&Token> = tokens
+                .iter()
+                .filter(|t| is_term(t, texts[field], &f.stop))
+                .collect();
+            for (i, t) in kept.iter().enumerate() {
+                let mut cands = vec![(t.key, t.start)];
+                if i > 0 {
+                    cands.push((pair_key(kept[i - 1].key, t.key), kept[i - 1].start));
+                }
+                for (key, start) in cands {
+                    if let Some(&col) = f.columns.get(&key) {
+                        let w = self.body.weights[col as usize * k + c] as f64
+                            * f.idf[col as usize] as f64;
+                        if w > 0.0 && best.is_none_or(|b| w > b.3) {
+                            best = Some((field, start, t.end, w));
+                        }
+                    }
+                }
+            }
+        }
+        best
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::text::phrase_keys;
+    use super::*;
+    use crate::rng::Rng;
+
+    fn shipped() -> (Taxonomy, ClassifierParams) {
+        (
+            Taxonomy::load(Path::new(super::super::taxonomy::DEFAULT_PATH)).unwrap(),
+            ClassifierParams::load(Path::new(super::super::params::DEFAULT_PATH)).unwrap(),
+        )
+    }
+
+    fn generated_docs(n: usize) -> Vec<LabelledDoc> {
+        let mut rng = Rng::new(5);
+        (0..n)
+            .map(|i| {
+                let area = i % 21;
+                LabelledDoc {
+                    id: format!("d{i}"),
+                    title: crate::sample::text::title(&mut rng, area),
+                    r#abstract: Some(crate::sample::text::abstract_text(
+                        &mut rng, "Acme", area, None,
+                    )),
+                    topic_code: None,
+                    agency: None,
+                    branch: None,
+                    // Every tenth document belongs to no area.
+                    areas: if i % 10 == 9 { vec![] } else { vec![area] },
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn save_load_round_trip_is_exact_and_tampering_is_caught() {
+        let (taxonomy, mut params) = shipped();
+        params.model.min_df = 1;
+        let docs = generated_docs(300);
+        let m = Model::train(&docs, &taxonomy, &params, None, "test").unwrap();
+        assert_eq!(m.body.classes.len(), 22);
+        assert_eq!(m.body.classes[21], NONE);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        m.save(&path).unwrap();
+        let back = Model::load(&path, &taxonomy).unwrap();
+        assert_eq!(back.version, m.version);
+        assert_eq!(back.body.weights, m.body.weights);
+
+        let text = std::fs::read_to_string(&path).unwrap();
+        let tampered = text.replacen("\"documents\":300", "\"documents\":301", 1);
+        assert_ne!(tampered, text);
+        std::fs::write(&path, tampered).unwrap();
+        let err = Model::load(&path, &taxonomy).unwrap_err().to_string();
+        assert!(err.contains("checksum mismatch"), "{err}");
+    }
+
+    #[test]
+    fn scores_are_probabilities_over_areas_and_none() {
+        let (taxonomy, mut params) = shipped();
+        params.model.min_df = 1;
+        let docs = generated_docs(300);
+        let m = Model::train(&docs, &taxonomy, &params, None, "test").unwrap();
+        let d = &docs[3];
+        let (mut buf, mut fields) = (String::new(), <[Vec<Token>; 3]>::default());
+        tokenize_doc(d, &mut buf, &mut fields);
+        let matcher = PhraseMatcher::new(&taxonomy);
+        let mut hits = Vec::new();
+        for (i, src) in [Source::Title, Source::Abstract, Source::TopicCode]
+            .into_iter()
+            .enumerate()
+        {
+            matcher.find(&fields[i], src, &mut hits);
+        }
+        let evidence = matcher.field_evidence(&hits, &params.rules, 21);
+        let s = m.scores(&fields, doc_texts(d), &evidence, &mut Buffers::default());
+        let total: f64 = s.areas.iter().sum::<f64>() + s.none;
+        assert!((total - 100.0).abs() < 1e-6, "{total}");
+        let best = (0..21)
+            .max_by(|&a, &b| s.areas[a].total_cmp(&s.areas[b]))
+            .unwrap();
+        assert_eq!(best, 3, "a training document scores its own area first");
+    }
+
+    #[test]
+    fn feature_keys_match_the_tokenizer() {
+        let keys = phrase_keys("Neural Networks");
+        assert_eq!(feature_key("neural network"), pair_key(keys[0], keys[1]));
+        assert_eq!(feature_key("radar"), phrase_keys("radars")[0]);
+    }
+}
