@@ -42,6 +42,8 @@ pub struct Verdict {
 /// The outcome of a comparison.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Comparison {
+    /// What the current figures were compared with: "baseline", or "base build".
+    pub against: String,
     /// False when the machines or the inputs differ and the comparison was not forced.
     pub compared: bool,
     pub warnings: Vec<String>,
@@ -86,6 +88,7 @@ pub fn compare(
                 "{msg}: not compared (--force-compare compares anyway)"
             ));
             return Comparison {
+                against: "baseline".into(),
                 compared: false,
                 warnings,
                 verdicts: Vec::new(),
@@ -116,6 +119,7 @@ pub fn compare(
         verdicts.extend(stage_verdicts(cur, base, t));
     }
     Comparison {
+        against: "baseline".into(),
         compared: true,
         warnings,
         verdicts,
@@ -214,7 +218,10 @@ pub fn markdown(current: &BenchReport, cmp: Option<&Comparison>) -> String {
             s.push_str(&format!("skipped: {why}\n\n"));
             continue;
         }
-        s.push_str("| metric | current | baseline | delta | verdict |\n| --- | ---: | ---: | ---: | --- |\n");
+        s.push_str(&format!(
+            "| metric | current | {} | delta | verdict |\n| --- | ---: | ---: | ---: | --- |\n",
+            cmp.map_or("baseline", |c| c.against.as_str())
+        ));
         let verdicts: Vec<&Verdict> = cmp
             .filter(|c| c.compared)
             .map(|c| c.verdicts.iter().filter(|v| v.stage == st.stage).collect())

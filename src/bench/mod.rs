@@ -7,6 +7,7 @@
 
 pub mod compare;
 pub mod html;
+pub mod pair;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -273,35 +274,8 @@ pub fn run(
     log: &dyn Fn(&StageResult),
 ) -> Result<BenchReport, BenchError> {
     let work = tempfile::tempdir().map_err(|e| IoError::write(Path::new("temp dir"), e))?;
-    let (dir, generated) = match &opts.input {
-        Some(d) => (d.clone(), None),
-        None => {
-            let g = Generated {
-                awards: opts.synthetic_awards,
-                recipients: opts.synthetic_recipients,
-                seed: opts.seed,
-            };
-            let so = SampleOptions {
-                awards: g.awards,
-                recipients: g.recipients,
-                seed: g.seed,
-                out_dir: work.path().join("input"),
-            };
-            sample::generate(&so, &NoProgress)?;
-            (so.out_dir, Some(g))
-        }
-    };
+    let (dir, generated) = inputs(opts, work.path())?;
     let awards_csv = dir.join(sample::AWARDS_FILE);
-    for f in [&awards_csv, &dir.join(sample::RECIPIENTS_FILE)] {
-        if !f.is_file() {
-            return Err(BenchError::Input(format!(
-                "{} is missing: --input must hold {} and {}",
-                f.display(),
-                sample::AWARDS_FILE,
-                sample::RECIPIENTS_FILE
-            )));
-        }
-    }
     let mut stages: Vec<Stage> = opts.stages.clone();
     stages.sort();
     stages.dedup();
@@ -351,6 +325,43 @@ pub fn run(
         stages: results,
         timer_overhead: overhead,
     })
+}
+
+/// The folder of inputs: `opts.input`, else awards and recipients generated into
+/// `work/input` (with how they were generated). Both files must be there.
+pub fn inputs(
+    opts: &BenchOptions,
+    work: &Path,
+) -> Result<(PathBuf, Option<Generated>), BenchError> {
+    let (dir, generated) = match &opts.input {
+        Some(d) => (d.clone(), None),
+        None => {
+            let g = Generated {
+                awards: opts.synthetic_awards,
+                recipients: opts.synthetic_recipients,
+                seed: opts.seed,
+            };
+            let so = SampleOptions {
+                awards: g.awards,
+                recipients: g.recipients,
+                seed: g.seed,
+                out_dir: work.join("input"),
+            };
+            sample::generate(&so, &NoProgress)?;
+            (so.out_dir, Some(g))
+        }
+    };
+    for f in [sample::AWARDS_FILE, sample::RECIPIENTS_FILE] {
+        if !dir.join(f).is_file() {
+            return Err(BenchError::Input(format!(
+                "{} is missing: --input must hold {} and {}",
+                dir.join(f).display(),
+                sample::AWARDS_FILE,
+                sample::RECIPIENTS_FILE
+            )));
+        }
+    }
+    Ok((dir, generated))
 }
 
 /// Data rows of a CSV file (records after the header, read as ingest reads them, so quoted
@@ -594,7 +605,7 @@ impl Runner<'_> {
                     .join(format!("{}.parquet", s.cet.output_name));
                 let d = cet::read_distribution(&classified, &taxonomy).map_err(|e| err(&e))?;
                 let mut labels = taxonomy.ids();
-                labels.push("unclassified".into());
+                labels.push(cet::eval::NONE.into());
                 histograms.insert(
                     "cet_areas".into(),
                     Histogram {

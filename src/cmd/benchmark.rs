@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use sbir::bench::compare::{self, Comparison, Level};
+use sbir::bench::compare::{self, Level};
 use sbir::bench::{self, BenchError, BenchOptions, BenchReport, Stage};
 use sbir::config::FlagOverride;
 use sbir::io::atomic::write_file;
@@ -53,6 +53,11 @@ pub struct Args {
     /// Compare even when the baseline was measured on another machine.
     #[arg(long)]
     pub force_compare: bool,
+    /// Measure this build against another one (e.g. the base branch's binary) on the same
+    /// inputs in this job, --repeat rounds each in alternating order, instead of against a
+    /// saved baseline: the verdicts judge the two builds' ratio with the usual thresholds.
+    #[arg(long, value_name = "BINARY", conflicts_with_all = ["baseline", "save_as_baseline"])]
+    pub compare_binary: Option<PathBuf>,
     /// What to print on standard output.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
@@ -153,22 +158,21 @@ pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
         settle: Some(release_free_memory),
     };
     let quiet = env.quiet;
-    let report = bench::run(&opts, s, &|r| {
-        if quiet {
-            return;
+    let (report, cmp) = match &a.compare_binary {
+        Some(base) => {
+            let (report, base_report) = paired(&opts, base, quiet)?;
+            let mut cmp = compare::compare(&report, &base_report, &b.thresholds, true);
+            cmp.against = "base build".into();
+            (report, Some(cmp))
         }
-        match &r.skipped {
-            Some(why) => tracing::warn!("benchmark {}: skipped: {why}", r.stage),
-            None => tracing::info!(
-                "benchmark {}: {} records, median {:.3}s ({:.0}/s), peak RSS {:.0} MB",
-                r.stage,
-                r.records,
-                r.duration_s.median,
-                r.records_per_s,
-                r.peak_rss_mb.median
-            ),
+        None => {
+            let report = bench::run(&opts, s, &|r| log_stage(r, quiet))?;
+            let cmp = baseline
+                .as_ref()
+                .map(|base| compare::compare(&report, base, &b.thresholds, a.force_compare));
+            (report, cmp)
         }
-    })?;
+    };
 
     let path = a.output.clone().unwrap_or_else(|| {
         b.dir.join(format!(
@@ -180,9 +184,6 @@ pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
     write_file(&path, &json).with_context(|| format!("cannot write {}", path.display()))?;
     append_history(&b.dir.join("history.ndjson"), &report)?;
 
-    let cmp: Option<Comparison> = baseline
-        .as_ref()
-        .map(|base| compare::compare(&report, base, &b.thresholds, a.force_compare));
     if let Some(c) = &cmp {
         for w in &c.warnings {
             tracing::warn!("benchmark: {w}");
@@ -192,14 +193,15 @@ pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
         write_file(&b.baseline, &json)
             .with_context(|| format!("cannot write {}", b.baseline.display()))?;
     }
-    for v in cmp.iter().flat_map(|c| &c.verdicts) {
-        if v.level == Level::Failure {
+    if let Some(c) = &cmp {
+        for v in c.verdicts.iter().filter(|v| v.level == Level::Failure) {
             tracing::error!(
-                "benchmark {} {}: {:.4} against {:.4} in the baseline ({:+.2} {})",
+                "benchmark {} {}: {:.4} against {:.4} in the {} ({:+.2} {})",
                 v.stage,
                 v.metric,
                 v.current,
                 v.baseline,
+                c.against,
                 v.delta,
                 v.unit
             );
@@ -229,6 +231,56 @@ pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
         Some(Level::Warning) => Status::Warn,
         _ => Status::Pass,
     })
+}
+
+/// One line per measured (or skipped) stage, unless quiet.
+fn log_stage(r: &bench::StageResult, quiet: bool) {
+    if quiet {
+        return;
+    }
+    match &r.skipped {
+        Some(why) => tracing::warn!("benchmark {}: skipped: {why}", r.stage),
+        None => tracing::info!(
+            "benchmark {}: {} records, median {:.3}s ({:.0}/s), peak RSS {:.0} MB",
+            r.stage,
+            r.records,
+            r.duration_s.median,
+            r.records_per_s,
+            r.peak_rss_mb.median
+        ),
+    }
+}
+
+/// `--compare-binary`: this binary and `base` on the same inputs, alternating; the merged
+/// reports of this build and of the base.
+fn paired(
+    opts: &BenchOptions,
+    base: &Path,
+    quiet: bool,
+) -> anyhow::Result<(BenchReport, BenchReport)> {
+    let work = tempfile::tempdir()?;
+    let (input, _) = bench::inputs(opts, work.path())?;
+    let pair = bench::pair::PairOptions {
+        current: std::env::current_exe().context("cannot locate this binary")?,
+        base: base.to_path_buf(),
+        stages: opts.stages.clone(),
+        input,
+        sample_size: opts.sample_size,
+        rounds: opts.repeat,
+        work: work.path().join("runs"),
+    };
+    let (mut current, base_report) = bench::pair::run(&pair, &|build, round| {
+        if !quiet {
+            tracing::info!("benchmark: round {round} of {build:?} done");
+        }
+    })?;
+    for r in &current.stages {
+        log_stage(r, quiet);
+    }
+    // This build measured it: its commit and settings, not the child's.
+    current.git_commit = opts.git_commit.clone();
+    current.settings_digest = opts.settings_digest.clone();
+    Ok((current, base_report))
 }
 
 /// The commit measured: `SBIR_GIT_COMMIT`, `GITHUB_SHA`, else `git rev-parse HEAD` here.
@@ -301,8 +353,14 @@ fn report(a: &ReportArgs, env: &Env) -> anyhow::Result<Status> {
             })
         })
         .collect::<anyhow::Result<_>>()?;
-    write_file(&out, bench::html::report(&runs).as_bytes())
-        .with_context(|| format!("cannot write {}", out.display()))?;
+    // The baseline's figures and thresholds are drawn in when it can be read.
+    let baseline = b
+        .baseline
+        .is_file()
+        .then(|| read_report(&b.baseline))
+        .transpose()?;
+    let page = bench::html::report(&runs, baseline.as_ref(), &b.thresholds);
+    write_file(&out, page.as_bytes()).with_context(|| format!("cannot write {}", out.display()))?;
     println!("{}", out.display());
     Ok(Status::Pass)
 }

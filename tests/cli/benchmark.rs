@@ -173,13 +173,30 @@ fn benchmark_reports_history_baseline_and_verdicts() {
         stdout(&out)
     );
 
-    // The HTML report: every chart, nothing fetched.
+    // The HTML report. Its history gets a run on other inputs (first) and a latest run that
+    // skipped classify-cet.
+    let history = wd.read("reports/benchmarks/history.ndjson");
+    let first: Value = serde_json::from_str(history.lines().next().unwrap()).unwrap();
+    let mut other = first.clone();
+    other["inputs"]["awards_sha256"] = "e".repeat(64).into();
+    other["inputs"]["awards_rows"] = 12345.into();
+    let mut skipped = first.clone();
+    skipped["stages"][2]["skipped"] = "not run".into();
+    wd.write(
+        "reports/benchmarks/history.ndjson",
+        format!("{other}\n{history}{skipped}\n"),
+    );
     wd.run(&["benchmark", "report", "--out", "r.html"], 0);
     let html = wd.read("r.html");
     for id in [
+        "verdicts",
+        "duration-ingest",
+        "duration-enrich",
+        "duration-classify-cet",
+        "duration-load-neo4j-export",
         "throughput",
         "peak-memory",
-        "match-rate",
+        "quality",
         "fuzzy-scores",
         "match-methods",
         "cet-areas",
@@ -187,6 +204,28 @@ fn benchmark_reports_history_baseline_and_verdicts() {
     ] {
         assert!(html.contains(&format!("<figure id=\"{id}\">")), "{id}");
     }
+    // Baseline and thresholds drawn on the duration charts; titled axes; one label per run.
+    for text in [
+        ">baseline ",
+        ">warn +10%<",
+        ">fail +25%<",
+        ">records/s (log scale)<",
+        ">MiB (log scale)<",
+        ">seconds<",
+        ">#2 ",
+        ">#9 ",
+        "1 runs on other inputs (12345 awards) are not drawn",
+    ] {
+        assert!(html.contains(text), "{text}");
+    }
+    // The other inputs' run is not a point on any chart.
+    assert!(!html.contains(">#1 "), "run #1 is on other inputs");
+    // The latest run skipped classify-cet: its charts come from the run before.
+    assert!(
+        html.contains("Awards per primary CET area (run #8 "),
+        "{}",
+        &html[html.find("cet-areas").unwrap()..][..200]
+    );
     assert!(html.contains("<svg") && html.contains("<path d=\"M"));
     for external in ["http://", "https://", "<script", "src=", "@import"] {
         assert!(!html.contains(external), "{external}");
@@ -254,6 +293,82 @@ fn benchmark_skips_embed_without_a_model_and_refuses_a_bad_input() {
     let err = stderr(&wd.run(&["benchmark", "--input", "nowhere"], 2));
     assert!(
         err.contains("nowhere") && err.contains("sbir_awards.csv"),
+        "{err}"
+    );
+}
+
+/// `--compare-binary`: two builds (here the same binary twice) on the same inputs, rounds
+/// alternating, merged and judged against each other; a binary that cannot run is named.
+#[test]
+fn benchmark_compares_two_builds_run_side_by_side() {
+    let wd = Workdir::new();
+    let out = wd
+        .cmd(&[
+            "benchmark",
+            "--stages",
+            "ingest,classify-cet",
+            "--synthetic-awards",
+            "300",
+            "--synthetic-recipients",
+            "500",
+            "--repeat",
+            "2",
+            "--compare-binary",
+            env!("CARGO_BIN_EXE_sbir"),
+            "--output",
+            "pair.json",
+            "--format",
+            "markdown",
+        ])
+        .output()
+        .unwrap();
+    // The same build twice: a verdict on tiny inputs is noise (0 or 3), but every round ran.
+    let code = out.status.code();
+    assert!(
+        matches!(code, Some(0) | Some(3)),
+        "{code:?}: {}",
+        stderr(&out)
+    );
+    let md = stdout(&out);
+    assert!(
+        md.contains("| metric | current | base build | delta | verdict |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("### ingest") && md.contains("### classify-cet"),
+        "{md}"
+    );
+    let err = stderr(&out);
+    for round in [
+        "round 1 of Current",
+        "round 1 of Base",
+        "round 2 of Base",
+        "round 2 of Current",
+    ] {
+        assert!(err.contains(round), "{round}: {err}");
+    }
+    // The merged report: one run per round, this build's.
+    let r = wd.json("pair.json");
+    assert_eq!(r["repeat"], 2);
+    assert_eq!(r["stages"][0]["stage"], "ingest");
+    assert_eq!(r["stages"][0]["runs"].as_array().unwrap().len(), 2);
+
+    let err = stderr(&wd.run(
+        &[
+            "benchmark",
+            "--stages",
+            "ingest",
+            "--synthetic-awards",
+            "50",
+            "--synthetic-recipients",
+            "50",
+            "--compare-binary",
+            "no/such/sbir",
+        ],
+        2,
+    ));
+    assert!(
+        err.contains("no/such/sbir") && err.contains("cannot run it"),
         "{err}"
     );
 }
