@@ -61,7 +61,7 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
     };
     let stem = s.paths.processed_dir.join(&s.ingest.output_name);
     tracing::info!("ingest: reading {}", opts.input.display());
-    let written = env.with_progress("ingest", "rows", |progress| {
+    let written = env.with_progress("ingest", "bytes", |progress| {
         ingest::ingest_to_files(&opts, &stem, &s.output, progress)
             .with_context(|| format!("ingest of {} failed", opts.input.display()))
     })?;

@@ -98,7 +98,8 @@ impl Env {
                 unit,
             });
         }
-        let interval = Duration::from_secs(self.settings().logging.progress_interval_s.max(1));
+        // 0: a line at every step (tests, short inputs).
+        let interval = Duration::from_secs(self.settings().logging.progress_interval_s);
         work(&LogLines::new(stage, unit, interval))
     }
 }
@@ -112,17 +113,33 @@ struct Bar {
 
 impl Progress for Bar {
     fn set_total(&self, total: u64) {
-        self.span.pb_set_style(
-            &ProgressStyle::with_template(&format!(
-                "{} {{wide_bar}} {{human_pos}}/{{human_len}} {} {{percent}}% ({{per_sec}}, ETA {{eta}})",
-                self.stage, self.unit
-            ))
-            .expect("valid template"),
-        );
+        let template = match self.unit {
+            BYTES => format!(
+                "{} {{wide_bar}} {{binary_bytes}}/{{binary_total_bytes}} {{percent}}% ({{binary_bytes_per_sec}}, ETA {{eta}})",
+                self.stage
+            ),
+            unit => format!(
+                "{} {{wide_bar}} {{human_pos}}/{{human_len}} {unit} {{percent}}% ({{per_sec}}, ETA {{eta}})",
+                self.stage
+            ),
+        };
+        self.span
+            .pb_set_style(&ProgressStyle::with_template(&template).expect("valid template"));
         self.span.pb_set_length(total);
     }
     fn inc(&self, n: u64) {
         self.span.pb_inc(n);
+    }
+}
+
+/// The progress unit counted in bytes of input, shown as MiB.
+const BYTES: &str = "bytes";
+
+/// `n` in the progress unit: MiB for bytes, else the number.
+fn amount(n: u64, unit: &str) -> String {
+    match unit {
+        BYTES => format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0)),
+        unit => format!("{n} {unit}"),
     }
 }
 
@@ -164,13 +181,23 @@ impl Progress for LogLines {
             *last = Instant::now();
             let rate = done as f64 / self.start.elapsed().as_secs_f64().max(1e-9);
             let (stage, unit) = (self.stage, self.unit);
+            let per_s = match unit {
+                BYTES => format!("{}/s", amount(rate as u64, unit)),
+                _ => format!("{rate:.0}/s"),
+            };
             match self.total.load(Ordering::Relaxed) {
-                0 => tracing::info!("{stage}: {done} {unit} so far ({rate:.0}/s)"),
+                0 => tracing::info!("{stage}: {} so far ({per_s})", amount(done, unit)),
                 total => {
                     let eta = total.saturating_sub(done) as f64 / rate.max(1e-9);
                     let pct = 100.0 * done as f64 / total as f64;
+                    // "3.1 MiB of 8.0 MiB", "16384 of 29788 awards".
+                    let done = match unit {
+                        BYTES => amount(done, unit),
+                        _ => done.to_string(),
+                    };
+                    let total = amount(total, unit);
                     tracing::info!(
-                        "{stage}: {done} of {total} {unit} ({pct:.0} %, {rate:.0}/s, ETA {eta:.0} s)"
+                        "{stage}: {done} of {total} ({pct:.0} %, {per_s}, ETA {eta:.0} s)"
                     );
                 }
             }
@@ -234,6 +261,15 @@ pub fn finish_stage(
     }
     let m = &checks.metrics;
     let status = checks.status.as_str();
+    // What an analyst asks first: the stage's counts (rows, rejects, duplicates, links,
+    // classified…) and its gates with their thresholds.
+    let counts: Vec<String> = checks
+        .counts
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    let gates: Vec<String> = checks.gates.iter().map(|g| g.figure()).collect();
+    let (counts, gates) = (counts.join(", "), gates.join(", "));
     // The figures as fields too, for --log-format json.
     tracing::info!(
         stage = checks.stage.as_str(),
@@ -242,7 +278,9 @@ pub fn finish_stage(
         records_per_s = m.records_per_s,
         peak_rss_mb = m.peak_rss_mb.unwrap_or_default(),
         status,
-        "{}: {} records in {:.2}s ({:.0}/s, peak RSS {:.0} MB), status {status}",
+        counts,
+        gates,
+        "{}: {} records in {:.2}s ({:.0}/s, peak RSS {:.0} MB), status {status}; {counts}; {gates}",
         checks.stage,
         m.records,
         m.duration_s,

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use sbir::config::FlagOverride;
-use sbir::io::checks::{Checks, Status};
+use sbir::io::checks::{Checks, Gate, Status};
 
 use super::Env;
 use super::OutputArgs;
@@ -107,12 +107,7 @@ fn summary(env: &Env) -> String {
         "\nstage                      status  records  rejected  key figure                                   time    peak RSS\n",
     );
     for c in this_runs_checks(env) {
-        let gate = c.gates.first().map_or(String::new(), |g| {
-            format!(
-                "{} {:.4} ({} {})",
-                g.name, g.actual, g.comparison, g.threshold
-            )
-        });
+        let gate = c.gates.first().map_or(String::new(), Gate::figure);
         let rejected = c
             .counts
             .get("rejected")

@@ -571,6 +571,11 @@ pub fn run(
         awards: table,
         rejects,
     } = out;
+    // Progress is measured in bytes of the file: its size is the one total known up front.
+    if let Ok(m) = std::fs::metadata(&opts.input) {
+        progress.set_total(m.len());
+    }
+    let mut reported = 0u64;
 
     std::thread::scope(|scope| {
         let (tx, batches) = mpsc::sync_channel::<RecordBatch>(2);
@@ -617,7 +622,9 @@ pub fn run(
                 if tx.send(batch).is_err() {
                     break; // the writer failed; its error is returned below
                 }
-                progress.inc(chunk.len() as u64);
+                let read = fingerprint.bytes_read();
+                progress.inc(read.saturating_sub(reported));
+                reported = reported.max(read);
                 // The reader may have stopped (limit reached); then the chunk is just dropped.
                 let _ = spares.try_send(chunk);
             }

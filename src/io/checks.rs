@@ -82,6 +82,14 @@ impl Gate {
     }
 
     /// "name is actual (must be op threshold)", as the checks file reason lists it.
+    /// `name actual (comparison threshold)`: the gate as a figure, for summaries.
+    pub fn figure(&self) -> String {
+        format!(
+            "{} {:.4} ({} {})",
+            self.name, self.actual, self.comparison, self.threshold
+        )
+    }
+
     pub fn describe(&self) -> String {
         format!(
             "{} is {} (must be {} {})",

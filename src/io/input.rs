@@ -26,6 +26,11 @@ pub struct InputInfo {
 pub struct Fingerprint(Arc<Mutex<(Sha256, u64)>>);
 
 impl Fingerprint {
+    /// Bytes of the file read so far (compressed bytes for a gzip file).
+    pub fn bytes_read(&self) -> u64 {
+        self.0.lock().expect("fingerprint lock").1
+    }
+
     /// Hex SHA-256 and byte count of everything read.
     pub fn finish(&self) -> (String, u64) {
         let guard = self.0.lock().expect("fingerprint lock");

@@ -176,6 +176,22 @@ fn json_logs_are_json_lines() {
     );
     assert_eq!(f["status"], "pass");
     assert!(f["duration_s"].is_f64() && f["peak_rss_mb"].is_f64(), "{f}");
+    // What an analyst asks first: counts and gates, in the line and as fields.
+    let counts = f["counts"].as_str().unwrap();
+    for c in ["written 1", "rejected 0", "duplicates 0"] {
+        assert!(counts.contains(c), "{counts}");
+    }
+    assert!(
+        f["gates"]
+            .as_str()
+            .unwrap()
+            .contains("reject_rate 0.0000 (<= 0.05)"),
+        "{f}"
+    );
+    assert!(
+        f["message"].as_str().unwrap().contains("; duplicates 0,"),
+        "{f}"
+    );
     // A failure's last line is JSON too, with the exit code as a field.
     let out = wd.run(
         &["ingest", "--input", "nope.csv", "--log-format", "json"],
@@ -220,4 +236,36 @@ fn typos_of_subcommands_and_flags_get_a_suggestion() {
     assert!(err.contains("ingest"), "{err}");
     let err = stderr(&wd.run(&["ingest", "--inptu", "x.csv"], 2));
     assert!(err.contains("--input"), "{err}");
+}
+
+/// Progress lines know their totals: bytes of the file for ingest (the one total known up
+/// front), awards from the Parquet footer for enrich and classify-cet.
+#[test]
+fn progress_lines_say_how_far_of_the_total() {
+    let wd = Workdir::new();
+    wd.write(
+        "data/sample/sbir_awards.csv",
+        awards_csv(&[&[], &[("Agency Tracking Number", "2")]]),
+    );
+    wd.write(
+        "data/sample/usaspending_recipients.csv",
+        "recipient_name,recipient_uei,recipient_duns\nACME PHOTONICS INC,ABC123DEF456,\n",
+    );
+    let mut cmd = wd.cmd(&["run"]);
+    // 0 seconds between lines: one at every step.
+    cmd.env("SBIR_ETL__LOGGING__PROGRESS_INTERVAL_S", "0");
+    let err = stderr(&wd.run_expect(cmd, 0));
+    let line = |stage: &str| {
+        err.lines()
+            .find(|l| l.contains(&format!("{stage}: ")) && l.contains("(100 %"))
+            .unwrap_or_else(|| panic!("no {stage} progress line: {err}"))
+            .to_string()
+    };
+    let ingest = line("ingest");
+    assert!(
+        ingest.contains(" MiB of ") && ingest.contains("MiB/s, ETA 0 s)"),
+        "{ingest}"
+    );
+    assert!(line("enrich").contains("2 of 2 awards (100 %"));
+    assert!(line("classify-cet").contains("2 of 2 awards (100 %"));
 }
