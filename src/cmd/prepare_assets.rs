@@ -69,6 +69,14 @@ pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
     let out = models::bundle_root(e);
     let taxonomy = Taxonomy::load(&s.cet.taxonomy)?;
     if a.verify {
+        // A fresh clone has no bundle: say so, not which file failed to open.
+        if !out.join("deployment_metadata.json").is_file() {
+            eprintln!(
+                "no bundle in {} to verify (deployment_metadata.json is missing): `sbir prepare-assets` builds one",
+                out.display()
+            );
+            return Ok(Status::Fail);
+        }
         return match bundle::verify(&out, &e.model, &taxonomy, e, &Device::Cpu) {
             Ok(meta) => {
                 if !env.quiet {

@@ -1029,3 +1029,14 @@ fn award_embeddings_are_bundled_reused_and_stale_centroids_are_not_used() {
     let checks = wd.json("data/processed/cet_award_classifications.checks.json");
     assert_eq!(checks["details"]["embedding"]["award_vectors_encoded"], n);
 }
+
+/// A folder without a bundle (a fresh clone) has nothing to verify, and says what to run.
+#[test]
+fn verify_without_a_bundle_says_how_to_build_one() {
+    let wd = Workdir::new();
+    let err = stderr(&wd.run(&["prepare-assets", "--verify"], 3));
+    assert!(
+        err.contains("no bundle in artifacts") && err.contains("`sbir prepare-assets` builds one"),
+        "{err}"
+    );
+}
