@@ -174,10 +174,7 @@ impl Classifier {
     /// Classifies one award.
     pub fn classify(&self, award_id: &str, a: &AwardText, s: &mut Scratch) -> Classification {
         let scores = self.scores(a, s);
-        let top = (0..scores.len())
-            .rev()
-            .max_by(|&x, &y| scores[x].total_cmp(&scores[y]))
-            .unwrap_or(0);
+        let top = best(&scores).unwrap_or(0);
         let classified = self.primary(&scores, s.none).is_some();
         let supporting = if classified {
             self.supporting(&scores, top)
@@ -229,9 +226,7 @@ impl Classifier {
     /// below `bands.none_below` or below `none` (the model's "no area" score): then the award
     /// belongs to no area.
     pub fn primary(&self, scores: &[f64], none: f64) -> Option<usize> {
-        let top = (0..scores.len())
-            .rev()
-            .max_by(|&x, &y| scores[x].total_cmp(&scores[y]))?;
+        let top = best(scores)?;
         let s = scores[top];
         (s > 0.0 && s >= self.params.bands.none_below && s >= none).then_some(top)
     }
@@ -356,6 +351,13 @@ impl Classifier {
         }
         out
     }
+}
+
+/// The best-scoring area (the first on ties).
+fn best(scores: &[f64]) -> Option<usize> {
+    (0..scores.len())
+        .rev()
+        .max_by(|&x, &y| scores[x].total_cmp(&scores[y]))
 }
 
 /// The three scored fields of an award, absent ones empty.

@@ -552,12 +552,18 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn save_load_round_trip_is_exact_and_tampering_is_caught() {
+    /// A model trained on 300 generated documents, with what it was trained from.
+    fn trained() -> (Model, Taxonomy, ClassifierParams, Vec<LabelledDoc>) {
         let (taxonomy, mut params) = shipped();
         params.model.min_df = 1;
         let docs = generated_docs(300);
         let m = Model::train(&docs, &taxonomy, &params, None, "test").unwrap();
+        (m, taxonomy, params, docs)
+    }
+
+    #[test]
+    fn save_load_round_trip_is_exact_and_tampering_is_caught() {
+        let (m, taxonomy, _, _) = trained();
         assert_eq!(m.body.classes.len(), 22);
         assert_eq!(m.body.classes[21], NONE);
         let dir = tempfile::tempdir().unwrap();
@@ -577,10 +583,7 @@ mod tests {
 
     #[test]
     fn scores_are_probabilities_over_areas_and_none() {
-        let (taxonomy, mut params) = shipped();
-        params.model.min_df = 1;
-        let docs = generated_docs(300);
-        let m = Model::train(&docs, &taxonomy, &params, None, "test").unwrap();
+        let (m, taxonomy, params, docs) = trained();
         let d = &docs[3];
         let (mut buf, mut fields) = (String::new(), <[Vec<Token>; 3]>::default());
         tokenize_doc(d, &mut buf, &mut fields);
