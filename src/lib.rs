@@ -10,6 +10,7 @@ pub mod config;
 pub mod embed;
 pub mod enrich;
 pub mod graph;
+pub mod hex;
 pub mod html;
 pub mod ingest;
 pub mod io;

@@ -256,7 +256,7 @@ fn write_centroids(
             h.update(awards_digest.as_bytes());
             h.update(min_examples.to_le_bytes());
         }
-        crate::config::hex_prefix(&h.finalize(), 64)
+        crate::hex::hex_prefix(&h.finalize(), 64)
     };
     let previous: Option<CentroidMetadata> = std::fs::read(&meta_path)
         .ok()
@@ -394,7 +394,7 @@ fn write_award_embeddings(
         spill.push(&vectors).map_err(|e| IoError::write(&dir, e))?;
         count += batch.len() as u64;
     }
-    let texts_sha256 = crate::config::hex_prefix(&digest.finalize(), 64);
+    let texts_sha256 = crate::hex::hex_prefix(&digest.finalize(), 64);
     let classifier_digest = format!(
         "{texts_sha256}:{}:{}",
         awards.classifier.scorer(),

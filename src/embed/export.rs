@@ -40,7 +40,7 @@ impl DenseSpill {
 
     /// Hex sha256 of every row's bytes, in order.
     pub fn sha256(&self) -> String {
-        crate::config::hex_prefix(&self.hash.clone().finalize(), 64)
+        crate::hex::hex_prefix(&self.hash.clone().finalize(), 64)
     }
 
     /// The spilled rows, for reading back.

@@ -619,7 +619,7 @@ pub fn enrich_to_files(
                 .map(crate::io::input::sha256_file)
                 .transpose()?;
             let settings = serde_json::to_string(&opts.settings).expect("settings serialise");
-            let fingerprint = crate::config::hex_prefix(
+            let fingerprint = crate::hex::hex_prefix(
                 &Sha256::digest(
                     format!(
                         "{awards_sha}|{}|{settings}|{}|{truth_sha:?}",

@@ -489,7 +489,7 @@ pub fn award_id<S: AsRef<str>>(a: &Award<S>) -> String {
 fn format_award_id(key: u64) -> String {
     let mut id = String::with_capacity(21);
     id.push_str("sbir-");
-    crate::config::push_hex(&mut id, &key.to_be_bytes());
+    crate::hex::push_hex(&mut id, &key.to_be_bytes());
     id
 }
 

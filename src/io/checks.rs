@@ -117,7 +117,7 @@ impl RunContext {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
-        let hash = crate::config::hex_prefix(&Sha256::digest(seed.as_bytes()), 8);
+        let hash = crate::hex::hex_prefix(&Sha256::digest(seed.as_bytes()), 8);
         Self {
             run_id: format!("{}-{hash}", now.format("%Y%m%dT%H%M%SZ")),
             config_digest,

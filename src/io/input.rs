@@ -35,7 +35,7 @@ impl Fingerprint {
     pub fn finish(&self) -> (String, u64) {
         let guard = self.0.lock().expect("fingerprint lock");
         (
-            crate::config::hex_prefix(&guard.0.clone().finalize(), 64),
+            crate::hex::hex_prefix(&guard.0.clone().finalize(), 64),
             guard.1,
         )
     }
@@ -109,5 +109,5 @@ pub fn sha256_file(path: &Path) -> Result<String, IoError> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(crate::config::hex_prefix(&hasher.finalize(), 64))
+    Ok(crate::hex::hex_prefix(&hasher.finalize(), 64))
 }

@@ -137,7 +137,7 @@ mod i8_base64 {
 /// SHA-256 of the body's JSON, as 32 hex characters.
 pub fn checksum(body: &ModelBody) -> Result<String, CetError> {
     let bytes = serde_json::to_vec(body).map_err(|e| CetError::Invalid(e.to_string()))?;
-    Ok(crate::config::hex_prefix(&Sha256::digest(&bytes), 32))
+    Ok(crate::hex::hex_prefix(&Sha256::digest(&bytes), 32))
 }
 
 /// Writes the artifact atomically; returns its checksum.
