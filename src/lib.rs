@@ -19,3 +19,4 @@ pub mod progress;
 pub mod records;
 pub mod rng;
 pub mod sample;
+pub mod stages;

@@ -17,6 +17,7 @@ use sbir::enrich::EnrichError;
 use sbir::graph::GraphError;
 use sbir::ingest::IngestError;
 use sbir::io::checks::Status;
+use sbir::stages::StageError;
 
 use cli::{Cli, LogFormatArg};
 
@@ -169,7 +170,8 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             CetError,
             GraphError,
             EmbedError,
-            BenchError
+            BenchError,
+            StageError
         )
         .or(embed);
         if let Some(usage) = usage {

@@ -3,7 +3,8 @@
 //! schema-versioned report; compare with a baseline ([`compare`]) and draw the history
 //! ([`html`]).
 //!
-//! Adding a stage is one [`Stage`] variant and one arm in [`Runner::run_stage`].
+//! Each stage runs as its command runs it ([`crate::stages`]), in a scratch folder; adding a
+//! stage is one [`Stage`] variant and one arm in `Runner::run_stage`.
 
 pub mod compare;
 pub mod html;
@@ -14,15 +15,15 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cet::{self, ClassifyOptions, ScorerSources};
+use crate::cet;
 use crate::config::Settings;
-use crate::enrich::{self, EnrichOptions};
-use crate::ingest::{self, IngestOptions};
 use crate::io::IoError;
+use crate::io::checks::RunContext;
 use crate::io::chunks::{Chunk, CsvReader};
 use crate::metrics::{self, StageMetrics, StageTimer};
 use crate::progress::NoProgress;
 use crate::sample::{self, SampleOptions};
+use crate::stages::{self, Layout};
 
 /// Format of the benchmark report; bumped when a field changes meaning.
 pub const SCHEMA_VERSION: &str = "sbir-benchmark-1";
@@ -288,9 +289,9 @@ pub fn run(
         false => None,
     };
     let runner = Runner {
-        settings,
+        settings: scratch_settings(settings, &dir, work.path()),
+        ctx: RunContext::new(opts.settings_digest.clone()),
         input: dir.clone(),
-        work: work.path().to_path_buf(),
         sample_size: opts.sample_size,
         matmul_peak,
         settle: opts.settle,
@@ -409,12 +410,27 @@ fn round(x: f64, places: i32) -> f64 {
     (x * f).round() / f
 }
 
-/// Runs stages over the inputs in a scratch folder; each stage reads the previous one's
-/// output there.
-struct Runner<'a> {
-    settings: &'a Settings,
+/// `settings` pointed at the scratch folder `work`: every stage reads the inputs in `input`
+/// and the previous stage's output in `work`, where it writes its own; no graph server.
+fn scratch_settings(settings: &Settings, input: &Path, work: &Path) -> Settings {
+    let mut s = settings.clone();
+    s.paths.processed_dir = work.to_path_buf();
+    s.paths.reports_dir = work.join("reports");
+    s.ingest.input = input.join(sample::AWARDS_FILE);
+    s.enrich.awards = None;
+    s.enrich.recipients = input.join(sample::RECIPIENTS_FILE);
+    s.cet.awards = None;
+    s.neo4j.uri = None;
+    s.neo4j.export_dir = work.join("neo4j-import");
+    s.neo4j.loaded_dir = work.join("loaded");
+    s
+}
+
+/// Runs stages, as the commands run them, over the inputs in a scratch folder.
+struct Runner {
+    settings: Settings,
+    ctx: RunContext,
     input: PathBuf,
-    work: PathBuf,
     sample_size: Option<u64>,
     /// The machine's f32 matmul GFLOP/s, when embed runs.
     matmul_peak: Option<f64>,
@@ -428,7 +444,7 @@ struct Outcome {
     histograms: BTreeMap<String, Histogram>,
 }
 
-impl Runner<'_> {
+impl Runner {
     /// Runs `stage` `repeat` times; quality figures come from the last run.
     fn measure(&self, stage: Stage, repeat: usize) -> Result<StageResult, BenchError> {
         let mut runs = Vec::new();
@@ -476,73 +492,42 @@ impl Runner<'_> {
         })
     }
 
-    fn path(&self, name: &str) -> PathBuf {
-        self.work.join(name)
-    }
-
     fn optional_input(&self, name: &str) -> Option<PathBuf> {
         Some(self.input.join(name)).filter(|p| p.is_file())
     }
 
-    /// The awards the later stages read: enriched when enrich ran, else ingested.
-    fn awards(&self) -> PathBuf {
-        let enriched = self.path("enriched.parquet");
-        if enriched.exists() {
-            enriched
-        } else {
-            self.path("sbir_awards.parquet")
-        }
-    }
-
     /// Runs a stage once; `Ok(Err(reason))` when it cannot run here (skipped).
     fn run_stage(&self, stage: Stage) -> Result<Result<Outcome, String>, BenchError> {
-        let s = self.settings;
+        let s = &self.settings;
+        let layout = Layout::new(s);
         let err = |e: &dyn std::fmt::Display| BenchError::stage(stage, e);
-        let needs = |p: PathBuf, what: &str| {
-            if p.exists() {
-                Ok(p)
-            } else {
-                Err(BenchError::stage(
-                    stage,
-                    format!("needs {what}: add it to --stages"),
-                ))
-            }
+        let needs = |p: PathBuf, what: &str| match p.exists() {
+            true => Ok(p),
+            false => Err(err(&format!("needs {what}: add it to --stages"))),
         };
         let mut quality = BTreeMap::new();
         let mut histograms = BTreeMap::new();
         let records = match stage {
             Stage::Ingest => {
-                let mut is = s.ingest.clone();
-                is.input = self.input.join(sample::AWARDS_FILE);
-                let mut io = IngestOptions::from_settings(&is, current_year());
-                if let Some(n) = self.sample_size {
-                    io.sample = Some((n, 42));
-                }
-                let w =
-                    ingest::ingest_to_files(&io, &self.path("sbir_awards"), &s.output, &NoProgress)
-                        .map_err(|e| err(&e))?;
-                let r = &w.report;
+                let extra = stages::ingest::Extra {
+                    limit: None,
+                    sample: self.sample_size.map(|n| (n, 42)),
+                };
+                let done =
+                    stages::ingest::run(s, &self.ctx, extra, &NoProgress).map_err(|e| err(&e))?;
+                let r = &done.report;
                 quality.insert("reject_rate".into(), ratio(r.rejected, r.input_rows));
                 r.input_rows
             }
             Stage::Enrich => {
-                let opts = EnrichOptions {
-                    awards: needs(self.path("sbir_awards.parquet"), "ingest")?,
-                    recipients: self.input.join(sample::RECIPIENTS_FILE),
-                    settings: s.enrich.clone(),
-                    candidates: false,
+                needs(layout.ingested(), "ingest")?;
+                let extra = stages::enrich::Extra {
                     truth: self.optional_input(sample::TRUTH_FILE),
-                    checkpoint_dir: None,
+                    ..Default::default()
                 };
-                let _ = std::fs::remove_file(self.path("enriched.parquet"));
-                let w = enrich::enrich_to_files(
-                    &opts,
-                    &self.path("enriched_tmp"),
-                    &s.output,
-                    &NoProgress,
-                )
-                .map_err(|e| err(&e))?;
-                let r = &w.report;
+                let done =
+                    stages::enrich::run(s, &self.ctx, &extra, &NoProgress).map_err(|e| err(&e))?;
+                let r = &done.report;
                 quality.insert("match_rate".into(), r.match_rate);
                 if let Some(t) = &r.truth {
                     quality.insert("precision".into(), t.precision);
@@ -555,55 +540,31 @@ impl Runner<'_> {
                         counts: r.by_method.values().copied().collect(),
                     },
                 );
-                let out = self.path("enriched_tmp.parquet");
-                histograms.insert("fuzzy_scores".into(), fuzzy_histogram(&out)?);
-                std::fs::rename(&out, self.path("enriched.parquet"))
-                    .map_err(|e| IoError::write(&out, e))?;
+                let enriched = crate::io::with_suffix(&layout.enrich_stem(), ".parquet");
+                histograms.insert("fuzzy_scores".into(), fuzzy_histogram(&enriched)?);
                 r.awards
             }
             Stage::ClassifyCet => {
-                let awards = needs(self.awards(), "ingest")?;
-                let (taxonomy, params) = (
-                    cet::taxonomy::Taxonomy::load(&s.cet.taxonomy).map_err(|e| err(&e))?,
-                    cet::params::ClassifierParams::load(&s.cet.classification)
-                        .map_err(|e| err(&e))?,
-                );
-                let sources = ScorerSources {
-                    model_path: &s.cet.model_path,
-                    embed: &s.embed,
-                    award_vectors: true,
-                };
-                let (classifier, fallback) =
-                    cet::load_classifier(taxonomy.clone(), params.clone(), params.scorer, &sources)
-                        .map_err(|e| err(&e))?;
-                let opts = ClassifyOptions {
-                    awards: awards.clone(),
-                    settings: s.cet.clone(),
-                    name_rules: s.enrich.name_rules.clone(),
-                    out_dir: self.path("cet"),
-                    require_model: false,
-                };
-                let w =
-                    cet::classify_to_files(&opts, &classifier, fallback, &s.output, &NoProgress)
-                        .map_err(|e| err(&e))?;
-                let r = &w.report;
+                let awards = needs(layout.awards(), "ingest")?;
+                let done = stages::classify::run(s, &self.ctx, Default::default(), &NoProgress)
+                    .map_err(|e| err(&e))?;
+                let (r, classifier) = (&done.report.report, &done.report.classifier);
                 quality.insert("high_conf_rate".into(), r.high_conf_rate());
                 quality.insert("evidence_coverage".into(), r.evidence_coverage());
                 quality.insert("classified_rate".into(), r.success_rate());
+                let taxonomy = &classifier.taxonomy;
                 if let Some(labels) = self.optional_input(sample::LABELS_FILE) {
-                    let (docs, _) = cet::labelled_docs(&labels, &taxonomy, &awards, None)
+                    let (docs, _) = cet::labelled_docs(&labels, taxonomy, &awards, None)
                         .map_err(|e| err(&e))?;
                     if !docs.is_empty() {
-                        let v = cet::embed_docs(&classifier, &docs).map_err(|e| err(&e))?;
-                        let e = cet::evaluate_docs(&classifier, &docs, v.as_deref());
+                        let v = cet::embed_docs(classifier, &docs).map_err(|e| err(&e))?;
+                        let e = cet::evaluate_docs(classifier, &docs, v.as_deref());
                         quality.insert("macro_f1".into(), e.macro_avg.f1);
                         quality.insert("top1_accuracy".into(), e.top1_accuracy);
                     }
                 }
-                let classified = self
-                    .path("cet")
-                    .join(format!("{}.parquet", s.cet.output_name));
-                let d = cet::read_distribution(&classified, &taxonomy).map_err(|e| err(&e))?;
+                let d = cet::read_distribution(&layout.classifications(), taxonomy)
+                    .map_err(|e| err(&e))?;
                 let mut labels = taxonomy.ids();
                 labels.push(cet::eval::NONE.into());
                 histograms.insert(
@@ -630,28 +591,10 @@ impl Runner<'_> {
                 Err(skipped) => return Ok(Err(skipped)),
             },
             Stage::LoadNeo4jExport => {
-                let cet_dir = needs(self.path("cet"), "classify-cet")?;
-                let src = crate::graph::Sources {
-                    taxonomy: s.cet.taxonomy.clone(),
-                    awards: self.awards(),
-                    classifications: cet_dir.join(format!("{}.parquet", s.cet.output_name)),
-                    profiles: cet_dir.join(format!("{}.parquet", s.cet.profiles_name)),
-                };
-                let taxonomy = cet::taxonomy::Taxonomy::load(&src.taxonomy).map_err(|e| err(&e))?;
-                let params = cet::params::ClassifierParams::load(&s.cet.classification)
-                    .map_err(|e| err(&e))?;
-                let normalizer = crate::enrich::names::Normalizer::new(&s.enrich.name_rules);
-                let data =
-                    crate::graph::GraphData::build(&src, &taxonomy, &params.bands, &normalizer)
-                        .map_err(|e| err(&e))?;
-                let files =
-                    crate::graph::bundle::write_bundle(&self.path("neo4j-import"), &data, &s.neo4j)
-                        .map_err(|e| err(&e))?;
-                files
-                    .iter()
-                    .filter(|(p, _)| p.extension().is_some_and(|e| e == "csv"))
-                    .map(|(_, n)| n)
-                    .sum()
+                needs(layout.classifications(), "classify-cet")?;
+                stages::graph::export(s, &self.ctx)
+                    .map_err(|e| err(&e))?
+                    .report
             }
         };
         Ok(Ok(Outcome {
@@ -668,7 +611,7 @@ impl Runner<'_> {
         quality: &mut BTreeMap<String, f64>,
     ) -> Result<Result<u64, String>, BenchError> {
         use crate::embed::{embed_texts, open_encoder};
-        let s = self.settings;
+        let s = &self.settings;
         let e = &s.embed;
         let model = match crate::embed::models::lookup(e, &e.model, e.model_dir.as_deref()) {
             Ok(m) => m,
@@ -677,7 +620,7 @@ impl Runner<'_> {
         let err = |x: &dyn std::fmt::Display| BenchError::stage(Stage::Embed, x);
         let device = candle_core::Device::Cpu;
         let (encoder, chunker) = open_encoder(&model, &device, e).map_err(|x| err(&x))?;
-        let awards = self.path("sbir_awards.parquet");
+        let awards = Layout::new(s).ingested();
         if !awards.exists() {
             return Err(err(&"needs ingest: add it to --stages"));
         }
@@ -717,10 +660,6 @@ impl Runner<'_> {
 
 fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
-}
-
-fn current_year() -> i32 {
-    chrono::Datelike::year(&chrono::Utc::now())
 }
 
 /// Histogram (ten bins over 0-100) of the fuzzy name-match scores in an enriched file.

@@ -5,16 +5,14 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use sbir::config::FlagOverride;
-use sbir::ingest::{self, IngestOptions};
-use sbir::io::checks::{Checks, Status, now_rfc3339};
-use sbir::metrics::StageTimer;
-use serde_json::json;
+use sbir::io::checks::Status;
+use sbir::stages;
 
 use super::Env;
 use super::OutputArgs;
 
 /// Flags of `sbir ingest`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Default, clap::Args)]
 #[command(
     after_help = "Examples:\n  sbir ingest --input award_data.csv.gz\n  sbir ingest --input award_data.csv --format both --out-dir out/\n  sbir ingest --sample 1000 --seed 7      # a quick, reproducible subset"
 )]
@@ -49,56 +47,17 @@ impl Args {
     }
 }
 
-/// Runs the stage and writes its outputs and checks file.
+/// Runs the stage and reports its outputs and checks file.
 pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
     let s = env.settings();
-    let started_at = now_rfc3339();
-    let timer = StageTimer::start();
-    let opts = IngestOptions {
+    let extra = stages::ingest::Extra {
         limit: args.limit,
         sample: args.sample.map(|n| (n, args.seed)),
-        ..IngestOptions::from_settings(&s.ingest, chrono::Datelike::year(&chrono::Utc::now()))
     };
-    let stem = s.paths.processed_dir.join(&s.ingest.output_name);
-    tracing::info!("ingest: reading {}", opts.input.display());
-    let written = env.with_progress("ingest", "bytes", |progress| {
-        ingest::ingest_to_files(&opts, &stem, &s.output, progress)
-            .with_context(|| format!("ingest of {} failed", opts.input.display()))
-    })?;
-    let report = written.report;
-
-    let mut checks = Checks::new(
-        "ingest",
-        &env.ctx,
-        started_at,
-        report.gates(&s.ingest.gates),
-    );
-    if checks.status == Status::Fail && report.rejected > 0 {
-        tracing::error!(
-            "ingest: {} of {} rows rejected; top reasons: {}",
-            report.rejected,
-            report.input_rows,
-            report.top_reject_reasons(5).join("; ")
-        );
-    }
-    checks.counts = report.counts();
-    checks.metrics = timer.finish(report.input_rows);
-    checks.inputs = vec![report.input.clone()];
-    checks.outputs = written.paths;
-    checks.details = json!({
-        "reconciled": report.reconciles(),
-        "completeness": written.completeness,
-        "warnings_by_code": report.warnings_by_code,
-        "rejects_by_code": report.rejects_by_code,
-        "rejects_by_field": report.rejects_by_field,
-        "reject_examples": report.reject_examples,
-        "warning_examples": report.warning_examples,
-        "input_format": report.input_format,
-        "missing_optional_columns": report.missing_optional_columns,
-        "extra_columns": report.extra_columns,
-        "duplicate_examples": report.duplicate_examples,
-        "limit": args.limit,
-        "sample": args.sample.map(|n| json!({"rows": n, "seed": args.seed})),
-    });
-    super::finish_stage(&checks, &Checks::path_for(&stem))
+    let done = env
+        .with_progress("ingest", "bytes", |progress| {
+            stages::ingest::run(s, &env.ctx, extra, progress)
+        })
+        .with_context(|| format!("ingest of {} failed", s.ingest.input.display()))?;
+    Ok(super::finish(&done))
 }

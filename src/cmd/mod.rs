@@ -247,13 +247,17 @@ fn init_logging(settings: &Settings, quiet: bool, verbose: u8, bars: bool) {
     }
 }
 
-/// Writes the checks file, reports the verdict and prints every output path on stdout.
-pub fn finish_stage(
-    checks: &sbir::io::checks::Checks,
-    checks_path: &std::path::Path,
-) -> anyhow::Result<sbir::io::checks::Status> {
+/// Reports a finished stage: each checks file's verdict and figures in the log, every output
+/// path on stdout; returns the worst status.
+pub fn finish<R>(done: &sbir::stages::Done<R>) -> sbir::io::checks::Status {
+    done.checks.iter().for_each(report);
+    done.status()
+}
+
+/// Logs one checks file's verdict and figures and prints its outputs and its own path.
+fn report(w: &sbir::stages::Written) {
     use sbir::io::checks::Status;
-    let written = checks.write(checks_path)?;
+    let checks = &w.checks;
     match (checks.status, &checks.reason) {
         (Status::Fail, Some(r)) => tracing::error!("{}: quality gate failed: {r}", checks.stage),
         (Status::Warn, Some(r)) => tracing::warn!("{}: {r}", checks.stage),
@@ -288,8 +292,7 @@ pub fn finish_stage(
         m.peak_rss_mb.unwrap_or_default(),
     );
     // The written paths are data (stdout), printed even with --quiet.
-    for p in checks.outputs.iter().chain(std::iter::once(&written)) {
+    for p in checks.outputs.iter().chain(std::iter::once(&w.path)) {
         println!("{}", p.display());
     }
-    Ok(checks.status)
 }

@@ -3,14 +3,9 @@
 
 use std::path::PathBuf;
 
-use candle_core::Device;
-use sbir::assets::bundle::{self, BundleError};
-use sbir::cet::params::ScorerChoice;
-use sbir::cet::taxonomy::Taxonomy;
 use sbir::config::FlagOverride;
-use sbir::embed::models::{self, Lookup};
-use sbir::io::bundle::FileCheckError;
 use sbir::io::checks::Status;
+use sbir::stages::prepare_assets::{self, Verified};
 
 use super::Env;
 
@@ -65,20 +60,22 @@ impl Args {
 /// Runs `sbir prepare-assets`.
 pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
     let s = env.settings();
-    let e = &s.embed;
-    let out = models::bundle_root(e);
-    let taxonomy = Taxonomy::load(&s.cet.taxonomy)?;
+    let out = prepare_assets::bundle_dir(s);
     if a.verify {
-        // A fresh clone has no bundle: say so, not which file failed to open.
-        if !out.join("deployment_metadata.json").is_file() {
-            eprintln!(
-                "no bundle in {} to verify (deployment_metadata.json is missing): `sbir prepare-assets` builds one",
-                out.display()
-            );
-            return Ok(Status::Fail);
-        }
-        return match bundle::verify(&out, &e.model, &taxonomy, e, &Device::Cpu) {
-            Ok(meta) => {
+        return Ok(match prepare_assets::verify(s)? {
+            // A fresh clone has no bundle: say so, not which file failed to open.
+            Verified::Missing => {
+                eprintln!(
+                    "no bundle in {} to verify (deployment_metadata.json is missing): `sbir prepare-assets` builds one",
+                    out.display()
+                );
+                Status::Fail
+            }
+            Verified::Failed(err) => {
+                eprintln!("bundle {} failed verification: {err}", out.display());
+                Status::Fail
+            }
+            Verified::Ok(meta) => {
                 if !env.quiet {
                     eprintln!(
                         "bundle {} OK: {} files, {:.1} MB, model {}, taxonomy {}",
@@ -89,43 +86,12 @@ pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
                         meta.taxonomy_version
                     );
                 }
-                Ok(Status::Pass)
+                Status::Pass
             }
-            Err(
-                err @ (BundleError::Files(
-                    FileCheckError::Checksum { .. } | FileCheckError::Missing(_),
-                )
-                | BundleError::Stale(_)),
-            ) => {
-                eprintln!("bundle {} failed verification: {err}", out.display());
-                Ok(Status::Fail)
-            }
-            Err(err) => Err(err.into()),
-        };
+        });
     }
-    // The source is looked up outside the bundle first, so a damaged bundle can be rebuilt;
-    // the bundle itself is the source of last resort.
-    let lookup = |bundle_dir| {
-        models::locate(&Lookup {
-            bundle_dir,
-            ..Lookup::new(e, &e.model, e.model_dir.as_deref())
-        })
-    };
-    let model = lookup(None).or_else(|_| lookup(Some(&e.bundle_dir)))?;
-    // The base scorer (model, else rules) picks the High-band awards added to centroids.
-    let base = match a.with_award_embeddings {
-        true => Some(super::classify_cet::load_classifier(s, Some(ScorerChoice::Auto), false)?.0),
-        false => None,
-    };
-    let awards_path = a
-        .awards
-        .clone()
-        .unwrap_or_else(|| super::classify_cet::awards_path(s));
-    let awards = base.as_ref().map(|c| bundle::AwardInputs {
-        path: &awards_path,
-        classifier: c,
-    });
-    let prepared = bundle::prepare(&out, &model, &taxonomy, e, &Device::Cpu, awards.as_ref())?;
+    let (prepared, model) =
+        prepare_assets::prepare(s, a.with_award_embeddings, a.awards.as_deref())?;
     let m = &prepared.metadata;
     if !env.quiet {
         eprintln!(

@@ -3,10 +3,11 @@
 //! recipients file for the input, enrich is skipped and companies are keyed by name. It ends
 //! with one table of what each stage did, read back from this run's checks files.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use sbir::config::FlagOverride;
 use sbir::io::checks::{Checks, Gate, Status};
+use sbir::stages::Layout;
 
 use super::Env;
 use super::OutputArgs;
@@ -72,8 +73,8 @@ fn no_recipients(env: &Env) -> Option<String> {
 
 /// Runs every stage in order; the first failed gate stops the chain; then prints the summary.
 /// The flags already took effect as settings overrides.
-pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
-    let status = stages(args, env);
+pub fn run(_args: &Args, env: &Env) -> anyhow::Result<Status> {
+    let status = stages(env);
     if !env.quiet {
         eprint!("{}", summary(env));
     }
@@ -82,20 +83,10 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
 
 /// The checks files this run wrote, in stage order.
 fn this_runs_checks(env: &Env) -> Vec<Checks> {
-    let s = env.settings();
-    let processed = |name: &str| Checks::path_for(&s.paths.processed_dir.join(name));
-    let mut paths = vec![
-        processed(&s.ingest.output_name),
-        processed(&s.enrich.output_name),
-        processed(&s.cet.output_name),
-        processed(&s.cet.profiles_name),
-    ];
-    let loaded = |name: &str| s.neo4j.loaded_dir.join(format!("{name}.checks.json"));
-    paths.push(loaded("export"));
-    paths.extend(sbir::graph::Step::ALL.iter().map(|st| loaded(st.name())));
-    paths
+    Layout::new(env.settings())
+        .run_checks()
         .iter()
-        .filter_map(|p: &PathBuf| Checks::read(Path::new(p)).ok())
+        .filter_map(|p| Checks::read(p).ok())
         .filter(|c| c.run_id == env.ctx.run_id)
         .collect()
 }
@@ -127,16 +118,9 @@ fn summary(env: &Env) -> String {
     out
 }
 
-/// The stage chain itself.
-fn stages(_args: &Args, env: &Env) -> anyhow::Result<Status> {
-    let ingest_args = super::ingest::Args {
-        input: None,
-        output: OutputArgs::default(),
-        limit: None,
-        sample: None,
-        seed: 42,
-    };
-    let status = super::ingest::run(&ingest_args, env)?;
+/// The stage chain itself: each stage as its own command runs it, with default flags.
+fn stages(env: &Env) -> anyhow::Result<Status> {
+    let status = super::ingest::run(&Default::default(), env)?;
     if status == Status::Fail {
         tracing::error!("run: stopping after ingest: its quality gate failed");
         return Ok(status);
@@ -149,26 +133,12 @@ fn stages(_args: &Args, env: &Env) -> anyhow::Result<Status> {
                 "run: enrich skipped: {why}; companies are keyed by name (pass --recipients FILE to link them to USAspending recipients)"
             );
             // Later stages read this run's ingest output, never an older enrich output.
-            let s = env.settings();
-            let ingested = s
-                .paths
-                .processed_dir
-                .join(format!("{}.parquet", s.ingest.output_name));
+            let ingested = Layout::new(env.settings()).ingested();
             unenriched = env.with_settings(|s| s.cet.awards = Some(ingested));
             &unenriched
         }
         None => {
-            let enrich_args = super::enrich::Args {
-                awards: None,
-                recipients: None,
-                output: OutputArgs::default(),
-                truth: None,
-                candidates: false,
-                accept_candidates: false,
-                checkpoint_dir: None,
-                explain: None,
-            };
-            let status = super::enrich::run(&enrich_args, env)?;
+            let status = super::enrich::run(&Default::default(), env)?;
             if status == Status::Fail {
                 tracing::error!("run: stopping after enrich: its quality gate failed");
                 return Ok(status);
@@ -176,26 +146,17 @@ fn stages(_args: &Args, env: &Env) -> anyhow::Result<Status> {
             env
         }
     };
-    let classify_args = super::classify_cet::Args {
-        action: None,
-        common: Default::default(),
-        output: OutputArgs::default(),
-        require_model: false,
-        check_taxonomy: false,
-        text: None,
-        stdin: false,
-    };
     let note = if skipped.is_some() {
         " (enrich skipped: no recipients file)"
     } else {
         ""
     };
-    let status = super::classify_cet::run(&classify_args, env)?;
+    let status = super::classify_cet::run(&Default::default(), env)?;
     if status == Status::Fail {
         tracing::error!("run: stopping after classify-cet: its quality gate failed{note}");
         return Ok(status);
     }
-    let status = super::load_neo4j::run(&super::load_neo4j::Args::default(), env)?;
+    let status = super::load_neo4j::run(&Default::default(), env)?;
     tracing::info!("run: finished, status {status:?}{note}");
     Ok(status)
 }

@@ -48,6 +48,8 @@ pub enum EnrichError {
     Io(#[from] IoError),
     #[error("cannot build the enriched table: {0}")]
     Arrow(String),
+    #[error("no award {id} in {path}")]
+    NoSuchAward { id: String, path: PathBuf },
 }
 
 impl EnrichError {

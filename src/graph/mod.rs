@@ -47,6 +47,8 @@ pub enum GraphError {
     },
     #[error("no password: set NEO4J_PASSWORD or neo4j.password_file")]
     NoPassword,
+    #[error("no graph server: set NEO4J_URI (or neo4j.uri)")]
+    NoServer,
     #[error(
         "statement {statement} of the query file writes ({clause} …): --query runs read-only statements; load-neo4j changes the graph"
     )]
@@ -56,6 +58,11 @@ pub enum GraphError {
     },
     #[error("{0}")]
     Server(String),
+    #[error("cannot read the graph's inputs (run classify-cet first): {path}")]
+    Inputs {
+        path: PathBuf,
+        source: Box<crate::cet::CetError>,
+    },
     #[error(transparent)]
     Io(#[from] IoError),
 }
@@ -65,8 +72,12 @@ impl GraphError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            Self::Identifier { .. } | Self::UnknownStep(_) | Self::NoPassword | Self::Writes { .. }
-        )
+            Self::Identifier { .. }
+                | Self::UnknownStep(_)
+                | Self::NoPassword
+                | Self::NoServer
+                | Self::Writes { .. }
+        ) || matches!(self, Self::Inputs { source, .. } if source.is_usage())
     }
 }
 

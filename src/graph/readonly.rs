@@ -1,7 +1,23 @@
-//! Read-only Cypher: finds the first clause that would change the graph (CREATE, MERGE,
+//! Query files (`load-neo4j --query`, `--execute`): splits a file into statements, and finds the first clause that would change the graph (CREATE, MERGE,
 //! DELETE, SET, …) in a statement, outside string literals, backquoted names and comments, so
 //! `load-neo4j --query` can refuse it before sending. The statements also run in a transaction
 //! that is rolled back, so what this misses cannot persist either.
+
+/// The statements of a query file: split at `;`, `//` comment lines dropped, blank ones
+/// skipped.
+pub fn split_statements(text: &str) -> Vec<String> {
+    text.split(';')
+        .map(|q| {
+            q.lines()
+                .filter(|l| !l.trim_start().starts_with("//"))
+                .collect::<Vec<_>>()
+                .join("\n")
+                .trim()
+                .to_string()
+        })
+        .filter(|q| !q.is_empty())
+        .collect()
+}
 
 /// Clauses that write: data, schema, or files.
 const WRITE_CLAUSES: [&str; 10] = [
@@ -58,6 +74,18 @@ pub fn write_clause(stmt: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_files_split_into_statements_without_comments() {
+        let text = "// spot checks\nMATCH (n) RETURN count(n);\n\n// none\n;\nMATCH (a:Award)\n// inline\nRETURN a LIMIT 1;";
+        assert_eq!(
+            split_statements(text),
+            [
+                "MATCH (n) RETURN count(n)",
+                "MATCH (a:Award)\nRETURN a LIMIT 1"
+            ]
+        );
+    }
 
     #[test]
     fn write_clauses_are_found_in_any_case() {

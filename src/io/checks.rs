@@ -12,8 +12,8 @@ use super::input::InputInfo;
 use super::{IoError, atomic};
 use crate::metrics::StageMetrics;
 
-/// Overall verdict of a stage run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Overall verdict of a stage run, ordered from best to worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Pass,
