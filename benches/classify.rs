@@ -42,7 +42,8 @@ fn main() {
 
     let taxonomy = Taxonomy::load(&settings.cet.taxonomy).expect("taxonomy");
     let params = ClassifierParams::load(&settings.cet.classification).expect("params");
-    let (docs, _) = cet::labelled_docs(&train_labels, &taxonomy, &awards_path, None).expect("docs");
+    let (docs, _) =
+        cet::labelled::labelled_docs(&train_labels, &taxonomy, &awards_path, None).expect("docs");
     metrics::reset_peak_rss();
     let timer = StageTimer::start();
     let model = Model::train(&docs, &taxonomy, &params, None, "bench").expect("train");
@@ -91,8 +92,9 @@ fn main() {
             w.report.evidence_coverage()
         );
         let (held_out, _) =
-            cet::labelled_docs(&test_labels, &taxonomy, &awards_path, None).expect("docs");
-        let e = cet::evaluate_docs(&classifier, &held_out, None);
+            cet::labelled::labelled_docs(&test_labels, &taxonomy, &awards_path, None)
+                .expect("docs");
+        let e = cet::labelled::evaluate_docs(&classifier, &held_out, None);
         println!(
             "  held-out {}: top-1 {:.4}, top-3 recall {:.4}, macro F1 {:.4}, micro F1 {:.4}",
             e.awards, e.top1_accuracy, e.top3_recall, e.macro_avg.f1, e.micro.f1

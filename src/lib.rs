@@ -15,6 +15,7 @@ pub mod html;
 pub mod ingest;
 pub mod io;
 pub mod metrics;
+pub mod names;
 pub mod progress;
 pub mod records;
 pub mod rng;

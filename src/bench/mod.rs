@@ -7,6 +7,7 @@
 //! stage is one [`Stage`] variant and one arm in `Runner::run_stage`.
 
 pub mod compare;
+pub mod history;
 pub mod html;
 pub mod pair;
 
@@ -554,11 +555,12 @@ impl Runner {
                 quality.insert("classified_rate".into(), r.success_rate());
                 let taxonomy = &classifier.taxonomy;
                 if let Some(labels) = self.optional_input(sample::LABELS_FILE) {
-                    let (docs, _) = cet::labelled_docs(&labels, taxonomy, &awards, None)
+                    let (docs, _) = cet::labelled::labelled_docs(&labels, taxonomy, &awards, None)
                         .map_err(|e| err(&e))?;
                     if !docs.is_empty() {
-                        let v = cet::embed_docs(classifier, &docs).map_err(|e| err(&e))?;
-                        let e = cet::evaluate_docs(classifier, &docs, v.as_deref());
+                        let v =
+                            cet::labelled::embed_docs(classifier, &docs).map_err(|e| err(&e))?;
+                        let e = cet::labelled::evaluate_docs(classifier, &docs, v.as_deref());
                         quality.insert("macro_f1".into(), e.macro_avg.f1);
                         quality.insert("top1_accuracy".into(), e.top1_accuracy);
                     }

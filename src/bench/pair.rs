@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{BenchError, BenchReport, Spread, Stage, StageResult};
+use super::{BenchError, BenchOptions, BenchReport, Spread, Stage, StageResult};
 use crate::io::IoError;
 
 /// The two builds and what to run.
@@ -55,6 +55,32 @@ pub fn run(
         }
     }
     Ok((merge(current)?, merge(base)?))
+}
+
+/// `opts` measured on `current` (this binary) and `base` alike: inputs prepared once in a
+/// scratch folder, then [`run`]. The current report carries `opts`' commit and settings
+/// digest (this build measured it), not the child's.
+pub fn compare_builds(
+    opts: &BenchOptions,
+    current: &Path,
+    base: &Path,
+    log: &dyn Fn(Build, usize),
+) -> Result<(BenchReport, BenchReport), BenchError> {
+    let work = tempfile::tempdir().map_err(|e| IoError::write(Path::new("temp dir"), e))?;
+    let (input, _) = super::inputs(opts, work.path())?;
+    let pair = PairOptions {
+        current: current.to_path_buf(),
+        base: base.to_path_buf(),
+        stages: opts.stages.clone(),
+        input,
+        sample_size: opts.sample_size,
+        rounds: opts.repeat,
+        work: work.path().join("runs"),
+    };
+    let (mut current, base) = run(&pair, log)?;
+    current.git_commit = opts.git_commit.clone();
+    current.settings_digest = opts.settings_digest.clone();
+    Ok((current, base))
 }
 
 /// One `benchmark` process of `bin` over the inputs, every stage once; its report.

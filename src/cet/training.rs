@@ -6,10 +6,11 @@ use serde::Serialize;
 
 use super::classify::Classifier;
 use super::eval::{self, Evaluation};
+use super::labelled::score_docs;
 use super::model::{LabelledDoc, Model, VectorSource};
 use super::params::ClassifierParams;
 use super::taxonomy::Taxonomy;
-use super::{CetError, sample_key, score_docs};
+use super::{CetError, sample_key};
 
 /// Labelled awards to measure the model on.
 pub struct Dev {

@@ -1,12 +1,11 @@
 //! `sbir benchmark`: measure stages, write the report and history, compare with the
 //! baseline; `sbir benchmark report` draws the history as one HTML page.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use sbir::bench::compare::{self, Level};
-use sbir::bench::{self, BenchError, BenchOptions, BenchReport, Stage};
+use sbir::bench::{self, BenchError, BenchOptions, Stage, history};
 use sbir::config::FlagOverride;
 use sbir::io::atomic::write_file;
 use sbir::io::checks::Status;
@@ -138,7 +137,7 @@ pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
     }
     // Read before measuring, so an unreadable baseline costs no benchmark run.
     let baseline = match b.baseline.is_file() {
-        true => Some(read_report(&b.baseline)?),
+        true => Some(history::read_report(&b.baseline)?),
         false => None,
     };
     let opts = BenchOptions {
@@ -160,7 +159,16 @@ pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
     let quiet = env.quiet;
     let (report, cmp) = match &a.compare_binary {
         Some(base) => {
-            let (report, base_report) = paired(&opts, base, quiet)?;
+            let current = std::env::current_exe().context("cannot locate this binary")?;
+            let (report, base_report) =
+                bench::pair::compare_builds(&opts, &current, base, &|build, round| {
+                    if !quiet {
+                        tracing::info!("benchmark: round {round} of {build:?} done");
+                    }
+                })?;
+            for r in &report.stages {
+                log_stage(r, quiet);
+            }
             let mut cmp = compare::compare(&report, &base_report, &b.thresholds, true);
             cmp.against = "base build".into();
             (report, Some(cmp))
@@ -182,18 +190,16 @@ pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
     });
     let json = serde_json::to_vec_pretty(&report)?;
     write_file(&path, &json).with_context(|| format!("cannot write {}", path.display()))?;
-    append_history(&b.dir.join("history.ndjson"), &report)?;
+    history::append(&b.dir.join("history.ndjson"), &report)?;
 
-    if let Some(c) = &cmp {
-        for w in &c.warnings {
-            tracing::warn!("benchmark: {w}");
-        }
-    }
     if a.save_as_baseline {
         write_file(&b.baseline, &json)
             .with_context(|| format!("cannot write {}", b.baseline.display()))?;
     }
     if let Some(c) = &cmp {
+        for w in &c.warnings {
+            tracing::warn!("benchmark: {w}");
+        }
         for v in c.verdicts.iter().filter(|v| v.level == Level::Failure) {
             tracing::error!(
                 "benchmark {} {}: {:.4} against {:.4} in the {} ({:+.2} {})",
@@ -251,38 +257,6 @@ fn log_stage(r: &bench::StageResult, quiet: bool) {
     }
 }
 
-/// `--compare-binary`: this binary and `base` on the same inputs, alternating; the merged
-/// reports of this build and of the base.
-fn paired(
-    opts: &BenchOptions,
-    base: &Path,
-    quiet: bool,
-) -> anyhow::Result<(BenchReport, BenchReport)> {
-    let work = tempfile::tempdir()?;
-    let (input, _) = bench::inputs(opts, work.path())?;
-    let pair = bench::pair::PairOptions {
-        current: std::env::current_exe().context("cannot locate this binary")?,
-        base: base.to_path_buf(),
-        stages: opts.stages.clone(),
-        input,
-        sample_size: opts.sample_size,
-        rounds: opts.repeat,
-        work: work.path().join("runs"),
-    };
-    let (mut current, base_report) = bench::pair::run(&pair, &|build, round| {
-        if !quiet {
-            tracing::info!("benchmark: round {round} of {build:?} done");
-        }
-    })?;
-    for r in &current.stages {
-        log_stage(r, quiet);
-    }
-    // This build measured it: its commit and settings, not the child's.
-    current.git_commit = opts.git_commit.clone();
-    current.settings_digest = opts.settings_digest.clone();
-    Ok((current, base_report))
-}
-
 /// The commit measured: `SBIR_GIT_COMMIT`, `GITHUB_SHA`, else `git rev-parse HEAD` here.
 fn git_commit() -> Option<String> {
     ["SBIR_GIT_COMMIT", "GITHUB_SHA"]
@@ -307,28 +281,6 @@ fn release_free_memory() {
     unsafe { libmimalloc_sys::mi_collect(true) }
 }
 
-/// Appends the report as one line of the history.
-fn append_history(path: &Path, report: &BenchReport) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let mut line = serde_json::to_vec(report)?;
-    line.push(b'\n');
-    // One write of the whole line in append mode: concurrent runs never interleave lines.
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .and_then(|mut f| f.write_all(&line))
-        .with_context(|| format!("cannot append to {}", path.display()))
-}
-
-fn read_report(path: &Path) -> anyhow::Result<BenchReport> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_slice(&bytes)
-        .with_context(|| format!("{} is not a benchmark report", path.display()))
-}
-
 /// `sbir benchmark report`.
 fn report(a: &ReportArgs, env: &Env) -> anyhow::Result<Status> {
     let b = &env.settings().benchmark;
@@ -337,27 +289,12 @@ fn report(a: &ReportArgs, env: &Env) -> anyhow::Result<Status> {
         .clone()
         .unwrap_or_else(|| b.dir.join("history.ndjson"));
     let out = a.out.clone().unwrap_or_else(|| b.dir.join("report.html"));
-    let text = std::fs::read_to_string(&history)
-        .with_context(|| format!("cannot read {}", history.display()))?;
-    let runs: Vec<BenchReport> = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).with_context(|| {
-                format!(
-                    "{}, line {}: not a benchmark report",
-                    history.display(),
-                    i + 1
-                )
-            })
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let runs = history::read(&history)?;
     // The baseline's figures and thresholds are drawn in when it can be read.
     let baseline = b
         .baseline
         .is_file()
-        .then(|| read_report(&b.baseline))
+        .then(|| history::read_report(&b.baseline))
         .transpose()?;
     let page = bench::html::report(&runs, baseline.as_ref(), &b.thresholds);
     write_file(&out, page.as_bytes()).with_context(|| format!("cannot write {}", out.display()))?;

@@ -2,15 +2,15 @@
 //! or one ad hoc (`--input PATH --name NAME`), exported under
 //! `<processed_dir>/<embed.dir_name>/<collection>/` with a `processing_summary.json`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use candle_core::Device;
 use clap::ValueEnum;
-use sbir::config::{EmbedSettings, FlagOverride};
-use sbir::embed::models::{self, ModelFiles};
-use sbir::embed::{self, EmbedError, Job};
+use sbir::config::FlagOverride;
+use sbir::embed;
 use sbir::io::checks::Status;
+use sbir::stages::{self, Layout};
 
 use super::Env;
 
@@ -125,46 +125,11 @@ pub struct SearchArgs {
     pub json: bool,
 }
 
-/// The collections to embed: (name, path).
-fn collections(a: &Args, s: &EmbedSettings) -> Result<Vec<(String, PathBuf)>, EmbedError> {
-    if let (Some(input), Some(name)) = (&a.input, &a.name) {
-        return Ok(vec![(name.clone(), input.clone())]);
-    }
-    let known = || s.collections.keys().cloned().collect::<Vec<_>>().join(", ");
-    if a.collections.is_empty() {
-        return Ok(s
-            .collections
-            .iter()
-            .map(|(n, p)| (n.clone(), p.clone()))
-            .collect());
-    }
-    a.collections
-        .iter()
-        .map(|n| match s.collections.get(n) {
-            Some(p) => Ok((n.clone(), p.clone())),
-            None => Err(EmbedError::UnknownCollection {
-                name: n.clone(),
-                known: known(),
-            }),
-        })
-        .collect()
-}
-
-fn is_plain_name(n: &str) -> bool {
-    !n.is_empty() && !n.starts_with('.') && !n.contains(['/', '\\'])
-}
-
 fn device(a: DeviceArg) -> anyhow::Result<Device> {
     Ok(match a {
         DeviceArg::Cpu => Device::Cpu,
         DeviceArg::Cuda => Device::new_cuda(0).context("--device cuda")?,
     })
-}
-
-/// A SPLADE setting is a model id or a folder.
-fn lookup_splade(e: &EmbedSettings, m: &str) -> Result<ModelFiles, EmbedError> {
-    let dir = Path::new(m);
-    models::lookup(e, m, dir.is_dir().then_some(dir))
 }
 
 /// Runs `sbir embed`.
@@ -174,53 +139,20 @@ pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
         return Ok(Status::Pass);
     }
     let s = env.settings();
-    let e = &s.embed;
-    let todo = collections(a, e)?;
-    if let Some(bad) = todo.iter().find(|(n, _)| !is_plain_name(n)) {
-        return Err(EmbedError::input(
-            Path::new(&bad.0),
-            "a collection name must be a plain folder name",
-        )
-        .into());
-    }
+    let extra = stages::embed::Extra {
+        collections: &a.collections,
+        input: a.name.as_deref().zip(a.input.as_deref()),
+        queries: a.queries.as_deref(),
+    };
+    let plan = stages::embed::plan(s, &extra)?;
     let device = device(a.device)?;
-    let dense_model = models::lookup(e, &e.model, e.model_dir.as_deref())?;
-    let splade_model = match (&e.sparse.splade_model, e.sparse.enabled) {
-        (Some(m), true) => Some(lookup_splade(e, m)?),
-        _ => None,
-    };
-    if let Some(q) = &a.queries
-        && !q.is_file()
-    {
-        return Err(EmbedError::input(q, "no such queries file").into());
-    }
-    let rerank_model = match (&a.queries, e.rerank.enabled) {
-        (Some(_), true) => Some(models::lookup(
-            e,
-            &e.rerank.model,
-            e.rerank.model_dir.as_deref(),
-        )?),
-        _ => None,
-    };
     let mut status = Status::Pass;
-    for (name, input) in todo {
-        let job = Job {
-            name: &name,
-            input: &input,
-            out_dir: s.paths.processed_dir.join(&e.dir_name).join(&name),
-            settings: e,
-            output: &s.output,
-            dense_model: dense_model.clone(),
-            splade_model: splade_model.clone(),
-            sparse: e.sparse.enabled,
-            queries: a.queries.as_deref(),
-            rerank_model: rerank_model.clone(),
-            device: device.clone(),
-            run_id: &env.ctx.run_id,
-        };
-        let out_dir = job.out_dir.clone();
-        let summary =
-            env.with_progress("embed", "documents", |p| embed::embed_collection(job, p))?;
+    for todo in &plan.collections {
+        let name = &todo.0;
+        let out_dir = Layout::new(s).collection(name);
+        let summary = env.with_progress("embed", "documents", |p| {
+            plan.embed(todo, s, &env.ctx.run_id, &device, p)
+        })?;
         let c = &summary.counts;
         if c.chunks == 0 {
             status = Status::Fail;
@@ -251,68 +183,19 @@ pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
 fn search(sa: &SearchArgs, a: &Args, env: &Env) -> anyhow::Result<()> {
     let s = env.settings();
     let e = &s.embed;
-    let dir = s.paths.processed_dir.join(&e.dir_name).join(&sa.collection);
-    let summary_path = dir.join("processing_summary.json");
-    let summary: serde_json::Value = std::fs::read(&summary_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| {
-            EmbedError::input(
-                &dir,
-                format!(
-                    "not an embedded collection (no readable processing_summary.json); run `sbir embed --collections {}` first",
-                    sa.collection
-                ),
-            )
-        })?;
-    let device = device(a.device)?;
-    // The collection's own models: vectors only compare with vectors of the same model.
-    let dense_id = summary["models"]["dense"]["id"]
-        .as_str()
-        .unwrap_or(&e.model);
-    let dense = models::lookup(e, dense_id, e.model_dir.as_deref())?;
-    let sparse_kind = summary["sparse_run"]["payload"]["kind"].as_str();
-    let splade = match (
-        sparse_kind,
-        summary["sparse_run"]["payload"]["model"].as_str(),
-    ) {
-        (Some("splade"), Some(m)) => Some(lookup_splade(e, m)?),
-        _ => None,
-    };
-    let reranker = if e.rerank.enabled {
-        match models::lookup(e, &e.rerank.model, e.rerank.model_dir.as_deref()) {
-            Ok(m) => Some(embed::rerank::Reranker::load(
-                &m,
-                &device,
-                e.rerank.batch_cap,
-            )?),
-            Err(err) => {
-                eprintln!(
-                    "no rerank column: {}",
-                    err.to_string().lines().next().unwrap_or("")
-                );
-                None
-            }
-        }
-    } else {
-        None
-    };
-    let searcher = embed::Searcher::load(
-        &dense,
-        splade.as_ref(),
-        sparse_kind.is_some(),
-        reranker,
-        e,
-        &device,
-    )?;
+    let found = stages::embed::searcher(s, &sa.collection, &device(a.device)?)?;
+    if let Some(why) = &found.no_rerank {
+        eprintln!("no rerank column: {}", why.lines().next().unwrap_or(""));
+    }
     let query = embed::rerank::Query {
         query_id: "q".into(),
         text: sa.query.clone(),
     };
     let depth = sa.top_k.max(e.rerank.top_n);
-    let result = searcher
+    let result = found
+        .searcher
         .search(
-            &dir,
+            &found.dir,
             std::slice::from_ref(&query),
             depth,
             e.rerank.rrf_k as f32,

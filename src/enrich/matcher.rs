@@ -8,11 +8,11 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::fuzzy::token_set_ratio;
-use super::names::{LegalForm, Normalizer};
 use super::recipients::{RecipientIndex, blocking_keys};
 use super::weighted::{self, Comparison, Word};
 use crate::config::EnrichSettings;
 use crate::metrics::round2;
+use crate::names::{LegalForm, Normalizer};
 use crate::records::Award;
 
 /// How an award was matched.

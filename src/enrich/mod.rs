@@ -7,7 +7,6 @@
 pub mod checkpoint;
 pub mod fuzzy;
 pub mod matcher;
-pub mod names;
 pub mod recipients;
 pub mod weighted;
 
@@ -27,10 +26,10 @@ use crate::io::checks::{Gate, Severity};
 use crate::io::input::InputInfo;
 use crate::io::table::{NdjsonWriter, TableWriter};
 use crate::metrics::round2;
+use crate::names::Normalizer;
 use crate::progress::Progress;
 use crate::records::{self, Award, enriched};
 pub use matcher::{Match, MatchMethod, Matcher, Rule};
-use names::Normalizer;
 use recipients::{LoadReport, RecipientIndex};
 
 /// Why enrichment could not run.

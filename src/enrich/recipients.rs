@@ -16,12 +16,12 @@ use serde::Serialize;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::EnrichError;
-use super::names::{LegalForm, Normalizer};
 use crate::config::RecipientColumns;
 use crate::ingest::rules;
 use crate::io::chunks::{Chunk, CsvReader};
 use crate::io::input;
 use crate::io::table::NdjsonWriter;
+use crate::names::{LegalForm, Normalizer};
 
 /// Columns of the recipients table, in this order.
 pub const COLUMNS: [&str; 8] = [

@@ -20,9 +20,9 @@ use serde_json::{Map, Value, json};
 use crate::cet::params::Bands;
 use crate::cet::profiles::{CompanyProfile, company_key};
 use crate::cet::taxonomy::Taxonomy;
-use crate::enrich::names::Normalizer;
 use crate::io::IoError;
 use crate::metrics::round2;
+use crate::names::Normalizer;
 use crate::records::enriched;
 use cypher::{Cypher, Write};
 

@@ -87,7 +87,7 @@ pub fn run(
 /// Why award `id` matched as it did (JSON); `scratch` takes the recipients' rejects.
 pub fn explain(s: &Settings, id: &str, scratch: &Path) -> Result<serde_json::Value, EnrichError> {
     let opts = options(s, &Extra::default());
-    let normalizer = enrich::names::Normalizer::new(&opts.settings.name_rules);
+    let normalizer = crate::names::Normalizer::new(&opts.settings.name_rules);
     let award = crate::records::read_awards(&opts.awards)?
         .into_iter()
         .find(|a| a.award_id == id)

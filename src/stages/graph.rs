@@ -10,13 +10,13 @@ use super::{Done, Layout, StageError, Written};
 use crate::cet::params::ClassifierParams;
 use crate::cet::taxonomy::Taxonomy;
 use crate::config::Settings;
-use crate::enrich::names::Normalizer;
 use crate::graph::bolt::{self, Connection, LoadOptions, StepReport};
 use crate::graph::cypher::Cypher;
 use crate::graph::{self, GraphData, GraphError, Sources, Step};
 use crate::io::IoError;
 use crate::io::checks::{Checks, Gate, RunContext, Severity, now_rfc3339};
 use crate::metrics::{StageMetrics, StageTimer};
+use crate::names::Normalizer;
 use crate::progress::Progress;
 
 /// Reads the stage outputs into graph rows.

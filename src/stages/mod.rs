@@ -3,6 +3,7 @@
 //! Nothing here prints: the caller reports what [`Done`] holds.
 
 pub mod classify;
+pub mod embed;
 pub mod enrich;
 pub mod graph;
 pub mod ingest;

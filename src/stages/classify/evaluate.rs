@@ -71,12 +71,12 @@ pub fn evaluate(
                 r => r?,
             };
         if classifier.embedding.is_some() && vectors.is_none() {
-            vectors = cet::embed_docs(&classifier, &docs)?;
+            vectors = cet::labelled::embed_docs(&classifier, &docs)?;
         }
         let v = vectors
             .as_deref()
             .filter(|_| classifier.embedding.is_some());
-        let mut e = cet::evaluate_docs(&classifier, &docs, v);
+        let mut e = cet::labelled::evaluate_docs(&classifier, &docs, v);
         if let Some(f) = fallback {
             tracing::warn!("evaluate: no trained model ({}): {}", f.reason, f.detail);
             match choice {

@@ -23,7 +23,7 @@ pub fn labelled(
     awards: &Path,
     texts: Option<&Path>,
 ) -> Result<Vec<LabelledDoc>, CetError> {
-    let (docs, missing) = cet::labelled_docs(labels, taxonomy, awards, texts)?;
+    let (docs, missing) = cet::labelled::labelled_docs(labels, taxonomy, awards, texts)?;
     if missing > 0 {
         tracing::warn!(
             "{missing} labelled award id(s) are not in {}; skipped",
@@ -56,9 +56,9 @@ pub fn bootstrap(
     // The teacher never holds a trained model: the recipe does not depend on the artifact it
     // rebuilds (hybrid is rules + embedding here).
     scorer.model = None;
-    let weak = cet::bootstrap_docs(&scorer, &awards, texts, progress)?;
+    let weak = cet::labelled::bootstrap_docs(&scorer, &awards, texts, progress)?;
     if let Some(out) = save {
-        cet::write_labels(out, &weak, &scorer.taxonomy)?;
+        cet::labelled::write_labels(out, &weak, &scorer.taxonomy)?;
         tracing::info!(
             "classify-cet train: weak labels written to {}",
             out.display()
