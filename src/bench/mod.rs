@@ -21,6 +21,7 @@ use crate::config::Settings;
 use crate::io::IoError;
 use crate::io::checks::RunContext;
 use crate::io::chunks::{Chunk, CsvReader};
+use crate::metrics::ratio;
 use crate::metrics::{self, StageMetrics, StageTimer};
 use crate::progress::NoProgress;
 use crate::sample::{self, SampleOptions};
@@ -658,10 +659,6 @@ impl Runner {
         }
         Ok(Ok(refs.len() as u64))
     }
-}
-
-fn ratio(a: u64, b: u64) -> f64 {
-    if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
 /// Histogram (ten bins over 0-100) of the fuzzy name-match scores in an enriched file.

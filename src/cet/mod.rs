@@ -33,6 +33,7 @@ use crate::embed::EmbedError;
 use crate::io::IoError;
 use crate::io::input::InputInfo;
 use crate::io::table::TableWriter;
+use crate::metrics::ratio;
 use crate::names::Normalizer;
 use crate::progress::Progress;
 use crate::records::enriched;
@@ -305,10 +306,6 @@ impl ClassifyReport {
     pub fn evidence_coverage(&self) -> f64 {
         ratio(self.with_evidence, self.classified)
     }
-}
-
-fn ratio(a: u64, b: u64) -> f64 {
-    if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
 /// Schema of `cet_award_classifications`.

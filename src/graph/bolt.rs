@@ -1,25 +1,16 @@
-//! The Bolt loader: sends each step's statements in `UNWIND $rows` batches over neo4rs, a few
-//! batches in flight, retrying connection failures with capped exponential backoff (the
-//! driver itself retries transient server errors). A batch that still fails is written to
-//! `<loaded_dir>/<step>.failed.ndjson`; `<step>.state.json` records the batches that landed
-//! (on which server and database, and the counts after them), so `--resume` sends only the
-//! rest, and only to the graph they landed on while it still holds them.
+//! Talking to a Bolt server over neo4rs: the connection (checked for reachability and
+//! credentials), JSON values as Bolt parameters, retries of connection failures with capped
+//! exponential backoff (the driver itself retries transient server errors), driver errors
+//! in words a user can act on, and statement files run in one transaction.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::ops::Range;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use neo4rs::{BoltList, BoltMap, BoltNull, BoltString, BoltType, ConfigBuilder, Graph, query};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::cypher::Cypher;
-use super::{GraphData, GraphError, Step};
+use super::GraphError;
 use crate::config::Neo4jSettings;
-use crate::io::IoError;
-use crate::progress::Progress;
 
 /// Where and as whom to connect. The password never leaves this struct.
 #[derive(Clone)]
@@ -75,108 +66,6 @@ pub fn to_bolt(v: &Value) -> BoltType {
     }
 }
 
-/// What one step did, for its checks file.
-#[derive(Debug, Clone, Serialize)]
-pub struct StepReport {
-    pub step: &'static str,
-    pub rows: u64,
-    pub rows_loaded: u64,
-    pub rows_skipped_resume: u64,
-    pub batches: u64,
-    pub batches_failed: u64,
-    pub retries: u64,
-    pub duration_s: f64,
-    /// Node count per label / relationship count per type, before and after the step.
-    pub counts_before: BTreeMap<String, i64>,
-    pub counts_after: BTreeMap<String, i64>,
-    /// Per label / type: rows the step upserted, and relationships its stale-edge removals
-    /// deleted (as the server counted them).
-    pub upserted: BTreeMap<String, u64>,
-    pub deleted: BTreeMap<String, u64>,
-    pub failed_file: Option<PathBuf>,
-}
-
-impl StepReport {
-    /// Per label / type: entities created (the count's change plus what was deleted) and
-    /// updated (upserted rows that matched an existing entity).
-    pub fn created_updated(&self) -> (BTreeMap<String, i64>, BTreeMap<String, i64>) {
-        let mut created = BTreeMap::new();
-        let mut updated = BTreeMap::new();
-        for (k, after) in &self.counts_after {
-            let before = self.counts_before.get(k).copied().unwrap_or(0);
-            let deleted = self.deleted.get(k).copied().unwrap_or(0) as i64;
-            let c = after - before + deleted;
-            created.insert(k.clone(), c);
-            if let Some(&rows) = self.upserted.get(k) {
-                updated.insert(k.clone(), (rows as i64 - c).max(0));
-            }
-        }
-        (created, updated)
-    }
-
-    pub fn success_rate(&self) -> f64 {
-        let sent = self.rows - self.rows_skipped_resume;
-        if sent == 0 {
-            1.0
-        } else {
-            (self.rows_loaded - self.rows_skipped_resume) as f64 / sent as f64
-        }
-    }
-}
-
-/// Batches of a step that landed, keyed by the step's content and by the server and database
-/// they landed on, with the counts the graph had after them, so state of another graph, of
-/// other data, or of data that has since gone is never trusted.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct State {
-    fingerprint: String,
-    /// Server URI (without credentials) and database.
-    #[serde(default)]
-    server: String,
-    done: BTreeSet<(usize, usize)>,
-    /// Node or relationship counts of the step's targets when the state was written.
-    #[serde(default)]
-    counts: BTreeMap<String, i64>,
-}
-
-impl State {
-    /// Why this saved state cannot be resumed from on `server` whose counts are `now` (`None`:
-    /// it can).
-    fn unusable(
-        &self,
-        fingerprint: &str,
-        server: &str,
-        now: &BTreeMap<String, i64>,
-    ) -> Option<String> {
-        if self.fingerprint != fingerprint {
-            return Some("the step's statements or rows changed".into());
-        }
-        if self.server != server {
-            return Some(format!("it describes another graph ({})", self.server));
-        }
-        self.counts.iter().find_map(|(target, &had)| {
-            let has = now.get(target).copied().unwrap_or(0);
-            (has < had).then(|| format!("{target} has {has}, the state recorded {had}"))
-        })
-    }
-}
-
-fn fingerprint(statements: &[super::Statement]) -> String {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    for s in statements {
-        h.update(s.text.as_bytes());
-        h.update(s.rows.text().as_bytes());
-    }
-    format!("{:016x}", h.digest())
-}
-
-/// Options of one load.
-pub struct LoadOptions<'a> {
-    pub settings: &'a Neo4jSettings,
-    pub steps: Vec<Step>,
-    pub resume: bool,
-}
-
 fn is_connection_error(e: &neo4rs::Error) -> bool {
     matches!(
         e,
@@ -195,20 +84,9 @@ fn server_code(e: &neo4rs::Error) -> Option<String> {
     }
 }
 
-/// Loads `steps` of `data`; returns one report per step.
-pub fn load(
-    conn: &Connection,
-    data: &GraphData,
-    cypher: &Cypher,
-    opts: &LoadOptions,
-    progress: &dyn Progress,
-) -> Result<Vec<StepReport>, GraphError> {
-    runtime()?.block_on(load_async(conn, data, cypher, opts, progress))
-}
-
 /// Turns a driver error into what the user should read: credentials refused, server
 /// unreachable (URI without credentials), or the server's own error.
-fn explain(e: neo4rs::Error, conn: &Connection) -> GraphError {
+pub(super) fn explain(e: neo4rs::Error, conn: &Connection) -> GraphError {
     let uri = redact_uri(&conn.uri);
     match (&e, server_code(&e)) {
         (_, Some(code)) if code.contains("Security") => GraphError::Unauthorized {
@@ -230,7 +108,7 @@ fn explain(e: neo4rs::Error, conn: &Connection) -> GraphError {
 }
 
 /// What a reply that did not come in time is reported as.
-fn no_reply(s: &Neo4jSettings) -> String {
+pub(super) fn no_reply(s: &Neo4jSettings) -> String {
     format!(
         "no reply within {} s (neo4j.receive_timeout_s)",
         s.receive_timeout_s
@@ -238,7 +116,10 @@ fn no_reply(s: &Neo4jSettings) -> String {
 }
 
 /// A connection pool, checked (reachability and credentials) with the batches' retries.
-async fn connect(conn: &Connection, s: &Neo4jSettings) -> Result<Arc<Graph>, GraphError> {
+pub(super) async fn connect(
+    conn: &Connection,
+    s: &Neo4jSettings,
+) -> Result<Arc<Graph>, GraphError> {
     let unreachable = |e: neo4rs::Error| GraphError::Unreachable {
         uri: redact_uri(&conn.uri),
         message: e.to_string(),
@@ -267,7 +148,7 @@ async fn connect(conn: &Connection, s: &Neo4jSettings) -> Result<Arc<Graph>, Gra
     Ok(graph)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, GraphError> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, GraphError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -334,213 +215,12 @@ pub fn run_statements(
     })
 }
 
-async fn load_async(
-    conn: &Connection,
-    data: &GraphData,
-    cypher: &Cypher,
-    opts: &LoadOptions<'_>,
-    progress: &dyn Progress,
-) -> Result<Vec<StepReport>, GraphError> {
-    let s = opts.settings;
-    let graph = connect(conn, s).await?;
-    let fail = |e: neo4rs::Error| explain(e, conn);
-    let server = format!("{} database {}", redact_uri(&conn.uri), conn.database);
-
-    let mut schema = Vec::new();
-    if s.create_constraints {
-        schema.extend(cypher.constraints());
-    }
-    if s.create_indexes {
-        schema.extend(cypher.indexes());
-    }
-    for stmt in schema {
-        graph.run(query(&stmt)).await.map_err(fail)?;
-    }
-
-    std::fs::create_dir_all(&s.loaded_dir).map_err(|e| IoError::write(&s.loaded_dir, e))?;
-    let mut reports = Vec::new();
-    for &step in &opts.steps {
-        let statements = data.statements(step, cypher);
-        let started = Instant::now();
-        let state_path = s.loaded_dir.join(format!("{}.state.json", step.name()));
-        let print = fingerprint(&statements);
-        let counts_before = counts(&graph, cypher, &statements).await.map_err(fail)?;
-        let saved = opts
-            .resume
-            .then(|| std::fs::read(&state_path).ok())
-            .flatten()
-            .and_then(|b| serde_json::from_slice::<State>(&b).ok());
-        let mut state = match saved {
-            Some(st) => match st.unusable(&print, &server, &counts_before) {
-                None => st,
-                Some(why) => {
-                    tracing::warn!(
-                        "load-neo4j {}: not resuming from {} ({why}): loading every batch",
-                        step.name(),
-                        state_path.display()
-                    );
-                    State::default()
-                }
-            },
-            None => State::default(),
-        };
-        state.fingerprint = print;
-        state.server = server.clone();
-        let failed_path = s.loaded_dir.join(format!("{}.failed.ndjson", step.name()));
-        let _ = std::fs::remove_file(&failed_path);
-        let mut report = StepReport {
-            step: step.name(),
-            rows: 0,
-            rows_loaded: 0,
-            rows_skipped_resume: 0,
-            batches: 0,
-            batches_failed: 0,
-            retries: 0,
-            duration_s: 0.0,
-            counts_before,
-            counts_after: BTreeMap::new(),
-            upserted: BTreeMap::new(),
-            deleted: BTreeMap::new(),
-            failed_file: None,
-        };
-        let mut failures: Vec<Value> = Vec::new();
-        'statements: for (si, stmt) in statements.iter().enumerate() {
-            let batches: Vec<(usize, Range<usize>)> =
-                stmt.rows.batches(s.batch_size).enumerate().collect();
-            report.rows += stmt.rows.len() as u64;
-            report.batches += batches.len() as u64;
-            // While the target is empty: skip stale-edge removals, CREATE instead of MERGE.
-            let empty = report.counts_before.get(&stmt.target) == Some(&0);
-            let create = match (&stmt.when_empty, empty) {
-                (super::WhenEmpty::Skip, true) => {
-                    report.rows_loaded += stmt.rows.len() as u64;
-                    continue;
-                }
-                (super::WhenEmpty::Create(text), true) => Some(text.clone()),
-                _ => None,
-            };
-            let mut pending = Vec::new();
-            for (bi, range) in batches {
-                if state.done.contains(&(si, bi)) {
-                    report.rows_loaded += range.len() as u64;
-                    report.rows_skipped_resume += range.len() as u64;
-                    progress.inc(range.len() as u64);
-                    continue;
-                }
-                pending.push((bi, range));
-            }
-            for wave in pending.chunks(s.concurrency) {
-                let mut set = tokio::task::JoinSet::new();
-                for (bi, range) in wave.iter().cloned() {
-                    let g = graph.clone();
-                    let text = stmt.text.clone();
-                    let param = BoltType::List(BoltList::from(
-                        range
-                            .clone()
-                            .map(|i| to_bolt(&stmt.rows.get(i)))
-                            .collect::<Vec<_>>(),
-                    ));
-                    let settings = s.clone();
-                    let create = create.clone();
-                    set.spawn(async move {
-                        // The CREATE shortcut gets one try; anything after is the MERGE, so a
-                        // batch that committed before its connection dropped is not doubled.
-                        let mut tried = 0;
-                        if let Some(c) = create {
-                            match g.run(query(&c).param("rows", param.clone())).await {
-                                Ok(_) => return (bi, range, Ok(0), 0),
-                                Err(e) => {
-                                    tracing::debug!(
-                                        "CREATE batch {bi} failed ({e}); sending the MERGE"
-                                    );
-                                    tried = 1;
-                                }
-                            }
-                        }
-                        let (res, retries) = with_retries(&settings, || {
-                            deleted_count(&g, query(&text).param("rows", param.clone()))
-                        })
-                        .await;
-                        (
-                            bi,
-                            range,
-                            res.map_err(|e| match e {
-                                neo4rs::Error::ConnectionTimedOut => no_reply(&settings),
-                                e => e.to_string(),
-                            }),
-                            retries + tried,
-                        )
-                    });
-                }
-                let mut results = Vec::new();
-                while let Some(r) = set.join_next().await {
-                    results.push(r.map_err(|e| GraphError::Server(e.to_string()))?);
-                }
-                results.sort_by_key(|r| r.0);
-                for (bi, range, res, retries) in results {
-                    report.retries += retries;
-                    let n = range.len() as u64;
-                    match res {
-                        Ok(deleted) => {
-                            state.done.insert((si, bi));
-                            report.rows_loaded += n;
-                            let target = stmt.target.clone();
-                            if matches!(stmt.when_empty, super::WhenEmpty::Skip) {
-                                *report.deleted.entry(target).or_default() += deleted;
-                            } else {
-                                *report.upserted.entry(target).or_default() += n;
-                            }
-                        }
-                        Err(e) => {
-                            report.batches_failed += 1;
-                            tracing::error!(
-                                "load-neo4j {}: batch {bi} of statement {si} failed: {e}",
-                                step.name()
-                            );
-                            failures.push(json!({"statement": stmt.text, "batch": bi, "error": e, "rows": stmt.rows.values(range)}));
-                        }
-                    }
-                    progress.inc(n);
-                }
-                if s.fail_fast && !failures.is_empty() {
-                    break 'statements;
-                }
-            }
-        }
-        report.counts_after = counts(&graph, cypher, &statements).await.map_err(fail)?;
-        state.counts = report.counts_after.clone();
-        crate::io::atomic::write_json(&state_path, &state)?;
-        if !failures.is_empty() {
-            let mut w = crate::io::table::NdjsonWriter::create(&failed_path)?;
-            for f in &failures {
-                w.write(f)?;
-            }
-            w.commit()?;
-            report.failed_file = Some(failed_path);
-        }
-        report.duration_s = started.elapsed().as_secs_f64();
-        let stop = s.fail_fast && report.batches_failed > 0;
-        reports.push(report);
-        if stop {
-            break;
-        }
-    }
-    Ok(reports)
-}
-
-/// Runs a write statement; returns the `deleted` count it reports (0 when it returns none).
-async fn deleted_count(g: &Graph, q: neo4rs::Query) -> Result<u64, neo4rs::Error> {
-    let mut rows = g.execute(q).await?;
-    let mut n = 0;
-    while let Some(row) = rows.next().await? {
-        n += row.get::<i64>("deleted").unwrap_or(0).max(0) as u64;
-    }
-    Ok(n)
-}
-
 /// Runs `op`, retrying connection errors `max_retries` times with doubling, capped backoff.
 /// Returns the last result and the retries used.
-async fn with_retries<T, F, Fut>(s: &Neo4jSettings, mut op: F) -> (Result<T, neo4rs::Error>, u64)
+pub(super) async fn with_retries<T, F, Fut>(
+    s: &Neo4jSettings,
+    mut op: F,
+) -> (Result<T, neo4rs::Error>, u64)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, neo4rs::Error>>,
@@ -563,28 +243,6 @@ where
     }
 }
 
-/// Node or relationship counts of the labels and types the statements write.
-async fn counts(
-    graph: &Graph,
-    cypher: &Cypher,
-    statements: &[super::Statement<'_>],
-) -> Result<BTreeMap<String, i64>, neo4rs::Error> {
-    let mut out = BTreeMap::new();
-    let targets: BTreeSet<&str> = statements.iter().map(|s| s.target.as_str()).collect();
-    for (name, q) in cypher.count_queries() {
-        if !targets.contains(name.as_str()) {
-            continue;
-        }
-        let mut rows = graph.execute(query(&q)).await?;
-        let n = match rows.next().await? {
-            Some(row) => row.get::<i64>("n").unwrap_or(0),
-            None => 0,
-        };
-        out.insert(name, n);
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -600,8 +258,7 @@ mod tests {
 
     #[test]
     fn json_parameters_become_bolt_values() {
-        let v =
-            json!({"s": "x", "i": 3, "f": 2.5, "n": null, "l": ["a", 1], "b": true, "m": {"k": 1}});
+        let v = serde_json::json!({"s": "x", "i": 3, "f": 2.5, "n": null, "l": ["a", 1], "b": true, "m": {"k": 1}});
         let BoltType::Map(m) = to_bolt(&v) else {
             panic!("map expected")
         };

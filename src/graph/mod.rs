@@ -8,6 +8,7 @@
 pub mod bolt;
 pub mod bundle;
 pub mod cypher;
+pub mod load;
 pub mod readonly;
 
 use std::collections::HashMap;

@@ -10,8 +10,9 @@ use super::{Done, Layout, StageError, Written};
 use crate::cet::params::ClassifierParams;
 use crate::cet::taxonomy::Taxonomy;
 use crate::config::Settings;
-use crate::graph::bolt::{self, Connection, LoadOptions, StepReport};
+use crate::graph::bolt::{self, Connection};
 use crate::graph::cypher::Cypher;
+use crate::graph::load::{self, LoadOptions, StepReport};
 use crate::graph::{self, GraphData, GraphError, Sources, Step};
 use crate::io::IoError;
 use crate::io::checks::{Checks, Gate, RunContext, Severity, now_rfc3339};
@@ -125,7 +126,7 @@ pub fn load(
         steps,
         resume,
     };
-    let reports = bolt::load(conn, &data, &cypher, &opts, progress)?;
+    let reports = load::load(conn, &data, &cypher, &opts, progress)?;
     let mut written = Vec::new();
     for r in &reports {
         let mut checks = Checks::new(
