@@ -43,7 +43,7 @@ impl StageTimer {
         let duration_s = self.elapsed_s();
         let rss_end = rss_mb("VmRSS:");
         StageMetrics {
-            duration_s: round3(duration_s),
+            duration_s: round(duration_s, 3),
             records,
             records_per_s: if duration_s > 0.0 {
                 (records as f64 / duration_s).round()
@@ -51,13 +51,9 @@ impl StageTimer {
                 0.0
             },
             peak_rss_mb: peak_rss_mb(),
-            rss_delta_mb: rss_end.zip(self.rss_start_mb).map(|(e, s)| round3(e - s)),
+            rss_delta_mb: rss_end.zip(self.rss_start_mb).map(|(e, s)| round(e - s, 3)),
         }
     }
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }
 
 /// Peak resident set size of this process in MiB (Linux `VmHWM`), if the OS reports it.
@@ -79,13 +75,19 @@ fn rss_mb(field: &str) -> Option<f64> {
         .trim()
         .parse()
         .ok()?;
-    Some(round3(kb / 1024.0))
+    Some(round(kb / 1024.0, 3))
 }
 
 /// Rounds a reported figure to two decimals (scores are reported, not computed with, at this
 /// precision).
 pub fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
+    round(x, 2)
+}
+
+/// Rounds a reported figure to `places` decimals.
+pub fn round(x: f64, places: i32) -> f64 {
+    let f = 10f64.powi(places);
+    (x * f).round() / f
 }
 
 /// `a / b`, or 0 when `b` is 0 (a rate over an empty set).

@@ -21,8 +21,8 @@ use crate::config::Settings;
 use crate::io::IoError;
 use crate::io::checks::RunContext;
 use crate::io::chunks::{Chunk, CsvReader};
-use crate::metrics::ratio;
 use crate::metrics::{self, StageMetrics, StageTimer};
+use crate::metrics::{ratio, round};
 use crate::progress::NoProgress;
 use crate::sample::{self, SampleOptions};
 use crate::stages::{self, Layout};
@@ -405,11 +405,6 @@ fn timer_overhead(results: &[StageResult]) -> TimerOverhead {
             0.0
         },
     }
-}
-
-fn round(x: f64, places: i32) -> f64 {
-    let f = 10f64.powi(places);
-    (x * f).round() / f
 }
 
 /// `settings` pointed at the scratch folder `work`: every stage reads the inputs in `input`

@@ -125,11 +125,10 @@ pub fn embed_collection(job: Job, progress: &dyn Progress) -> Result<Summary, Em
 
     rerank_queries(&job, encoder, chunker, splade, &mut summary, &mut outputs)?;
     if !rejects.is_empty() {
-        let mut w = NdjsonWriter::create(&job.out("rejects.ndjson"))?;
-        for r in &rejects {
-            w.write(r)?;
-        }
-        outputs.push(w.commit()?);
+        outputs.push(NdjsonWriter::write_all(
+            &job.out("rejects.ndjson"),
+            &rejects,
+        )?);
         summary.warn(format!(
             "{} document(s) could not be read; see rejects.ndjson",
             rejects.len()

@@ -14,7 +14,7 @@ use super::collection::Kind;
 use super::encoder::Encoded;
 use super::{EmbedError, Job, LEGACY_VERSIONS, SCHEMA_VERSION};
 use crate::embed::models::ModelFiles;
-use crate::metrics::StageMetrics;
+use crate::metrics::{StageMetrics, round};
 
 /// Schema versions: the one written and the older ones readers accept.
 #[derive(Debug, Clone, Serialize)]
@@ -69,18 +69,19 @@ impl Latency {
         }
         let mut v = ms.to_vec();
         v.sort_by(f64::total_cmp);
-        let at = |p: f64| round3(v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1]);
+        let at = |p: f64| {
+            round(
+                v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1],
+                3,
+            )
+        };
         Self {
             p50: at(0.50),
             p95: at(0.95),
             p99: at(0.99),
-            max: round3(v[v.len() - 1]),
+            max: round(v[v.len() - 1], 3),
         }
     }
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }
 
 /// How this run's dense vectors differ from the previous run's, matched by chunk id.
@@ -237,7 +238,7 @@ impl DenseRun {
     ) {
         self.chunks = chunks;
         self.sha256 = sha256;
-        self.duration_s = round3(duration_s);
+        self.duration_s = round(duration_s, 3);
         let per_s = |n: u64| {
             if duration_s > 0.0 {
                 (n as f64 / duration_s).round()
@@ -248,7 +249,7 @@ impl DenseRun {
         self.chunks_per_s = per_s(chunks);
         self.tokens_per_s = per_s(self.tokens);
         self.padding_ratio = if self.tokens > 0 {
-            round3(self.padded as f64 / self.tokens as f64)
+            round(self.padded as f64 / self.tokens as f64, 3)
         } else {
             1.0
         };
@@ -422,11 +423,11 @@ impl Summary {
             model,
             chunks,
             avg_nnz: if chunks > 0 {
-                round3(nnz as f64 / chunks as f64)
+                round(nnz as f64 / chunks as f64, 3)
             } else {
                 0.0
             },
-            duration_s: round3(secs),
+            duration_s: round(secs, 3),
             chunks_per_s: if secs > 0.0 {
                 (chunks as f64 / secs).round()
             } else {

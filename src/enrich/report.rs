@@ -11,7 +11,7 @@ use super::{EnrichError, Match, MatchMethod};
 use crate::config::EnrichSettings;
 use crate::io::checks::{Gate, Severity};
 use crate::io::input::InputInfo;
-use crate::metrics::ratio;
+use crate::metrics::{ratio, round};
 use crate::records::{Award, enriched};
 
 /// Linked and total awards of one group.
@@ -246,7 +246,7 @@ impl Tally {
     }
 
     pub(super) fn finish(mut self, has_truth: bool) -> EnrichReport {
-        let ratio = |a: u64, b: u64| (ratio(a, b) * 1e4).round() / 1e4;
+        let ratio = |a: u64, b: u64| round(ratio(a, b), 4);
         let r = &mut self.report;
         r.match_rate = ratio(r.linked, r.awards);
         for group in r.breakdown.values_mut() {
@@ -271,7 +271,7 @@ impl Tally {
             t.recall = ratio(t.correct, t.positives);
             t.false_link_rate = ratio(t.negatives_linked, t.negatives);
             t.f1 = if t.precision + t.recall > 0.0 {
-                (2.0 * t.precision * t.recall / (t.precision + t.recall) * 1e4).round() / 1e4
+                round(2.0 * t.precision * t.recall / (t.precision + t.recall), 4)
             } else {
                 0.0
             };
@@ -305,7 +305,7 @@ impl EnrichReport {
         if let Some(prev) = previous_rate {
             gates.push(Gate::at_most(
                 "match_rate_regression",
-                ((prev - self.match_rate) * 1e4).round() / 1e4,
+                round(prev - self.match_rate, 4),
                 s.gates.max_match_rate_drop,
                 Severity::Error,
             ));

@@ -226,7 +226,7 @@ async fn load_step(
         ..Default::default()
     };
     let mut failures: Vec<Value> = Vec::new();
-    for (si, stmt) in statements.iter().enumerate() {
+    'statements: for (si, stmt) in statements.iter().enumerate() {
         let batches: Vec<(usize, Range<usize>)> =
             stmt.rows.batches(s.batch_size).enumerate().collect();
         report.rows += stmt.rows.len() as u64;
@@ -300,11 +300,8 @@ async fn load_step(
                 progress.inc(n);
             }
             if s.fail_fast && !failures.is_empty() {
-                break;
+                break 'statements;
             }
-        }
-        if s.fail_fast && !failures.is_empty() {
-            break;
         }
     }
     report.counts_after = counts(graph, cypher, &statements).await.map_err(fail)?;
@@ -352,12 +349,9 @@ fn write_failures(path: &Path, failures: &[Value]) -> Result<Option<PathBuf>, Gr
     if failures.is_empty() {
         return Ok(None);
     }
-    let mut w = crate::io::table::NdjsonWriter::create(path)?;
-    for f in failures {
-        w.write(f)?;
-    }
-    w.commit()?;
-    Ok(Some(path.to_path_buf()))
+    Ok(Some(crate::io::table::NdjsonWriter::write_all(
+        path, failures,
+    )?))
 }
 
 /// Runs a write statement; returns the `deleted` count it reports (0 when it returns none).

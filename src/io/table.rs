@@ -211,7 +211,7 @@ impl TableWriter {
                 } else {
                     1.0 - n as f64 / self.rows as f64
                 };
-                (f.name().clone(), (rate * 1e4).round() / 1e4)
+                (f.name().clone(), crate::metrics::round(rate, 4))
             })
             .collect()
     }
@@ -262,6 +262,18 @@ impl NdjsonWriter {
     /// Lines written so far.
     pub fn rows(&self) -> u64 {
         self.rows
+    }
+
+    /// Writes `records` to `path` as a whole file; returns its path.
+    pub fn write_all<T: Serialize>(
+        path: &Path,
+        records: impl IntoIterator<Item = T>,
+    ) -> Result<PathBuf, IoError> {
+        let mut w = Self::create(path)?;
+        for r in records {
+            w.write(&r)?;
+        }
+        w.commit()
     }
 
     /// Renames the file into place.
