@@ -9,13 +9,15 @@
 # `Abstract`; default: the 100 real awards of
 # ../shared/data/sbir_awards_real_sample_2026q3.csv), or JSON lines of {id, text}.
 # 1. `sbir embed` chunks the documents; its chunks.jsonl holds the chunk texts.
-# 2. ROUNDS rounds, alternating which goes first, THREADS threads each:
+# 2. ROUNDS rounds, rotating which goes first, THREADS threads each:
 #    - sbir: `sbir embed` of the documents (load, chunk, encode, write; sparse and rerank off),
+#    - int8: the same with `--precision int8` (its fp32 re-check off: agreement is step 3's),
 #    - st:   SentenceTransformer(model).encode(chunk texts) (load, tokenize, encode, normalise).
-#    Both are timed as whole processes (chunks/s = chunks / wall time) and by their own
+#    All are timed as whole processes (chunks/s = chunks / wall time) and by their own
 #    encode-only clocks (sbir: processing_summary.json dense_run.chunks_per_s).
 # 3. Agreement: sentence-transformers re-embeds every exported chunk text; min and mean
-#    cosine against sbir's vector of that chunk (dense.npy row = chunks.jsonl line).
+#    cosine against sbir's vector of that chunk (dense.npy row = chunks.jsonl line); and
+#    int8 against fp32 on every chunk.
 #
 # Settings: ROUNDS (3), THREADS (2), SBIR (target/release/sbir), VENV (a throwaway one in a
 # temp folder; give a path to keep and reuse it). Other `sbir` settings come in as usual
@@ -69,10 +71,10 @@ with open(out, "w") as w:
                 w.write(json.dumps({"id": (r.get(ident) if ident else None) or f"row-{i + 1}", "text": text}) + "\n")
 PY
 
-sbir_run() { # $1: output folder
-  RAYON_NUM_THREADS=$THREADS SBIR_ETL__PATHS__PROCESSED_DIR="$1" \
+sbir_run() { # $1: output folder, $2: precision
+  RAYON_NUM_THREADS=$THREADS SBIR_ETL__PATHS__PROCESSED_DIR="$1" SBIR_ETL__EMBED__INT8_CHECK_CHUNKS=0 \
     "$SBIR" -q embed --input "$work/docs.jsonl" --name bench --model-dir "$MODEL_DIR" \
-    --disable-sparse --disable-rerank >/dev/null
+    --disable-sparse --disable-rerank --precision "${2:-fp32}" >/dev/null
 }
 
 # The chunk texts, from one untimed run.
@@ -102,14 +104,19 @@ st_run() { "$PY" "$work/st.py" "$MODEL_DIR" "$work/chunks.jsonl" "$THREADS" "$1"
 
 : > "$work/times.tsv"
 for round in $(seq 1 "$ROUNDS"); do
-  if [ $((round % 2)) -eq 1 ]; then order="sbir st"; else order="st sbir"; fi
+  case $((round % 3)) in
+    1) order="sbir int8 st" ;;
+    2) order="int8 st sbir" ;;
+    *) order="st sbir int8" ;;
+  esac
   for tool in $order; do
     start=$(date +%s.%N)
-    if [ "$tool" = sbir ]; then
-      sbir_run "$work/r$round"
+    if [ "$tool" != st ]; then
+      precision=fp32; [ "$tool" = int8 ] && precision=int8
+      sbir_run "$work/$tool$round" "$precision"
       end=$(date +%s.%N)
       enc=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["dense_run"]["chunks_per_s"])' \
-        "$work/r$round/embeddings/bench/processing_summary.json")
+        "$work/$tool$round/embeddings/bench/processing_summary.json")
     else
       res=$(st_run "$work/st.npy")
       end=$(date +%s.%N)
@@ -120,22 +127,26 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-"$PY" - "$work/times.tsv" "$CHUNKS" "$work/st.npy" "$work/r1/embeddings/bench/dense.npy" <<'PY'
+"$PY" - "$work/times.tsv" "$CHUNKS" "$work/st.npy" "$work/sbir1/embeddings/bench/dense.npy" \
+  "$work/int81/embeddings/bench/dense.npy" <<'PY'
 import statistics, sys
 import numpy as np
 rows = [l.split("\t") for l in open(sys.argv[1]) if l.strip()]
 n = int(sys.argv[2])
 def med(tool, col):
     return statistics.median(float(r[col]) for r in rows if r[0] == tool)
-for tool in ("sbir", "st"):
+for tool in ("sbir", "int8", "st"):
     walls = [float(r[1]) for r in rows if r[0] == tool]
     print(f"{tool:5} process {n / med(tool, 1):7.1f} chunks/s (wall {min(walls):.2f}-{max(walls):.2f} s)"
           f"   encode-only {med(tool, 2):7.1f} chunks/s")
-print(f"ratio sbir/st: process {med('st', 1) / med('sbir', 1):.2f}x, encode-only {med('sbir', 2) / med('st', 2):.2f}x")
-st, ours = np.load(sys.argv[3]), np.load(sys.argv[4])
-ours = ours / np.linalg.norm(ours, axis=1, keepdims=True)
-cos = (st * ours).sum(axis=1)
-worst = int(cos.argmin())
-print(f"agreement over {len(cos)} chunks: min cosine {cos.min():.6f} (chunk line {worst + 1}), mean {cos.mean():.6f}, "
-      f"{int((cos < 0.9999).sum())} below 0.9999")
+for tool in ("sbir", "int8"):
+    print(f"ratio {tool}/st: process {med('st', 1) / med(tool, 1):.2f}x, encode-only {med(tool, 2) / med('st', 2):.2f}x")
+def unit(a):
+    return a / np.linalg.norm(a, axis=1, keepdims=True)
+st, fp32, int8 = (unit(np.load(p)) for p in sys.argv[3:6])
+for name, a, b in (("sbir fp32 vs st", fp32, st), ("sbir int8 vs sbir fp32", int8, fp32)):
+    cos = (a * b).sum(axis=1)
+    worst = int(cos.argmin())
+    print(f"agreement {name} over {len(cos)} chunks: min cosine {cos.min():.6f} (chunk line {worst + 1}), "
+          f"mean {cos.mean():.6f}, {int((cos < 0.9999).sum())} below 0.9999")
 PY

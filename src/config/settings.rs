@@ -39,6 +39,15 @@ pub enum OutputFormat {
     Both,
 }
 
+/// Arithmetic of the dense encoder's linear layers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    Fp32,
+    Int8,
+}
+
 /// Parquet page compression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -254,8 +263,14 @@ pub struct EmbedSettings {
     pub hub_offline: bool,
     pub chunk_tokens: usize,
     pub chunk_overlap: usize,
-    /// Padded tokens per encoder batch.
+    /// Padded tokens per encoder batch on the CPU.
     pub batch_tokens: usize,
+    /// fp32, or int8: the linear layers as dynamic int8 products (CPU only).
+    pub precision: Precision,
+    /// int8 runs: chunks encoded again in fp32 to report the agreement (0: none).
+    pub int8_check_chunks: usize,
+    /// On a GPU, batches are sized so the encoder's activations fit under this many MB.
+    pub gpu_memory_cap_mb: usize,
     pub write_npy: bool,
     pub sparse: SparseSettings,
     pub rerank: RerankSettings,

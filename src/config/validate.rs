@@ -201,6 +201,12 @@ impl Loaded {
         if e.batch_tokens < e.chunk_tokens {
             return Err(self.invalid("embed.batch_tokens", "must be at least chunk_tokens"));
         }
+        if e.gpu_memory_cap_mb < 256 {
+            return Err(self.invalid(
+                "embed.gpu_memory_cap_mb",
+                "must be at least 256 (the model and one batch must fit)",
+            ));
+        }
         if e.rerank.top_n == 0 || e.rerank.batch_cap == 0 {
             return Err(self.invalid(
                 "embed.rerank.top_n",

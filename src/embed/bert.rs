@@ -1,16 +1,21 @@
 //! BERT encoder on candle, written for CPU throughput: query, key and value are one fused
 //! matmul, every linear layer runs as one 2-D matmul over all tokens of a batch, and the
-//! attention mask is an additive bias built once per batch. Loads Hugging Face safetensors
+//! attention mask is an additive bias built once per batch; the layers' linear products can
+//! run as dynamic int8 (`int8.rs`). Loads Hugging Face safetensors
 //! with or without the `bert.` prefix, plus the heads the pipeline uses: the pooler and
 //! classifier of a cross-encoder and the masked-LM head of a SPLADE model.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use candle_core::{D, DType, Device, Module, Tensor};
+use candle_core::{CpuStorage, CustomOp1, D, DType, Device, Layout, Module, Shape, Tensor};
 use candle_nn::{Embedding, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
 use super::EmbedError;
+use super::int8::Int8Matrix;
+use super::softmax::MaskedSoftmax;
+use crate::config::Precision;
 
 /// The parts of a Hugging Face `config.json` a BERT encoder needs.
 #[derive(Debug, Clone, Deserialize)]
@@ -91,16 +96,43 @@ impl BertConfig {
     }
 }
 
-/// A linear layer applied to the last dimension as one 2-D matmul, whatever the leading dims.
+/// A linear layer applied to the last dimension as one 2-D product, whatever the leading dims:
+/// an f32 matmul (weight pre-transposed), or dynamic int8 products.
 #[derive(Debug, Clone)]
-struct Linear {
-    weight_t: Tensor,
-    bias: Tensor,
+enum Linear {
+    F32 { weight_t: Tensor, bias: Tensor },
+    Int8(Arc<Int8Linear>),
+}
+
+/// The int8 form of a linear layer, run as a candle CPU op; with `gelu`, the exact GELU is
+/// applied to the output as it is written.
+#[derive(Debug)]
+struct Int8Linear {
+    weight: Int8Matrix,
+    bias: Vec<f32>,
+    gelu: bool,
+}
+
+impl CustomOp1 for Int8Linear {
+    fn name(&self) -> &'static str {
+        "int8-linear"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (CpuStorage::F32(x), Some((start, end))) = (s, l.contiguous_offsets()) else {
+            candle_core::bail!("int8-linear takes contiguous f32 input");
+        };
+        let x = &x[start..end];
+        let then = self.gelu.then_some(gelu_erf_slice as fn(&mut [f32]));
+        let y = self.weight.matmul(x, &self.bias, then);
+        let rows = y.len() / self.weight.out();
+        Ok((CpuStorage::F32(y), Shape::from((rows, self.weight.out()))))
+    }
 }
 
 impl Linear {
     fn new(weight: Tensor, bias: Tensor) -> candle_core::Result<Self> {
-        Ok(Self {
+        Ok(Self::F32 {
             weight_t: weight.t()?.contiguous()?,
             bias,
         })
@@ -110,16 +142,48 @@ impl Linear {
         Self::new(vb.get((out, inp), "weight")?, vb.get(out, "bias")?)
     }
 
+    /// The same layer with its weight quantized per output channel (CPU only); `gelu` fuses
+    /// the exact GELU into it.
+    fn to_int8(&self, gelu: bool) -> candle_core::Result<Self> {
+        match self {
+            Self::F32 { weight_t, bias } => {
+                if !weight_t.device().is_cpu() {
+                    candle_core::bail!("int8 products run on the CPU only");
+                }
+                let (inp, out) = weight_t.dims2()?;
+                let w = weight_t
+                    .t()?
+                    .contiguous()?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?;
+                Ok(Self::Int8(Arc::new(Int8Linear {
+                    weight: Int8Matrix::new(&w, out, inp),
+                    bias: bias.to_vec1::<f32>()?,
+                    gelu,
+                })))
+            }
+            Self::Int8(_) => Ok(self.clone()),
+        }
+    }
+
+    fn out(&self) -> candle_core::Result<usize> {
+        match self {
+            Self::F32 { weight_t, .. } => weight_t.dim(1),
+            Self::Int8(q) => Ok(q.weight.out()),
+        }
+    }
+
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let dims = x.dims();
         let inp = dims[dims.len() - 1];
         let rows = x.elem_count() / inp;
-        let y = x
-            .reshape((rows, inp))?
-            .matmul(&self.weight_t)?
-            .broadcast_add(&self.bias)?;
+        let x = x.reshape((rows, inp))?;
+        let y = match self {
+            Self::F32 { weight_t, bias } => x.matmul(weight_t)?.broadcast_add(bias)?,
+            Self::Int8(q) => x.contiguous()?.apply_op1_no_bwd(q.as_ref())?,
+        };
         let mut out = dims.to_vec();
-        *out.last_mut().expect("non-empty dims") = self.weight_t.dim(1)?;
+        *out.last_mut().expect("non-empty dims") = self.out()?;
         y.reshape(out)
     }
 }
@@ -179,12 +243,15 @@ fn erf_f32(x: f32) -> f32 {
 fn gelu_erf_cpu(x: &Tensor) -> candle_core::Result<Tensor> {
     use rayon::prelude::*;
     let mut v = x.flatten_all()?.to_vec1::<f32>()?;
-    v.par_chunks_mut(1 << 16).for_each(|c| {
-        for y in c {
-            *y = 0.5 * *y * (1.0 + erf_f32(*y * std::f32::consts::FRAC_1_SQRT_2));
-        }
-    });
+    v.par_chunks_mut(1 << 16).for_each(gelu_erf_slice);
     Tensor::from_vec(v, x.shape(), x.device())
+}
+
+/// Exact (erf) GELU in place.
+fn gelu_erf_slice(v: &mut [f32]) {
+    for y in v {
+        *y = 0.5 * *y * (1.0 + erf_f32(*y * std::f32::consts::FRAC_1_SQRT_2));
+    }
 }
 
 fn act(name: &str) -> Act {
@@ -233,6 +300,27 @@ impl Layer {
         })
     }
 
+    /// The layer with its four linear products in int8 (the exact GELU fused into the
+    /// intermediate one).
+    fn to_int8(&self, act: Act) -> candle_core::Result<Self> {
+        Ok(Self {
+            qkv: self.qkv.to_int8(false)?,
+            attn_out: self.attn_out.to_int8(false)?,
+            inter: self.inter.to_int8(matches!(act, Act::Gelu))?,
+            out: self.out.to_int8(false)?,
+            ..self.clone()
+        })
+    }
+
+    /// The intermediate product and its activation (already applied when fused).
+    fn intermediate(&self, x: &Tensor, act: Act) -> candle_core::Result<Tensor> {
+        let y = self.inter.forward(x)?;
+        match &self.inter {
+            Linear::Int8(q) if q.gelu => Ok(y),
+            _ => act.apply(&y),
+        }
+    }
+
     fn forward(
         &self,
         x: &Tensor,
@@ -250,8 +338,12 @@ impl Layer {
         let q = (qkv.get(0)?.contiguous()? * (1.0 / (dh as f64).sqrt()))?;
         let k = qkv.get(1)?.t()?.contiguous()?;
         let v = qkv.get(2)?.contiguous()?;
-        let scores = q.matmul(&k)?.broadcast_add(bias)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let scores = q.matmul(&k)?;
+        let probs = if scores.device().is_cpu() {
+            scores.apply_op2_no_bwd(bias, &MaskedSoftmax)?
+        } else {
+            candle_nn::ops::softmax_last_dim(&scores.broadcast_add(bias)?)?
+        };
         let ctx = probs
             .matmul(&v)?
             .transpose(1, 2)?
@@ -260,7 +352,7 @@ impl Layer {
         let x = self
             .attn_norm
             .forward(&(self.attn_out.forward(&ctx)? + x)?)?;
-        let inner = act.apply(&self.inter.forward(&x)?)?;
+        let inner = self.intermediate(&x, act)?;
         self.out_norm.forward(&(self.out.forward(&inner)? + x)?)
     }
 }
@@ -351,9 +443,22 @@ pub fn var_builder(weights: &Path, device: &Device) -> Result<VarBuilder<'static
         .map_err(|e| EmbedError::model(weights, e))
 }
 
-/// Loads the encoder (with or without the `bert.` prefix).
-pub fn load_encoder(vb: VarBuilder, config: &BertConfig) -> candle_core::Result<Bert> {
-    Bert::load(encoder_root(&vb), config)
+/// Loads the encoder (with or without the `bert.` prefix), its layers' linear products in
+/// `precision` (embeddings, attention scores and norms stay f32).
+pub fn load_encoder(
+    vb: VarBuilder,
+    config: &BertConfig,
+    precision: Precision,
+) -> candle_core::Result<Bert> {
+    let mut bert = Bert::load(encoder_root(&vb), config)?;
+    if precision == Precision::Int8 {
+        bert.layers = bert
+            .layers
+            .iter()
+            .map(|l| l.to_int8(bert.act))
+            .collect::<candle_core::Result<_>>()?;
+    }
+    Ok(bert)
 }
 
 /// A cross-encoder: BERT, then `classifier(tanh(pooler(h[CLS])))`, one score per pair.

@@ -6,14 +6,36 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 
-use super::EmbedError;
 use super::bert::{self, Bert, BertConfig};
+use super::{EmbedError, device};
+use crate::config::{EmbedSettings, Precision};
 use crate::embed::models::ModelFiles;
+
+/// How an encoder runs: its arithmetic and the size of its batches.
+#[derive(Debug, Clone, Copy)]
+pub struct EncoderOptions {
+    pub precision: Precision,
+    /// Padded tokens per batch on the CPU.
+    pub batch_tokens: usize,
+    /// On a GPU, batches are sized to keep activations under this many MB.
+    pub gpu_memory_cap_mb: usize,
+}
+
+impl From<&EmbedSettings> for EncoderOptions {
+    fn from(s: &EmbedSettings) -> Self {
+        Self {
+            precision: s.precision,
+            batch_tokens: s.batch_tokens,
+            gpu_memory_cap_mb: s.gpu_memory_cap_mb,
+        }
+    }
+}
 
 /// A loaded sentence encoder.
 pub struct DenseEncoder {
     bert: Bert,
     batch_tokens: usize,
+    precision: Precision,
 }
 
 /// Vectors for a list of sequences, in input order, and what encoding them took.
@@ -25,6 +47,8 @@ pub struct Encoded {
     /// Tokens encoded, padding excluded / included.
     pub tokens: u64,
     pub padded_tokens: u64,
+    /// The most device memory in use after a batch, in MB (GPU only).
+    pub device_memory_mb: Option<f64>,
 }
 
 impl DenseEncoder {
@@ -32,13 +56,36 @@ impl DenseEncoder {
     pub fn load(
         model: &ModelFiles,
         device: &Device,
-        batch_tokens: usize,
+        options: EncoderOptions,
     ) -> Result<Self, EmbedError> {
+        if options.precision == Precision::Int8 && !device.is_cpu() {
+            return Err(EmbedError::Unsupported(
+                "int8 precision runs on the CPU only: use fp32 with --device cuda".into(),
+            ));
+        }
         let config = BertConfig::read(&model.file("config.json"))?;
         let weights = model.file("model.safetensors");
+        let weight_bytes = std::fs::metadata(&weights).map_or(0, |m| m.len());
         let vb = bert::var_builder(&weights, device)?;
-        let bert = bert::load_encoder(vb, &config).map_err(|e| EmbedError::model(&weights, e))?;
-        Ok(Self { bert, batch_tokens })
+        let bert = bert::load_encoder(vb, &config, options.precision)
+            .map_err(|e| EmbedError::model(&weights, e))?;
+        let batch_tokens = device::batch_tokens(
+            device,
+            &config,
+            weight_bytes,
+            options.batch_tokens,
+            options.gpu_memory_cap_mb,
+        );
+        Ok(Self {
+            bert,
+            batch_tokens,
+            precision: options.precision,
+        })
+    }
+
+    /// The arithmetic of the linear layers.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Vector dimension.
@@ -71,6 +118,7 @@ impl DenseEncoder {
             batch_ms: Vec::new(),
             tokens: 0,
             padded_tokens: 0,
+            device_memory_mb: None,
         };
         let all = batches(seqs, self.batch_tokens);
         let done = all.iter().map(|batch| {
@@ -88,6 +136,8 @@ impl DenseEncoder {
             }
             out.padded_tokens += (batch.len() * longest) as u64;
             out.batch_ms.push(ms);
+            let used = device::memory_in_use_mb(&self.bert.device);
+            out.device_memory_mb = device::peak(out.device_memory_mb, used);
         }
         out.vectors = vectors;
         Ok(out)

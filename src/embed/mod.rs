@@ -6,15 +6,19 @@
 //! Documents are processed in blocks, and vectors and term counts spill to temporary files,
 //! so memory stays bounded by the block size and the model, not by the collection.
 
+pub mod agreement;
 pub mod bert;
 pub mod chunk;
 pub mod collection;
+pub mod device;
 pub mod encoder;
 pub mod export;
+pub mod int8;
 pub mod models;
 pub mod perf;
 mod pipeline;
 pub mod rerank;
+mod softmax;
 pub mod sparse;
 pub mod summary;
 
@@ -49,6 +53,8 @@ pub enum EmbedError {
     Input { path: PathBuf, reason: String },
     #[error("unknown collection {name:?}; configured: {known} (or use --input PATH --name NAME)")]
     UnknownCollection { name: String, known: String },
+    #[error("{0}")]
+    Unsupported(String),
     #[error("encoding failed: {0}")]
     Encode(String),
     #[error("temporary spill file: {0}")]
@@ -176,7 +182,7 @@ pub fn open_encoder(
     device: &Device,
     s: &EmbedSettings,
 ) -> Result<(DenseEncoder, Chunker), EmbedError> {
-    let encoder = DenseEncoder::load(model, device, s.batch_tokens)?;
+    let encoder = DenseEncoder::load(model, device, s.into())?;
     let tok_path = model.file("tokenizer.json");
     let tokenizer =
         tokenizers::Tokenizer::from_file(&tok_path).map_err(|e| EmbedError::model(&tok_path, e))?;

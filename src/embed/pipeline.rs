@@ -9,16 +9,17 @@ use candle_core::Device;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use super::agreement;
 use super::bert::Splade;
 use super::chunk::{Chunk, Chunker};
 use super::collection::{self, Document, Kind, Reject};
-use super::encoder::DenseEncoder;
+use super::encoder::{DenseEncoder, EncoderOptions};
 use super::export::{self, DenseSpill, VectorFormat};
 use super::models::ModelFiles;
 use super::sparse::Bm25Builder;
 use super::summary::{self, Comparison, Summary};
 use super::{EmbedError, Searcher, load_splade, open_encoder, rerank, splade_vectors, write_ids};
-use crate::config::{EmbedSettings, OutputSettings};
+use crate::config::{EmbedSettings, OutputSettings, Precision};
 use crate::io::IoError;
 use crate::io::table::NdjsonWriter;
 use crate::metrics::StageTimer;
@@ -175,6 +176,8 @@ struct Pass<'a> {
     stats: summary::Counts,
     dense_s: f64,
     sparse_s: f64,
+    /// With int8: the first chunks, to compare with fp32 at the end.
+    agreement: Option<agreement::Sample>,
 }
 
 impl<'a> Pass<'a> {
@@ -195,6 +198,9 @@ impl<'a> Pass<'a> {
             stats: summary::Counts::default(),
             dense_s: 0.0,
             sparse_s: 0.0,
+            agreement: (encoder.precision() == Precision::Int8
+                && job.settings.int8_check_chunks > 0)
+                .then(|| agreement::Sample::new(job.settings.int8_check_chunks)),
         })
     }
 
@@ -236,6 +242,10 @@ impl<'a> Pass<'a> {
         self.spill.push(&enc.vectors).map_err(EmbedError::Spill)?;
         self.dense_s += t.elapsed_s();
         summary.dense_run.add_batches(&enc);
+        summary.gpu_memory_mb = super::device::peak(summary.gpu_memory_mb, enc.device_memory_mb);
+        if let Some(a) = &mut self.agreement {
+            a.offer(&seqs, &enc.vectors, self.encoder.dims());
+        }
         let t = StageTimer::start();
         match &mut self.sparse {
             Some(SparseEncoder::Bm25(b)) => {
@@ -300,6 +310,18 @@ impl<'a> Pass<'a> {
         outputs.push(write_ids(&job.out("dense.ids"), &self.ids, job.output)?);
         outputs.push(self.chunks_out.commit()?);
         summary.dense_run.finish(rows, sha, self.dense_s, previous);
+        if let Some(a) = self.agreement.take() {
+            let options = EncoderOptions::from(s);
+            let g = a.measure(&job.dense_model, &job.device, options)?;
+            if let Some(g) = g.as_ref().filter(|g| g.min_cosine < agreement::MIN_COSINE) {
+                summary.warn(format!(
+                    "int8 vectors agree with fp32 down to cosine {} (under {}): this model may need --precision fp32",
+                    g.min_cosine,
+                    agreement::MIN_COSINE
+                ));
+            }
+            summary.dense_run.int8_agreement = g;
+        }
 
         // Sparse: the BM25 second pass, or the SPLADE file written as chunks went by.
         let stats = &mut self.stats;

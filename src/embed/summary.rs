@@ -10,9 +10,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::agreement::Agreement;
 use super::collection::Kind;
 use super::encoder::Encoded;
 use super::{EmbedError, Job, LEGACY_VERSIONS, SCHEMA_VERSION};
+use crate::config::Precision;
 use crate::embed::models::ModelFiles;
 use crate::metrics::{StageMetrics, round};
 
@@ -197,6 +199,10 @@ pub struct DenseRun {
     pub chunks: u64,
     pub dims: usize,
     pub device: String,
+    /// Arithmetic of the linear layers.
+    pub precision: Precision,
+    /// int8 runs: cosine against fp32 on the run's first chunks.
+    pub int8_agreement: Option<Agreement>,
     /// Model load time, seconds.
     pub load_s: f64,
     /// Encoding time (model forward passes and pooling), seconds.
@@ -385,6 +391,7 @@ impl Summary {
                 run_id: job.run_id.to_string(),
                 dims,
                 device: format!("{:?}", job.device.location()),
+                precision: job.settings.precision,
                 ..DenseRun::default()
             },
             sparse_run: StageRun {

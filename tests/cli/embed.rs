@@ -589,8 +589,10 @@ fn missing_or_foreign_models_are_refused_clearly() {
 /// all-MiniLM-L6-v2 through candle against the NumPy float64 reference: cosine ≥ 0.9999 per
 /// sentence. Needs the real model (`scripts/fetch-model.sh`; `make test` fetches it and sets
 /// SBIR_REQUIRE_MODEL=1, so there the test cannot skip).
-#[test]
-fn real_minilm_matches_reference_vectors() {
+/// The real all-MiniLM-L6-v2 on the reference sentences with `args`: the cosine of each
+/// sentence's vector to its independent reference vector, and the summary; `None` when the
+/// model is not on this machine.
+fn minilm_against_reference(args: &[&str]) -> Option<(Vec<f64>, Value)> {
     let reference: Value =
         serde_json::from_str(include_str!("../fixtures/embed/minilm_reference.json")).unwrap();
     let sentences = reference["sentences"].as_array().unwrap();
@@ -601,34 +603,72 @@ fn real_minilm_matches_reference_vectors() {
         .map(|(i, s)| json!({"id": i, "text": s["text"]}).to_string())
         .collect();
     wd.write("ref.jsonl", lines.join("\n"));
-    let out = wd
-        .offline_cmd(&["embed", "--input", "ref.jsonl", "--name", "ref"])
-        .output()
-        .unwrap();
+    let mut all = vec!["embed", "--input", "ref.jsonl", "--name", "ref"];
+    all.extend_from_slice(args);
+    let out = wd.offline_cmd(&all).output().unwrap();
     if real_model_missing(&out) {
-        return;
+        return None;
     }
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let (d, n, rows) = faiss(&wd.path(&format!("{OUT}/ref/dense.faiss")));
     assert_eq!((d, n), (384, sentences.len()));
-    for (i, s) in sentences.iter().enumerate() {
-        let want: Vec<f64> = s["vector"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap())
-            .collect();
-        let got = &rows[i * d..(i + 1) * d];
-        let dot: f64 = got.iter().zip(&want).map(|(a, b)| *a as f64 * b).sum();
-        let na: f64 = got.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
-        let nb: f64 = want.iter().map(|b| b * b).sum::<f64>().sqrt();
-        let cos = dot / (na * nb);
-        assert!(
-            cos >= 0.9999,
-            "sentence {i} ({:?}): cosine {cos}",
-            s["text"]
-        );
+    let cosines = sentences
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let want: Vec<f64> = s["vector"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
+            let got = &rows[i * d..(i + 1) * d];
+            let dot: f64 = got.iter().zip(&want).map(|(a, b)| *a as f64 * b).sum();
+            let na: f64 = got.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
+            let nb: f64 = want.iter().map(|b| b * b).sum::<f64>().sqrt();
+            dot / (na * nb)
+        })
+        .collect();
+    let summary = wd.json(&format!("{OUT}/ref/processing_summary.json"));
+    Some((cosines, summary))
+}
+
+#[test]
+fn real_minilm_matches_reference_vectors() {
+    let Some((cosines, summary)) = minilm_against_reference(&[]) else {
+        return;
+    };
+    for (i, cos) in cosines.iter().enumerate() {
+        assert!(*cos >= 0.9999, "sentence {i}: cosine {cos}");
     }
+    assert_eq!(summary["dense_run"]["precision"], "fp32");
+    assert_eq!(summary["dense_run"]["int8_agreement"], Value::Null);
+}
+
+#[test]
+fn real_minilm_in_int8_stays_close_and_reports_its_agreement() {
+    let Some((cosines, summary)) = minilm_against_reference(&["--precision", "int8"]) else {
+        return;
+    };
+    check_summary(&summary);
+    for (i, cos) in cosines.iter().enumerate() {
+        assert!(*cos >= 0.99, "sentence {i}: int8 cosine {cos}");
+    }
+    let run = &summary["dense_run"];
+    assert_eq!(run["precision"], "int8");
+    let g = &run["int8_agreement"];
+    assert_eq!(g["chunks"].as_u64(), Some(cosines.len() as u64), "{g}");
+    let (min, mean) = (
+        g["min_cosine"].as_f64().unwrap(),
+        g["mean_cosine"].as_f64().unwrap(),
+    );
+    // What the run reports is what an independent check finds.
+    let worst = cosines.iter().copied().fold(f64::INFINITY, f64::min);
+    assert!(
+        (min - worst).abs() < 1e-3,
+        "reported {min}, measured {worst}"
+    );
+    assert!(min >= 0.99 && mean >= min, "{g}");
 }
 
 #[test]

@@ -1,0 +1,360 @@
+//! Dynamic int8 matrix products for the encoder's linear layers, as ONNX Runtime's dynamic
+//! quantization does them: weights quantized once per output channel (symmetric, i8), each
+//! input row quantized when it arrives (asymmetric, u8), products summed exactly in i32 and
+//! scaled back to f32. With AVX-512 VNNI one instruction does 64 u8×i8 products; other CPUs
+//! run a portable loop that gives the same sums.
+
+use rayon::prelude::*;
+
+/// Output channels per packed panel: one 512-bit register of i32 sums.
+const PANEL: usize = 16;
+/// Inputs per group: one u8×i8 dot product of four pairs per lane.
+const GROUP: usize = 4;
+/// Rows and panels per register tile of the VNNI kernel (16 accumulators).
+const TILE_ROWS: usize = 4;
+const TILE_PANELS: usize = 4;
+/// Rows per parallel task.
+const TASK_ROWS: usize = 32;
+
+/// A weight matrix `out × inp` quantized per output channel and packed for the kernels: panels
+/// of 16 channels and, within a panel, groups of 4 inputs, so that 64 contiguous bytes hold
+/// four inputs of sixteen channels.
+#[derive(Debug, Clone)]
+pub struct Int8Matrix {
+    out: usize,
+    inp: usize,
+    groups: usize,
+    packed: Vec<i8>,
+    /// Per output channel (padded to whole panels): the dequantization scale and Σₖ q[o,k],
+    /// which removes the activations' zero point from the sums.
+    scale: Vec<f32>,
+    sum: Vec<i32>,
+}
+
+/// Input rows quantized to u8: `groups × 4` bytes a row (zero padded), a scale and a zero
+/// point each.
+struct Rows {
+    q: Vec<u8>,
+    scale: Vec<f32>,
+    zero: Vec<i32>,
+}
+
+impl Int8Matrix {
+    /// Quantizes a row-major `out × inp` f32 matrix (a linear layer's weight).
+    pub fn new(weight: &[f32], out: usize, inp: usize) -> Self {
+        assert_eq!(weight.len(), out * inp, "weight is out × inp");
+        let groups = inp.div_ceil(GROUP);
+        let panels = out.div_ceil(PANEL);
+        // Each channel symmetric: q = round(w / s), s = max |w| / 127.
+        let channels: Vec<(f32, Vec<i8>)> = weight
+            .par_chunks_exact(inp)
+            .map(|row| {
+                let amax = row.iter().fold(0f32, |m, w| m.max(w.abs()));
+                let s = if amax > 0.0 { amax / 127.0 } else { 1.0 };
+                let q = row
+                    .iter()
+                    .map(|w| (w / s).round().clamp(-127.0, 127.0) as i8);
+                (s, q.collect())
+            })
+            .collect();
+        let mut packed = vec![0i8; panels * groups * PANEL * GROUP];
+        let mut scale = vec![0f32; panels * PANEL];
+        let mut sum = vec![0i32; panels * PANEL];
+        for (o, (s, q)) in channels.iter().enumerate() {
+            scale[o] = *s;
+            sum[o] = q.iter().map(|&v| i32::from(v)).sum();
+            let (p, lane) = (o / PANEL, o % PANEL);
+            for (k, &v) in q.iter().enumerate() {
+                let (g, sub) = (k / GROUP, k % GROUP);
+                packed[((p * groups + g) * PANEL + lane) * GROUP + sub] = v;
+            }
+        }
+        Self {
+            out,
+            inp,
+            groups,
+            packed,
+            scale,
+            sum,
+        }
+    }
+
+    /// Output width.
+    pub fn out(&self) -> usize {
+        self.out
+    }
+
+    /// `then(x · Wᵀ + bias)` for `x` row-major `rows × inp`; the result is row-major
+    /// `rows × out`. `then` runs on blocks of finished rows while they are in cache (a fused
+    /// activation).
+    pub fn matmul(&self, x: &[f32], bias: &[f32], then: Option<fn(&mut [f32])>) -> Vec<f32> {
+        let rows = x.len() / self.inp;
+        let q = self.quantize(x);
+        let vnni = vnni_available();
+        let mut y = vec![0f32; rows * self.out];
+        y.par_chunks_mut(TASK_ROWS * self.out)
+            .enumerate()
+            .for_each(|(task, y)| {
+                let first = task * TASK_ROWS;
+                self.rows_into(&q, first, y.len() / self.out, vnni, bias, y);
+                if let Some(f) = then {
+                    f(y);
+                }
+            });
+        y
+    }
+
+    fn quantize(&self, x: &[f32]) -> Rows {
+        let rows = x.len() / self.inp;
+        let stride = self.groups * GROUP;
+        let mut q = vec![0u8; rows * stride];
+        let mut scale = vec![0f32; rows];
+        let mut zero = vec![0i32; rows];
+        q.par_chunks_mut(stride)
+            .zip(x.par_chunks_exact(self.inp))
+            .zip(scale.par_iter_mut().zip(zero.par_iter_mut()))
+            .for_each(|((q, x), (scale, zero))| {
+                let (lo, hi) = x
+                    .iter()
+                    .fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+                let s = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
+                let z = (-lo / s).round().clamp(0.0, 255.0);
+                // Rounded by adding ½ and truncating (the values are ≥ 0 once clamped):
+                // f32::round is a libm call per value on baseline x86-64, this vectorises.
+                let (inv, half) = (1.0 / s, z + 0.5);
+                for (q, &v) in q.iter_mut().zip(x) {
+                    *q = (v * inv + half).clamp(0.0, 255.0) as u8;
+                }
+                *scale = s;
+                *zero = z as i32;
+            });
+        Rows { q, scale, zero }
+    }
+
+    /// Rows `first..first + n` of the product, scaled and biased, into `y` (`n × out`).
+    fn rows_into(&self, q: &Rows, first: usize, n: usize, vnni: bool, bias: &[f32], y: &mut [f32]) {
+        let stride = self.groups * GROUP;
+        let panels = self.out.div_ceil(PANEL);
+        let mut sums = [0i32; TILE_ROWS * TILE_PANELS * PANEL];
+        let mut p = 0;
+        while p < panels {
+            let np = if panels - p >= TILE_PANELS {
+                TILE_PANELS
+            } else {
+                1
+            };
+            let mut r = 0;
+            while r < n {
+                let nr = if n - r >= TILE_ROWS { TILE_ROWS } else { 1 };
+                let x = &q.q[(first + r) * stride..(first + r + nr) * stride];
+                let w = &self.packed[p * self.groups * PANEL * GROUP..];
+                let width = np * PANEL;
+                self.tile(x, w, nr, np, vnni, &mut sums[..nr * width]);
+                for i in 0..nr {
+                    let row = first + r + i;
+                    let (sx, zx) = (q.scale[row], q.zero[row]);
+                    let start = p * PANEL;
+                    let end = (start + width).min(self.out);
+                    let out = &mut y[(r + i) * self.out..][start..end];
+                    for (j, o) in out.iter_mut().enumerate() {
+                        let c = start + j;
+                        let exact = sums[i * width + j] - zx * self.sum[c];
+                        *o = sx * self.scale[c] * exact as f32 + bias[c];
+                    }
+                }
+                r += nr;
+            }
+            p += np;
+        }
+    }
+
+    /// i32 sums of `nr` quantized rows against `np` panels, row-major `nr × np·16`.
+    fn tile(&self, x: &[u8], w: &[i8], nr: usize, np: usize, vnni: bool, sums: &mut [i32]) {
+        #[cfg(target_arch = "x86_64")]
+        if vnni {
+            // SAFETY: the CPU has AVX-512 F/BW/VNNI (checked by `vnni_available`); the slices
+            // hold `nr` rows of `groups × 4` bytes and `np` panels, as the kernels read them.
+            unsafe {
+                match (nr, np) {
+                    (TILE_ROWS, TILE_PANELS) => {
+                        vnni::tile::<TILE_ROWS, TILE_PANELS>(x, w, self.groups, sums)
+                    }
+                    (TILE_ROWS, 1) => vnni::tile::<TILE_ROWS, 1>(x, w, self.groups, sums),
+                    (1, TILE_PANELS) => vnni::tile::<1, TILE_PANELS>(x, w, self.groups, sums),
+                    _ => vnni::tile::<1, 1>(x, w, self.groups, sums),
+                }
+            }
+            return;
+        }
+        let _ = vnni;
+        portable_tile(x, w, self.groups, nr, np, sums);
+    }
+}
+
+/// Whether the AVX-512 VNNI kernel can run here.
+pub fn vnni_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// The kernels' sums with plain integer arithmetic.
+fn portable_tile(x: &[u8], w: &[i8], groups: usize, nr: usize, np: usize, sums: &mut [i32]) {
+    let stride = groups * GROUP;
+    let width = np * PANEL;
+    for r in 0..nr {
+        let x = &x[r * stride..(r + 1) * stride];
+        for p in 0..np {
+            let panel = &w[p * groups * PANEL * GROUP..(p + 1) * groups * PANEL * GROUP];
+            let mut acc = [0i32; PANEL];
+            for (xg, wg) in x.chunks_exact(GROUP).zip(panel.chunks_exact(PANEL * GROUP)) {
+                for (a, wl) in acc.iter_mut().zip(wg.chunks_exact(GROUP)) {
+                    *a += xg
+                        .iter()
+                        .zip(wl)
+                        .map(|(&u, &s)| i32::from(u) * i32::from(s))
+                        .sum::<i32>();
+                }
+            }
+            sums[r * width + p * PANEL..][..PANEL].copy_from_slice(&acc);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod vnni {
+    use std::arch::x86_64::*;
+
+    use super::{GROUP, PANEL};
+
+    /// `MR` rows × `NP` panels of sums: per group of four inputs, `NP` 64-byte weight loads,
+    /// `MR` broadcasts of four input bytes, `MR·NP` `vpdpbusd`.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F/BW/VNNI; `x` holds `MR` rows of `groups × 4` bytes, `w` at
+    /// least `NP` panels of `groups × 64` bytes, `sums` `MR × NP·16` values.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn tile<const MR: usize, const NP: usize>(
+        x: &[u8],
+        w: &[i8],
+        groups: usize,
+        sums: &mut [i32],
+    ) {
+        let stride = groups * GROUP;
+        let panel = groups * PANEL * GROUP;
+        debug_assert!(x.len() >= MR * stride && w.len() >= NP * panel);
+        debug_assert!(sums.len() >= MR * NP * PANEL);
+        let mut acc = [[_mm512_setzero_si512(); NP]; MR];
+        let (xp, wp) = (x.as_ptr(), w.as_ptr());
+        for g in 0..groups {
+            let mut wv = [_mm512_setzero_si512(); NP];
+            for (p, v) in wv.iter_mut().enumerate() {
+                // SAFETY: panel p's group g lies within `w` (checked above).
+                *v = unsafe { _mm512_loadu_si512(wp.add(p * panel + g * 64).cast()) };
+            }
+            for (r, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: four bytes of row r at group g lie within `x`.
+                let four = unsafe {
+                    xp.add(r * stride + g * GROUP)
+                        .cast::<i32>()
+                        .read_unaligned()
+                };
+                let xv = _mm512_set1_epi32(four);
+                for (a, v) in acc.iter_mut().zip(&wv) {
+                    *a = _mm512_dpbusd_epi32(*a, xv, *v);
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (p, a) in acc.iter().enumerate() {
+                let at = (r * NP + p) * PANEL;
+                // SAFETY: 16 i32 at `at` lie within `sums` (checked above).
+                unsafe { _mm512_storeu_si512(sums.as_mut_ptr().add(at).cast(), *a) };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic spread of values in [-1, 1), with a few large ones as BERT has.
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|i| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let v = ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0;
+                if i % 97 == 0 { v * 8.0 } else { v }
+            })
+            .collect()
+    }
+
+    fn reference(x: &[f32], w: &[f32], bias: &[f32], inp: usize) -> Vec<f32> {
+        let out = bias.len();
+        x.chunks_exact(inp)
+            .flat_map(|row| {
+                (0..out).map(move |o| {
+                    let wr = &w[o * inp..(o + 1) * inp];
+                    row.iter().zip(wr).map(|(a, b)| a * b).sum::<f32>() + bias[o]
+                })
+            })
+            .collect()
+    }
+
+    fn cosine(a: &[f32], b: &[f32]) -> f32 {
+        let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+        dot / (na * nb)
+    }
+
+    #[test]
+    fn products_follow_the_f32_ones_on_ragged_shapes() {
+        // 37 rows (tiles of 4 and single rows), 70 inputs (not a multiple of 4), 100 outputs
+        // (a partial panel) and 128 outputs (whole tiles of 4 panels).
+        for out in [100, 128] {
+            let (rows, inp) = (37, 70);
+            let x = values(rows * inp, 1);
+            let w = values(out * inp, 2);
+            let bias = values(out, 3);
+            let m = Int8Matrix::new(&w, out, inp);
+            let y = m.matmul(&x, &bias, None);
+            let r = reference(&x, &w, &bias, inp);
+            assert_eq!(y.len(), rows * out);
+            for (a, b) in y.chunks_exact(out).zip(r.chunks_exact(out)) {
+                assert!(cosine(a, b) > 0.999, "row cosine {}", cosine(a, b));
+            }
+        }
+    }
+
+    #[test]
+    fn the_vnni_kernel_sums_exactly_what_the_portable_loop_sums() {
+        if !vnni_available() {
+            return;
+        }
+        let (inp, out) = (64, 128);
+        let m = Int8Matrix::new(&values(out * inp, 4), out, inp);
+        let q = m.quantize(&values(TILE_ROWS * inp, 5));
+        for (nr, np) in [
+            (TILE_ROWS, TILE_PANELS),
+            (TILE_ROWS, 1),
+            (1, TILE_PANELS),
+            (1, 1),
+        ] {
+            let n = nr * np * PANEL;
+            let (mut fast, mut slow) = (vec![0i32; n], vec![0i32; n]);
+            m.tile(&q.q, &m.packed, nr, np, true, &mut fast);
+            m.tile(&q.q, &m.packed, nr, np, false, &mut slow);
+            assert_eq!(fast, slow, "{nr} rows × {np} panels");
+        }
+    }
+}
