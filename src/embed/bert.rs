@@ -216,6 +216,7 @@ impl Act {
     }
 }
 
+#[inline(always)]
 /// erf for f32 as a rational function of x² on [-4, 4] (outside it erf is ±1 in f32): the
 /// approximation Eigen and XLA use, branch-free so it vectorises, within 1e-6 of libm's erff.
 fn erf_f32(x: f32) -> f32 {
@@ -249,9 +250,11 @@ fn gelu_erf_cpu(x: &Tensor) -> candle_core::Result<Tensor> {
 
 /// Exact (erf) GELU in place.
 fn gelu_erf_slice(v: &mut [f32]) {
-    for y in v {
-        *y = 0.5 * *y * (1.0 + erf_f32(*y * std::f32::consts::FRAC_1_SQRT_2));
-    }
+    super::simd::wide(|| {
+        for y in v {
+            *y = 0.5 * *y * (1.0 + erf_f32(*y * std::f32::consts::FRAC_1_SQRT_2));
+        }
+    });
 }
 
 fn act(name: &str) -> Act {

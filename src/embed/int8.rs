@@ -96,7 +96,8 @@ impl Int8Matrix {
             .enumerate()
             .for_each(|(task, y)| {
                 let first = task * TASK_ROWS;
-                self.rows_into(&q, first, y.len() / self.out, vnni, bias, y);
+                let n = y.len() / self.out;
+                super::simd::wide(|| self.rows_into(&q, first, n, vnni, bias, y));
                 if let Some(f) = then {
                     f(y);
                 }
@@ -114,24 +115,13 @@ impl Int8Matrix {
             .zip(x.par_chunks_exact(self.inp))
             .zip(scale.par_iter_mut().zip(zero.par_iter_mut()))
             .for_each(|((q, x), (scale, zero))| {
-                let (lo, hi) = x
-                    .iter()
-                    .fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-                let s = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
-                let z = (-lo / s).round().clamp(0.0, 255.0);
-                // Rounded by adding ½ and truncating (the values are ≥ 0 once clamped):
-                // f32::round is a libm call per value on baseline x86-64, this vectorises.
-                let (inv, half) = (1.0 / s, z + 0.5);
-                for (q, &v) in q.iter_mut().zip(x) {
-                    *q = (v * inv + half).clamp(0.0, 255.0) as u8;
-                }
-                *scale = s;
-                *zero = z as i32;
+                (*scale, *zero) = super::simd::wide(|| quantize_row(x, q));
             });
         Rows { q, scale, zero }
     }
 
     /// Rows `first..first + n` of the product, scaled and biased, into `y` (`n × out`).
+    #[inline(always)]
     fn rows_into(&self, q: &Rows, first: usize, n: usize, vnni: bool, bias: &[f32], y: &mut [f32]) {
         let stride = self.groups * GROUP;
         let panels = self.out.div_ceil(PANEL);
@@ -189,6 +179,35 @@ impl Int8Matrix {
         let _ = vnni;
         portable_tile(x, w, self.groups, nr, np, sums);
     }
+}
+
+/// Quantizes one row to u8 (asymmetric, the range widened to hold 0); its scale and zero point.
+#[inline(always)]
+fn quantize_row(x: &[f32], q: &mut [u8]) -> (f32, i32) {
+    const LANES: usize = 16;
+    let (mut lo, mut hi) = ([0f32; LANES], [0f32; LANES]);
+    let mut rest = x.chunks_exact(LANES);
+    for c in &mut rest {
+        for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(c) {
+            *l = if v < *l { v } else { *l };
+            *h = if v > *h { v } else { *h };
+        }
+    }
+    let (lo, hi) = rest
+        .remainder()
+        .iter()
+        .zip(rest.remainder())
+        .chain(lo.iter().zip(&hi))
+        .fold((0f32, 0f32), |(l, h), (&a, &b)| (l.min(a), h.max(b)));
+    let s = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
+    let z = (-lo / s).round().clamp(0.0, 255.0);
+    // Rounded by adding ½ and truncating (the values are ≥ 0 once clamped): f32::round is a
+    // libm call per value on baseline x86-64, this vectorises.
+    let (inv, half) = (1.0 / s, z + 0.5);
+    for (q, &v) in q.iter_mut().zip(x) {
+        *q = (v * inv + half).clamp(0.0, 255.0) as u8;
+    }
+    (s, z as i32)
 }
 
 /// Whether the AVX-512 VNNI kernel can run here.

@@ -18,6 +18,7 @@ pub mod models;
 pub mod perf;
 mod pipeline;
 pub mod rerank;
+mod simd;
 mod softmax;
 pub mod sparse;
 pub mod summary;
