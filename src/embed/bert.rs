@@ -13,8 +13,8 @@ use candle_nn::{Embedding, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
 use super::EmbedError;
+use super::attention::Attention;
 use super::int8::Int8Matrix;
-use super::softmax::MaskedSoftmax;
 use crate::config::Precision;
 
 /// The parts of a Hugging Face `config.json` a BERT encoder needs.
@@ -248,13 +248,13 @@ fn gelu_erf_cpu(x: &Tensor) -> candle_core::Result<Tensor> {
     Tensor::from_vec(v, x.shape(), x.device())
 }
 
-/// Exact (erf) GELU in place.
-fn gelu_erf_slice(v: &mut [f32]) {
-    super::simd::wide(|| {
+super::simd::wide! {
+    /// Exact (erf) GELU in place.
+    fn gelu_erf_slice(v: &mut [f32]) {
         for y in v {
             *y = 0.5 * *y * (1.0 + erf_f32(*y * std::f32::consts::FRAC_1_SQRT_2));
         }
-    });
+    }
 }
 
 fn act(name: &str) -> Act {
@@ -331,33 +331,38 @@ impl Layer {
         heads: usize,
         act: Act,
     ) -> candle_core::Result<Tensor> {
-        let (b, t, h) = x.dims3()?;
-        let dh = h / heads;
-        let qkv = self
-            .qkv
-            .forward(x)?
-            .reshape((b, t, 3, heads, dh))?
-            .permute((2, 0, 3, 1, 4))?;
-        let q = (qkv.get(0)?.contiguous()? * (1.0 / (dh as f64).sqrt()))?;
-        let k = qkv.get(1)?.t()?.contiguous()?;
-        let v = qkv.get(2)?.contiguous()?;
-        let scores = q.matmul(&k)?;
-        let probs = if scores.device().is_cpu() {
-            scores.apply_op2_no_bwd(bias, &MaskedSoftmax)?
+        let qkv = self.qkv.forward(x)?;
+        let dh = x.dim(2)? / heads;
+        let ctx = if x.device().is_cpu() && Attention::supports(dh) {
+            qkv.apply_op2_no_bwd(bias, &Attention { heads })?
         } else {
-            candle_nn::ops::softmax_last_dim(&scores.broadcast_add(bias)?)?
+            attention(&qkv, bias, heads)?
         };
-        let ctx = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((b, t, h))?;
         let x = self
             .attn_norm
             .forward(&(self.attn_out.forward(&ctx)? + x)?)?;
         let inner = self.intermediate(&x, act)?;
         self.out_norm.forward(&(self.out.forward(&inner)? + x)?)
     }
+}
+
+/// Attention with candle's tensor operations (a GPU, or heads the CPU op does not take): per
+/// head `softmax(q·kᵀ/√d + bias)·v` over `qkv` `[b, t, 3·h]`; the context `[b, t, h]`.
+fn attention(qkv: &Tensor, bias: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
+    let (b, t, h3) = qkv.dims3()?;
+    let (h, dh) = (h3 / 3, h3 / 3 / heads);
+    let qkv = qkv
+        .reshape((b, t, 3, heads, dh))?
+        .permute((2, 0, 3, 1, 4))?;
+    let q = (qkv.get(0)?.contiguous()? * (1.0 / (dh as f64).sqrt()))?;
+    let k = qkv.get(1)?.t()?.contiguous()?;
+    let v = qkv.get(2)?.contiguous()?;
+    let probs = candle_nn::ops::softmax_last_dim(&q.matmul(&k)?.broadcast_add(bias)?)?;
+    probs
+        .matmul(&v)?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((b, t, h))
 }
 
 /// A BERT encoder: token ids in, hidden states out.

@@ -1,8 +1,9 @@
 //! Dynamic int8 matrix products for the encoder's linear layers, as ONNX Runtime's dynamic
 //! quantization does them: weights quantized once per output channel (symmetric, i8), each
 //! input row quantized when it arrives (asymmetric, u8), products summed exactly in i32 and
-//! scaled back to f32. With AVX-512 VNNI one instruction does 64 u8×i8 products; other CPUs
-//! run a portable loop that gives the same sums.
+//! scaled back to f32. With AVX-512 VNNI one instruction does 64 u8×i8 products, with AVX2 one
+//! does 16 (widened to i16, so no pair saturates); other CPUs run a portable loop. All three
+//! give the same sums.
 
 use rayon::prelude::*;
 
@@ -90,14 +91,14 @@ impl Int8Matrix {
     pub fn matmul(&self, x: &[f32], bias: &[f32], then: Option<fn(&mut [f32])>) -> Vec<f32> {
         let rows = x.len() / self.inp;
         let q = self.quantize(x);
-        let vnni = vnni_available();
+        let kernel = Kernel::detect();
         let mut y = vec![0f32; rows * self.out];
         y.par_chunks_mut(TASK_ROWS * self.out)
             .enumerate()
             .for_each(|(task, y)| {
                 let first = task * TASK_ROWS;
                 let n = y.len() / self.out;
-                super::simd::wide(|| self.rows_into(&q, first, n, vnni, bias, y));
+                rows_into(self, &q, first, n, kernel, bias, y);
                 if let Some(f) = then {
                     f(y);
                 }
@@ -115,16 +116,66 @@ impl Int8Matrix {
             .zip(x.par_chunks_exact(self.inp))
             .zip(scale.par_iter_mut().zip(zero.par_iter_mut()))
             .for_each(|((q, x), (scale, zero))| {
-                (*scale, *zero) = super::simd::wide(|| quantize_row(x, q));
+                (*scale, *zero) = quantize_row(x, q);
             });
         Rows { q, scale, zero }
     }
 
+    /// i32 sums of `nr` quantized rows against `np` panels, row-major `nr × np·16`.
+    fn tile(&self, x: &[u8], w: &[i8], nr: usize, np: usize, kernel: Kernel, sums: &mut [i32]) {
+        let g = self.groups;
+        // SAFETY: `Kernel::detect` chose the kernel for what the CPU has; the slices hold `nr`
+        // rows of `groups × 4` bytes and `np` panels, as the kernels read them.
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            match (kernel, nr, np) {
+                (Kernel::Portable, ..) => {}
+                (Kernel::Vnni, TILE_ROWS, TILE_PANELS) => {
+                    return vnni::tile::<TILE_ROWS, TILE_PANELS>(x, w, g, sums);
+                }
+                (Kernel::Vnni, TILE_ROWS, 1) => return vnni::tile::<TILE_ROWS, 1>(x, w, g, sums),
+                (Kernel::Vnni, 1, TILE_PANELS) => {
+                    return vnni::tile::<1, TILE_PANELS>(x, w, g, sums);
+                }
+                (Kernel::Vnni, ..) => return vnni::tile::<1, 1>(x, w, g, sums),
+                (Kernel::Avx2, ..) => return avx2::tile(x, w, g, nr, np, sums),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = kernel;
+        portable_tile(x, w, g, nr, np, sums);
+    }
+}
+
+/// Which kernel sums the products on this CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    Vnni,
+    Avx2,
+    Portable,
+}
+
+impl Kernel {
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx512f") && has!("avx512bw") && has!("avx512vnni") {
+                return Self::Vnni;
+            }
+            if has!("avx2") {
+                return Self::Avx2;
+            }
+        }
+        Self::Portable
+    }
+}
+
+super::simd::wide! {
     /// Rows `first..first + n` of the product, scaled and biased, into `y` (`n × out`).
-    #[inline(always)]
-    fn rows_into(&self, q: &Rows, first: usize, n: usize, vnni: bool, bias: &[f32], y: &mut [f32]) {
-        let stride = self.groups * GROUP;
-        let panels = self.out.div_ceil(PANEL);
+    fn rows_into(m: &Int8Matrix, q: &Rows, first: usize, n: usize, kernel: Kernel, bias: &[f32], y: &mut [f32]) {
+        let stride = m.groups * GROUP;
+        let panels = m.out.div_ceil(PANEL);
         let mut sums = [0i32; TILE_ROWS * TILE_PANELS * PANEL];
         let mut p = 0;
         while p < panels {
@@ -137,19 +188,19 @@ impl Int8Matrix {
             while r < n {
                 let nr = if n - r >= TILE_ROWS { TILE_ROWS } else { 1 };
                 let x = &q.q[(first + r) * stride..(first + r + nr) * stride];
-                let w = &self.packed[p * self.groups * PANEL * GROUP..];
+                let w = &m.packed[p * m.groups * PANEL * GROUP..];
                 let width = np * PANEL;
-                self.tile(x, w, nr, np, vnni, &mut sums[..nr * width]);
+                m.tile(x, w, nr, np, kernel, &mut sums[..nr * width]);
                 for i in 0..nr {
                     let row = first + r + i;
                     let (sx, zx) = (q.scale[row], q.zero[row]);
                     let start = p * PANEL;
-                    let end = (start + width).min(self.out);
-                    let out = &mut y[(r + i) * self.out..][start..end];
+                    let end = (start + width).min(m.out);
+                    let out = &mut y[(r + i) * m.out..][start..end];
                     for (j, o) in out.iter_mut().enumerate() {
                         let c = start + j;
-                        let exact = sums[i * width + j] - zx * self.sum[c];
-                        *o = sx * self.scale[c] * exact as f32 + bias[c];
+                        let exact = sums[i * width + j] - zx * m.sum[c];
+                        *o = sx * m.scale[c] * exact as f32 + bias[c];
                     }
                 }
                 r += nr;
@@ -157,69 +208,36 @@ impl Int8Matrix {
             p += np;
         }
     }
+}
 
-    /// i32 sums of `nr` quantized rows against `np` panels, row-major `nr × np·16`.
-    fn tile(&self, x: &[u8], w: &[i8], nr: usize, np: usize, vnni: bool, sums: &mut [i32]) {
-        #[cfg(target_arch = "x86_64")]
-        if vnni {
-            // SAFETY: the CPU has AVX-512 F/BW/VNNI (checked by `vnni_available`); the slices
-            // hold `nr` rows of `groups × 4` bytes and `np` panels, as the kernels read them.
-            unsafe {
-                match (nr, np) {
-                    (TILE_ROWS, TILE_PANELS) => {
-                        vnni::tile::<TILE_ROWS, TILE_PANELS>(x, w, self.groups, sums)
-                    }
-                    (TILE_ROWS, 1) => vnni::tile::<TILE_ROWS, 1>(x, w, self.groups, sums),
-                    (1, TILE_PANELS) => vnni::tile::<1, TILE_PANELS>(x, w, self.groups, sums),
-                    _ => vnni::tile::<1, 1>(x, w, self.groups, sums),
-                }
+super::simd::wide! {
+    /// Quantizes one row to u8 (asymmetric, the range widened to hold 0); its scale and zero point.
+    fn quantize_row(x: &[f32], q: &mut [u8]) -> (f32, i32) {
+        const LANES: usize = 16;
+        let (mut lo, mut hi) = ([0f32; LANES], [0f32; LANES]);
+        let mut rest = x.chunks_exact(LANES);
+        for c in &mut rest {
+            for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(c) {
+                *l = if v < *l { v } else { *l };
+                *h = if v > *h { v } else { *h };
             }
-            return;
         }
-        let _ = vnni;
-        portable_tile(x, w, self.groups, nr, np, sums);
-    }
-}
-
-/// Quantizes one row to u8 (asymmetric, the range widened to hold 0); its scale and zero point.
-#[inline(always)]
-fn quantize_row(x: &[f32], q: &mut [u8]) -> (f32, i32) {
-    const LANES: usize = 16;
-    let (mut lo, mut hi) = ([0f32; LANES], [0f32; LANES]);
-    let mut rest = x.chunks_exact(LANES);
-    for c in &mut rest {
-        for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(c) {
-            *l = if v < *l { v } else { *l };
-            *h = if v > *h { v } else { *h };
+        let (lo, hi) = rest
+            .remainder()
+            .iter()
+            .zip(rest.remainder())
+            .chain(lo.iter().zip(&hi))
+            .fold((0f32, 0f32), |(l, h), (&a, &b)| (l.min(a), h.max(b)));
+        let s = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
+        let z = (-lo / s).round().clamp(0.0, 255.0);
+        // Rounded by adding ½ and truncating (the values are ≥ 0 once clamped): f32::round is a
+        // libm call per value on baseline x86-64, this vectorises.
+        let (inv, half) = (1.0 / s, z + 0.5);
+        for (q, &v) in q.iter_mut().zip(x) {
+            *q = (v * inv + half).clamp(0.0, 255.0) as u8;
         }
+        (s, z as i32)
     }
-    let (lo, hi) = rest
-        .remainder()
-        .iter()
-        .zip(rest.remainder())
-        .chain(lo.iter().zip(&hi))
-        .fold((0f32, 0f32), |(l, h), (&a, &b)| (l.min(a), h.max(b)));
-    let s = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
-    let z = (-lo / s).round().clamp(0.0, 255.0);
-    // Rounded by adding ½ and truncating (the values are ≥ 0 once clamped): f32::round is a
-    // libm call per value on baseline x86-64, this vectorises.
-    let (inv, half) = (1.0 / s, z + 0.5);
-    for (q, &v) in q.iter_mut().zip(x) {
-        *q = (v * inv + half).clamp(0.0, 255.0) as u8;
-    }
-    (s, z as i32)
-}
-
-/// Whether the AVX-512 VNNI kernel can run here.
-pub fn vnni_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-            && std::arch::is_x86_feature_detected!("avx512vnni")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
 }
 
 /// The kernels' sums with plain integer arithmetic.
@@ -299,6 +317,89 @@ mod vnni {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{GROUP, PANEL};
+
+    /// `nr` rows × `np` panels of sums, two rows per pass over a panel: per group of four
+    /// inputs, the panel's 64 weight bytes widened to i16 in four registers of four channels,
+    /// each multiplied in pairs (`vpmaddwd`, exact in i32) with the row's four inputs.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2; `x` holds `nr` rows of `groups × 4` bytes, `w` at least `np`
+    /// panels of `groups × 64` bytes, `sums` `nr × np·16` values.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn tile(x: &[u8], w: &[i8], groups: usize, nr: usize, np: usize, s: &mut [i32]) {
+        let stride = groups * GROUP;
+        let panel = groups * PANEL * GROUP;
+        assert!(x.len() >= nr * stride && w.len() >= np * panel && s.len() >= nr * np * PANEL);
+        for p in 0..np {
+            let w = &w[p * panel..(p + 1) * panel];
+            let mut r = 0;
+            while r < nr {
+                let x = &x[r * stride..];
+                let at = |i: usize| (i * np + p) * PANEL;
+                if nr - r >= 2 {
+                    let [a, b] = rows::<2>(x, w, groups);
+                    s[at(r)..][..PANEL].copy_from_slice(&a);
+                    s[at(r + 1)..][..PANEL].copy_from_slice(&b);
+                    r += 2;
+                } else {
+                    let [a] = rows::<1>(x, w, groups);
+                    s[at(r)..][..PANEL].copy_from_slice(&a);
+                    r += 1;
+                }
+            }
+        }
+    }
+
+    /// One panel's sums for `R` rows (`x` rows of `groups × 4` bytes, `w` one panel).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn rows<const R: usize>(x: &[u8], w: &[i8], groups: usize) -> [[i32; PANEL]; R] {
+        let stride = groups * GROUP;
+        assert!(x.len() >= (R - 1) * stride + groups * GROUP && w.len() >= groups * PANEL * GROUP);
+        let (xp, wp) = (x.as_ptr(), w.as_ptr());
+        // Per row, four registers of four channels × two partial sums.
+        let mut acc = [[_mm256_setzero_si256(); 4]; R];
+        for g in 0..groups {
+            let xv: [__m256i; R] = std::array::from_fn(|r| {
+                // SAFETY: four bytes of row r at group g lie within `x` (checked above).
+                let four = unsafe {
+                    xp.add(r * stride + g * GROUP)
+                        .cast::<i32>()
+                        .read_unaligned()
+                };
+                // The four inputs as i16, repeated for each of four channels.
+                _mm256_cvtepu8_epi16(_mm_set1_epi32(four))
+            });
+            for q in 0..4 {
+                // SAFETY: group g of the panel holds 64 bytes (checked above).
+                let wq = _mm256_cvtepi8_epi16(unsafe {
+                    _mm_loadu_si128(wp.add(g * PANEL * GROUP + q * 16).cast())
+                });
+                for (acc, xv) in acc.iter_mut().zip(&xv) {
+                    acc[q] = _mm256_add_epi32(acc[q], _mm256_madd_epi16(*xv, wq));
+                }
+            }
+        }
+        let mut out = [[0i32; PANEL]; R];
+        for (out, acc) in out.iter_mut().zip(&acc) {
+            // Pairwise sums give channels 0 1 4 5 2 3 6 7; the permute puts them in order.
+            let lo = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_hadd_epi32(acc[0], acc[1]));
+            let hi = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_hadd_epi32(acc[2], acc[3]));
+            // SAFETY: 16 i32 fit in `out`.
+            unsafe {
+                _mm256_storeu_si256(out.as_mut_ptr().cast(), lo);
+                _mm256_storeu_si256(out.as_mut_ptr().add(8).cast(), hi);
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,24 +457,29 @@ mod tests {
     }
 
     #[test]
-    fn the_vnni_kernel_sums_exactly_what_the_portable_loop_sums() {
-        if !vnni_available() {
-            return;
-        }
+    fn every_kernel_this_cpu_has_sums_exactly_what_the_portable_loop_sums() {
         let (inp, out) = (64, 128);
         let m = Int8Matrix::new(&values(out * inp, 4), out, inp);
         let q = m.quantize(&values(TILE_ROWS * inp, 5));
-        for (nr, np) in [
-            (TILE_ROWS, TILE_PANELS),
-            (TILE_ROWS, 1),
-            (1, TILE_PANELS),
-            (1, 1),
-        ] {
-            let n = nr * np * PANEL;
-            let (mut fast, mut slow) = (vec![0i32; n], vec![0i32; n]);
-            m.tile(&q.q, &m.packed, nr, np, true, &mut fast);
-            m.tile(&q.q, &m.packed, nr, np, false, &mut slow);
-            assert_eq!(fast, slow, "{nr} rows × {np} panels");
+        // A CPU with VNNI has AVX2 too.
+        let kernels: &[Kernel] = match Kernel::detect() {
+            Kernel::Vnni => &[Kernel::Vnni, Kernel::Avx2],
+            Kernel::Avx2 => &[Kernel::Avx2],
+            Kernel::Portable => &[],
+        };
+        for &kernel in kernels {
+            for (nr, np) in [
+                (TILE_ROWS, TILE_PANELS),
+                (TILE_ROWS, 1),
+                (1, TILE_PANELS),
+                (1, 1),
+            ] {
+                let n = nr * np * PANEL;
+                let (mut fast, mut slow) = (vec![0i32; n], vec![0i32; n]);
+                m.tile(&q.q, &m.packed, nr, np, kernel, &mut fast);
+                m.tile(&q.q, &m.packed, nr, np, Kernel::Portable, &mut slow);
+                assert_eq!(fast, slow, "{kernel:?}: {nr} rows × {np} panels");
+            }
         }
     }
 }

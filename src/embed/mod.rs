@@ -7,6 +7,7 @@
 //! so memory stays bounded by the block size and the model, not by the collection.
 
 pub mod agreement;
+mod attention;
 pub mod bert;
 pub mod chunk;
 pub mod collection;

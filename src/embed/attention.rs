@@ -1,0 +1,252 @@
+//! Self-attention on the CPU in one pass per sequence and head: scores, the padding mask,
+//! softmax and the weighted sum of values, read straight from the fused QKV product and written
+//! straight into the context rows. Compared with candle's path (permuted copies of Q, K and V,
+//! one threaded matmul per head, a softmax tensor, a transposed copy back), nothing is copied
+//! but one head's keys and values, and padding positions are skipped.
+
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape};
+use rayon::prelude::*;
+
+use super::softmax::softmax_in_place;
+
+/// Query rows per register tile.
+const ROWS: usize = 4;
+/// Keys per vector of scores.
+const LANES: usize = 16;
+/// Below this bias a key position is padding (the mask adds −10⁴ there).
+const MASKED: f32 = -1e3;
+
+/// Attention over `qkv` `[batch, t, 3·hidden]` (queries, keys, values, each `heads × head_dim`)
+/// with the additive padding bias `[batch, t]` (0 for tokens, −10⁴ for padding); the context
+/// `[batch, t, hidden]`. Padding is taken to trail the tokens, as the encoder pads; padding
+/// rows of the context are zero.
+#[derive(Debug, Clone, Copy)]
+pub struct Attention {
+    pub heads: usize,
+}
+
+impl Attention {
+    /// Whether this op handles heads of `head_dim` (the sizes BERT models use).
+    pub fn supports(head_dim: usize) -> bool {
+        matches!(head_dim, 32 | 64)
+    }
+}
+
+impl CustomOp2 for Attention {
+    fn name(&self) -> &'static str {
+        "attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        qkv: &CpuStorage,
+        ql: &Layout,
+        bias: &CpuStorage,
+        bl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (CpuStorage::F32(qkv), CpuStorage::F32(bias)) = (qkv, bias) else {
+            candle_core::bail!("attention takes f32");
+        };
+        let (Some((q0, q1)), Some((b0, b1))) = (ql.contiguous_offsets(), bl.contiguous_offsets())
+        else {
+            candle_core::bail!("attention takes contiguous tensors");
+        };
+        let (batch, t, width) = ql.shape().dims3()?;
+        let hidden = width / 3;
+        let dh = hidden / self.heads;
+        if width != 3 * hidden || bl.shape().elem_count() != batch * t || !Self::supports(dh) {
+            candle_core::bail!("attention: qkv {:?}, bias {:?}", ql.shape(), bl.shape());
+        }
+        let (qkv, bias) = (&qkv[q0..q1], &bias[b0..b1]);
+        let mut out = vec![0f32; batch * t * hidden];
+        out.par_chunks_mut(t * hidden)
+            .zip(qkv.par_chunks(t * width))
+            .zip(bias.par_chunks(t))
+            .for_each(|((out, qkv), bias)| {
+                let len = bias.iter().rposition(|&b| b > MASKED).map_or(0, |i| i + 1);
+                let seq = Seq {
+                    qkv,
+                    len,
+                    hidden,
+                    dh,
+                };
+                all_heads(&seq, self.heads, out);
+            });
+        Ok((CpuStorage::F32(out), Shape::from((batch, t, hidden))))
+    }
+}
+
+super::simd::wide! {
+    /// Every head's context rows of one sequence into `out`.
+    fn all_heads(seq: &Seq, heads: usize, out: &mut [f32]) {
+        for head in 0..heads {
+            match seq.dh {
+                32 => seq.head::<32>(head, out),
+                _ => seq.head::<64>(head, out),
+            }
+        }
+    }
+}
+
+/// One sequence's QKV rows and its length without padding.
+struct Seq<'a> {
+    qkv: &'a [f32],
+    len: usize,
+    hidden: usize,
+    dh: usize,
+}
+
+impl Seq<'_> {
+    /// Head `head`'s context rows into `out` (`t × hidden`, this head's columns).
+    #[inline(always)]
+    fn head<const DH: usize>(&self, head: usize, out: &mut [f32]) {
+        let (len, hidden) = (self.len, self.hidden);
+        let width = 3 * hidden;
+        let padded = len.div_ceil(LANES) * LANES;
+        // Keys transposed (DH × padded, zeros past len), values as rows (len × DH).
+        let mut kt = vec![0f32; DH * padded];
+        let mut v = vec![[0f32; DH]; len];
+        for j in 0..len {
+            let row = &self.qkv[j * width..];
+            let k = &row[hidden + head * DH..][..DH];
+            for (d, &x) in k.iter().enumerate() {
+                kt[d * padded + j] = x;
+            }
+            v[j].copy_from_slice(&row[2 * hidden + head * DH..][..DH]);
+        }
+        let scale = 1.0 / (self.dh as f32).sqrt();
+        let mut scores = vec![0f32; ROWS * padded];
+        let mut i = 0;
+        while i < len {
+            let rows = (len - i).min(ROWS);
+            let mut q = [[0f32; DH]; ROWS];
+            for (r, q) in q.iter_mut().enumerate().take(rows) {
+                let src = &self.qkv[(i + r) * width + head * DH..][..DH];
+                for (a, &b) in q.iter_mut().zip(src) {
+                    *a = b * scale;
+                }
+            }
+            scores_tile(&q, &kt, padded, &mut scores);
+            for r in 0..rows {
+                softmax_in_place(&mut scores[r * padded..r * padded + len]);
+            }
+            let o = weighted_values(&scores, padded, &v);
+            for (r, o) in o.iter().enumerate().take(rows) {
+                out[(i + r) * hidden + head * DH..][..DH].copy_from_slice(o);
+            }
+            i += rows;
+        }
+    }
+}
+
+/// `scores[r][j] = q[r] · k[j]` for every key column, 16 at a time.
+#[inline(always)]
+fn scores_tile<const DH: usize>(q: &[[f32; DH]; ROWS], kt: &[f32], padded: usize, s: &mut [f32]) {
+    for j in (0..padded).step_by(LANES) {
+        let mut acc = [[0f32; LANES]; ROWS];
+        for d in 0..DH {
+            let k: &[f32; LANES] = kt[d * padded + j..][..LANES].try_into().expect("16 keys");
+            for (a, q) in acc.iter_mut().zip(q) {
+                let x = q[d];
+                for (a, &k) in a.iter_mut().zip(k) {
+                    *a += x * k;
+                }
+            }
+        }
+        for (r, a) in acc.iter().enumerate() {
+            s[r * padded + j..][..LANES].copy_from_slice(a);
+        }
+    }
+}
+
+/// `o[r] = Σⱼ p[r][j] · v[j]` for the tile's rows.
+#[inline(always)]
+fn weighted_values<const DH: usize>(
+    p: &[f32],
+    padded: usize,
+    v: &[[f32; DH]],
+) -> [[f32; DH]; ROWS] {
+    let mut o = [[0f32; DH]; ROWS];
+    for (j, v) in v.iter().enumerate() {
+        for (r, o) in o.iter_mut().enumerate() {
+            let w = p[r * padded + j];
+            for (o, &x) in o.iter_mut().zip(v) {
+                *o += w * x;
+            }
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Attention the textbook way, in f64.
+    fn reference(qkv: &[f32], bias: &[f32], t: usize, heads: usize, hidden: usize) -> Vec<f64> {
+        let dh = hidden / heads;
+        let mut out = vec![0f64; t * hidden];
+        let at = |j: usize, part: usize, h: usize, d: usize| {
+            f64::from(qkv[j * 3 * hidden + part * hidden + h * dh + d])
+        };
+        for h in 0..heads {
+            for i in 0..t {
+                let s: Vec<f64> = (0..t)
+                    .map(|j| {
+                        let dot: f64 = (0..dh).map(|d| at(i, 0, h, d) * at(j, 1, h, d)).sum();
+                        dot / (dh as f64).sqrt() + f64::from(bias[j])
+                    })
+                    .collect();
+                let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = s.iter().map(|x| (x - max).exp()).collect();
+                let sum: f64 = e.iter().sum();
+                for d in 0..dh {
+                    out[i * hidden + h * dh + d] =
+                        (0..t).map(|j| e[j] / sum * at(j, 2, h, d)).sum::<f64>();
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn matches_textbook_attention_with_padding_and_ragged_lengths() {
+        // Two heads of 32; 23 positions of which the last 4 are padding (not a multiple of
+        // the 4-row tiles or the 16-key vectors).
+        let (t, heads, hidden, len) = (23, 2, 64, 19);
+        let mut seed = 7u64;
+        let qkv: Vec<f32> = (0..t * 3 * hidden)
+            .map(|_| {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                ((seed >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
+            })
+            .collect();
+        let bias: Vec<f32> = (0..t).map(|j| if j < len { 0.0 } else { -1e4 }).collect();
+        let (ql, bl) = (
+            Layout::contiguous((1, t, 3 * hidden)),
+            Layout::contiguous((1, t)),
+        );
+        let (out, shape) = Attention { heads }
+            .cpu_fwd(
+                &CpuStorage::F32(qkv.clone()),
+                &ql,
+                &CpuStorage::F32(bias.clone()),
+                &bl,
+            )
+            .unwrap();
+        assert_eq!(shape.dims(), &[1, t, hidden]);
+        let CpuStorage::F32(out) = out else {
+            panic!("f32")
+        };
+        let want = reference(&qkv, &bias, t, heads, hidden);
+        for i in 0..len * hidden {
+            assert!(
+                (f64::from(out[i]) - want[i]).abs() < 1e-5,
+                "at {i}: {} vs {}",
+                out[i],
+                want[i]
+            );
+        }
+        assert!(out[len * hidden..].iter().all(|&x| x == 0.0));
+    }
+}
