@@ -1,8 +1,8 @@
 //! Dense encoder benchmark: the machine's f32 matmul peak (candle, square matrices), then
-//! all-MiniLM-L6-v2 on batches of 128-token sequences, reported as sequences/s, GFLOP/s and
-//! the fraction of that peak, with peak RSS, in fp32 and in int8. FLOPs per sequence count every matmul of the
-//! encoder: per token and layer 2·(4·h² + 2·h·i) for the projections and feed-forward plus
-//! 2·2·t·h for attention (≈ 22.4 MFLOP per token for MiniLM-L6 at t = 128).
+//! all-MiniLM-L6-v2 on batches of 128-token sequences in fp32 and in int8, reported as
+//! sequences/s, GFLOP/s and the fraction of that peak, with peak RSS. FLOPs per sequence count
+//! every matmul of the encoder: per token and layer 2·(4·h² + 2·h·i) for the projections and
+//! feed-forward plus 2·2·t·h for attention (≈ 22.4 MFLOP per token for MiniLM-L6 at t = 128).
 //!
 //! Run: `cargo bench --bench embed` (needs the model: `scripts/fetch-model.sh`;
 //! `SBIR_BENCH_SEQS=256` sets the sequence count, `SBIR_BENCH_BATCH_TOKENS` the batch budget).

@@ -216,9 +216,9 @@ impl Act {
     }
 }
 
-#[inline(always)]
 /// erf for f32 as a rational function of x² on [-4, 4] (outside it erf is ±1 in f32): the
 /// approximation Eigen and XLA use, branch-free so it vectorises, within 1e-6 of libm's erff.
+#[inline(always)]
 fn erf_f32(x: f32) -> f32 {
     let x = x.clamp(-4.0, 4.0);
     let x2 = x * x;

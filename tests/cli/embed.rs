@@ -586,9 +586,6 @@ fn missing_or_foreign_models_are_refused_clearly() {
     assert!(err.contains("missing.jsonl"), "{err}");
 }
 
-/// all-MiniLM-L6-v2 through candle against the NumPy float64 reference: cosine ≥ 0.9999 per
-/// sentence. Needs the real model (`scripts/fetch-model.sh`; `make test` fetches it and sets
-/// SBIR_REQUIRE_MODEL=1, so there the test cannot skip).
 /// The real all-MiniLM-L6-v2 on the reference sentences with `args`: the cosine of each
 /// sentence's vector to its independent reference vector, and the summary; `None` when the
 /// model is not on this machine.
@@ -633,6 +630,9 @@ fn minilm_against_reference(args: &[&str]) -> Option<(Vec<f64>, Value)> {
     Some((cosines, summary))
 }
 
+/// all-MiniLM-L6-v2 through candle against the NumPy float64 reference: cosine ≥ 0.9999 per
+/// sentence. Needs the real model (`scripts/fetch-model.sh`; `make test` fetches it and sets
+/// SBIR_REQUIRE_MODEL=1, so there the test cannot skip).
 #[test]
 fn real_minilm_matches_reference_vectors() {
     let Some((cosines, summary)) = minilm_against_reference(&[]) else {
