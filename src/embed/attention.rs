@@ -7,6 +7,7 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape};
 use rayon::prelude::*;
 
+use super::simd::MulAdd;
 use super::softmax::softmax_in_place;
 
 /// Query rows per register tile.
@@ -78,11 +79,11 @@ impl CustomOp2 for Attention {
 
 super::simd::wide! {
     /// Every head's context rows of one sequence into `out`.
-    fn all_heads(seq: &Seq, heads: usize, out: &mut [f32]) {
+    fn all_heads<M>(seq: &Seq, heads: usize, out: &mut [f32]) {
         for head in 0..heads {
             match seq.dh {
-                32 => seq.head::<32>(head, out),
-                _ => seq.head::<64>(head, out),
+                32 => seq.head::<32, M>(head, out),
+                _ => seq.head::<64, M>(head, out),
             }
         }
     }
@@ -99,7 +100,7 @@ struct Seq<'a> {
 impl Seq<'_> {
     /// Head `head`'s context rows into `out` (`t × hidden`, this head's columns).
     #[inline(always)]
-    fn head<const DH: usize>(&self, head: usize, out: &mut [f32]) {
+    fn head<const DH: usize, M: MulAdd>(&self, head: usize, out: &mut [f32]) {
         let (len, hidden) = (self.len, self.hidden);
         let width = 3 * hidden;
         let padded = len.div_ceil(LANES) * LANES;
@@ -126,11 +127,11 @@ impl Seq<'_> {
                     *a = b * scale;
                 }
             }
-            scores_tile(&q, &kt, padded, &mut scores);
+            scores_tile::<DH, M>(&q, &kt, padded, &mut scores);
             for r in 0..rows {
                 softmax_in_place(&mut scores[r * padded..r * padded + len]);
             }
-            let o = weighted_values(&scores, padded, &v);
+            let o = weighted_values::<DH, M>(&scores, padded, &v);
             for (r, o) in o.iter().enumerate().take(rows) {
                 out[(i + r) * hidden + head * DH..][..DH].copy_from_slice(o);
             }
@@ -141,7 +142,12 @@ impl Seq<'_> {
 
 /// `scores[r][j] = q[r] · k[j]` for every key column, 16 at a time.
 #[inline(always)]
-fn scores_tile<const DH: usize>(q: &[[f32; DH]; ROWS], kt: &[f32], padded: usize, s: &mut [f32]) {
+fn scores_tile<const DH: usize, M: MulAdd>(
+    q: &[[f32; DH]; ROWS],
+    kt: &[f32],
+    padded: usize,
+    s: &mut [f32],
+) {
     for j in (0..padded).step_by(LANES) {
         let mut acc = [[0f32; LANES]; ROWS];
         for d in 0..DH {
@@ -149,7 +155,7 @@ fn scores_tile<const DH: usize>(q: &[[f32; DH]; ROWS], kt: &[f32], padded: usize
             for (a, q) in acc.iter_mut().zip(q) {
                 let x = q[d];
                 for (a, &k) in a.iter_mut().zip(k) {
-                    *a += x * k;
+                    *a = M::mul_add(x, k, *a);
                 }
             }
         }
@@ -159,19 +165,23 @@ fn scores_tile<const DH: usize>(q: &[[f32; DH]; ROWS], kt: &[f32], padded: usize
     }
 }
 
-/// `o[r] = Σⱼ p[r][j] · v[j]` for the tile's rows.
+/// `o[r] = Σⱼ p[r][j] · v[j]` for the tile's rows, 64 accumulators a pass (two rows of 32,
+/// one of 64) so they stay in registers with AVX2's sixteen.
 #[inline(always)]
-fn weighted_values<const DH: usize>(
+fn weighted_values<const DH: usize, M: MulAdd>(
     p: &[f32],
     padded: usize,
     v: &[[f32; DH]],
 ) -> [[f32; DH]; ROWS] {
     let mut o = [[0f32; DH]; ROWS];
-    for (j, v) in v.iter().enumerate() {
-        for (r, o) in o.iter_mut().enumerate() {
-            let w = p[r * padded + j];
-            for (o, &x) in o.iter_mut().zip(v) {
-                *o += w * x;
+    let step = (64 / DH).max(1);
+    for first in (0..ROWS).step_by(step) {
+        for (j, v) in v.iter().enumerate() {
+            for (r, o) in o.iter_mut().enumerate().skip(first).take(step) {
+                let w = p[r * padded + j];
+                for (o, &x) in o.iter_mut().zip(v) {
+                    *o = M::mul_add(w, x, *o);
+                }
             }
         }
     }

@@ -1,11 +1,14 @@
 //! Dynamic int8 matrix products for the encoder's linear layers, as ONNX Runtime's dynamic
 //! quantization does them: weights quantized once per output channel (symmetric, i8), each
 //! input row quantized when it arrives (asymmetric, u8), products summed exactly in i32 and
-//! scaled back to f32. With AVX-512 VNNI one instruction does 64 u8×i8 products, with AVX2 one
-//! does 16 (widened to i16, so no pair saturates); other CPUs run a portable loop. All three
-//! give the same sums.
+//! scaled back to f32. With AVX-512 VNNI one instruction does 64 u8×i8 products; with AVX2
+//! `vpmaddubsw` does 32 into i16 pair sums, so there the weights keep 7 bits (±63, ONNX
+//! Runtime's `reduce_range`) and no pair saturates; other CPUs run a portable loop. Every kernel
+//! gives the same sums for the same quantized weights.
 
 use rayon::prelude::*;
+
+use super::simd::ROUNDER;
 
 /// Output channels per packed panel: one 512-bit register of i32 sums.
 const PANEL: usize = 16;
@@ -22,6 +25,8 @@ const TASK_ROWS: usize = 32;
 /// four inputs of sixteen channels.
 #[derive(Debug, Clone)]
 pub struct Int8Matrix {
+    /// The kernel the weights were quantized for (its range) and that sums them.
+    kernel: Kernel,
     out: usize,
     inp: usize,
     groups: usize,
@@ -41,20 +46,24 @@ struct Rows {
 }
 
 impl Int8Matrix {
-    /// Quantizes a row-major `out × inp` f32 matrix (a linear layer's weight).
+    /// Quantizes a row-major `out × inp` f32 matrix (a linear layer's weight) for the best
+    /// kernel this CPU has.
     pub fn new(weight: &[f32], out: usize, inp: usize) -> Self {
+        Self::for_kernel(weight, out, inp, Kernel::detect())
+    }
+
+    fn for_kernel(weight: &[f32], out: usize, inp: usize, kernel: Kernel) -> Self {
         assert_eq!(weight.len(), out * inp, "weight is out × inp");
         let groups = inp.div_ceil(GROUP);
         let panels = out.div_ceil(PANEL);
-        // Each channel symmetric: q = round(w / s), s = max |w| / 127.
+        let qmax = kernel.weight_max();
+        // Each channel symmetric: q = round(w / s), s = max |w| / qmax.
         let channels: Vec<(f32, Vec<i8>)> = weight
             .par_chunks_exact(inp)
             .map(|row| {
                 let amax = row.iter().fold(0f32, |m, w| m.max(w.abs()));
-                let s = if amax > 0.0 { amax / 127.0 } else { 1.0 };
-                let q = row
-                    .iter()
-                    .map(|w| (w / s).round().clamp(-127.0, 127.0) as i8);
+                let s = if amax > 0.0 { amax / qmax } else { 1.0 };
+                let q = row.iter().map(|w| (w / s).round().clamp(-qmax, qmax) as i8);
                 (s, q.collect())
             })
             .collect();
@@ -71,6 +80,7 @@ impl Int8Matrix {
             }
         }
         Self {
+            kernel,
             out,
             inp,
             groups,
@@ -91,7 +101,7 @@ impl Int8Matrix {
     pub fn matmul(&self, x: &[f32], bias: &[f32], then: Option<fn(&mut [f32])>) -> Vec<f32> {
         let rows = x.len() / self.inp;
         let q = self.quantize(x);
-        let kernel = Kernel::detect();
+        let kernel = self.kernel;
         let mut y = vec![0f32; rows * self.out];
         y.par_chunks_mut(TASK_ROWS * self.out)
             .enumerate()
@@ -156,6 +166,14 @@ enum Kernel {
 }
 
 impl Kernel {
+    /// The largest weight magnitude this kernel sums without saturating.
+    fn weight_max(self) -> f32 {
+        match self {
+            Self::Avx2 => 63.0,
+            Self::Vnni | Self::Portable => 127.0,
+        }
+    }
+
     fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
@@ -230,11 +248,11 @@ super::simd::wide! {
             .fold((0f32, 0f32), |(l, h), (&a, &b)| (l.min(a), h.max(b)));
         let s = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
         let z = (-lo / s).round().clamp(0.0, 255.0);
-        // Rounded by adding ½ and truncating (the values are ≥ 0 once clamped): f32::round is a
-        // libm call per value on baseline x86-64, this vectorises.
-        let (inv, half) = (1.0 / s, z + 0.5);
+        // Rounded through ROUNDER's bits (the low byte is the integer): f32::round is a libm
+        // call per value on baseline x86-64 and `as u8` saturates value by value.
+        let inv = 1.0 / s;
         for (q, &v) in q.iter_mut().zip(x) {
-            *q = (v * inv + half).clamp(0.0, 255.0) as u8;
+            *q = ((v * inv + z).clamp(0.0, 255.0) + ROUNDER).to_bits() as u8;
         }
         (s, z as i32)
     }
@@ -323,13 +341,14 @@ mod avx2 {
 
     use super::{GROUP, PANEL};
 
-    /// `nr` rows × `np` panels of sums, two rows per pass over a panel: per group of four
-    /// inputs, the panel's 64 weight bytes widened to i16 in four registers of four channels,
-    /// each multiplied in pairs (`vpmaddwd`, exact in i32) with the row's four inputs.
+    /// `nr` rows × `np` panels of sums, four rows (else one) per pass over a panel: per group of
+    /// four inputs, the panel's 64 weight bytes in two registers of eight channels, each
+    /// multiplied with a row's four inputs by `vpmaddubsw` (pairs into i16: exact, as the
+    /// weights are within ±63) and `vpmaddwd` by ones (the pairs into i32 channel sums).
     ///
     /// # Safety
     /// The CPU must have AVX2; `x` holds `nr` rows of `groups × 4` bytes, `w` at least `np`
-    /// panels of `groups × 64` bytes, `sums` `nr × np·16` values.
+    /// panels of `groups × 64` bytes with weights within ±63, `sums` `nr × np·16` values.
     #[target_feature(enable = "avx2")]
     pub unsafe fn tile(x: &[u8], w: &[i8], groups: usize, nr: usize, np: usize, s: &mut [i32]) {
         let stride = groups * GROUP;
@@ -340,17 +359,18 @@ mod avx2 {
             let mut r = 0;
             while r < nr {
                 let x = &x[r * stride..];
-                let at = |i: usize| (i * np + p) * PANEL;
-                if nr - r >= 2 {
-                    let [a, b] = rows::<2>(x, w, groups);
-                    s[at(r)..][..PANEL].copy_from_slice(&a);
-                    s[at(r + 1)..][..PANEL].copy_from_slice(&b);
-                    r += 2;
+                let (four, one);
+                let sums: &[[i32; PANEL]] = if nr - r >= 4 {
+                    four = rows::<4>(x, w, groups);
+                    &four
                 } else {
-                    let [a] = rows::<1>(x, w, groups);
-                    s[at(r)..][..PANEL].copy_from_slice(&a);
-                    r += 1;
+                    one = rows::<1>(x, w, groups);
+                    &one
+                };
+                for (i, v) in sums.iter().enumerate() {
+                    s[((r + i) * np + p) * PANEL..][..PANEL].copy_from_slice(v);
                 }
+                r += sums.len();
             }
         }
     }
@@ -362,38 +382,34 @@ mod avx2 {
         let stride = groups * GROUP;
         assert!(x.len() >= (R - 1) * stride + groups * GROUP && w.len() >= groups * PANEL * GROUP);
         let (xp, wp) = (x.as_ptr(), w.as_ptr());
-        // Per row, four registers of four channels × two partial sums.
-        let mut acc = [[_mm256_setzero_si256(); 4]; R];
+        let ones = _mm256_set1_epi16(1);
+        // Per row, channels 0-7 and 8-15.
+        let mut acc = [[_mm256_setzero_si256(); 2]; R];
         for g in 0..groups {
-            let xv: [__m256i; R] = std::array::from_fn(|r| {
+            // SAFETY: group g of the panel holds 64 bytes (checked above).
+            let wv: [__m256i; 2] = std::array::from_fn(|h| unsafe {
+                _mm256_loadu_si256(wp.add(g * PANEL * GROUP + h * 32).cast())
+            });
+            for (r, acc) in acc.iter_mut().enumerate() {
                 // SAFETY: four bytes of row r at group g lie within `x` (checked above).
                 let four = unsafe {
                     xp.add(r * stride + g * GROUP)
                         .cast::<i32>()
                         .read_unaligned()
                 };
-                // The four inputs as i16, repeated for each of four channels.
-                _mm256_cvtepu8_epi16(_mm_set1_epi32(four))
-            });
-            for q in 0..4 {
-                // SAFETY: group g of the panel holds 64 bytes (checked above).
-                let wq = _mm256_cvtepi8_epi16(unsafe {
-                    _mm_loadu_si128(wp.add(g * PANEL * GROUP + q * 16).cast())
-                });
-                for (acc, xv) in acc.iter_mut().zip(&xv) {
-                    acc[q] = _mm256_add_epi32(acc[q], _mm256_madd_epi16(*xv, wq));
+                let xv = _mm256_set1_epi32(four);
+                for (a, wv) in acc.iter_mut().zip(&wv) {
+                    let pairs = _mm256_maddubs_epi16(xv, *wv);
+                    *a = _mm256_add_epi32(*a, _mm256_madd_epi16(pairs, ones));
                 }
             }
         }
         let mut out = [[0i32; PANEL]; R];
         for (out, acc) in out.iter_mut().zip(&acc) {
-            // Pairwise sums give channels 0 1 4 5 2 3 6 7; the permute puts them in order.
-            let lo = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_hadd_epi32(acc[0], acc[1]));
-            let hi = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_hadd_epi32(acc[2], acc[3]));
             // SAFETY: 16 i32 fit in `out`.
             unsafe {
-                _mm256_storeu_si256(out.as_mut_ptr().cast(), lo);
-                _mm256_storeu_si256(out.as_mut_ptr().add(8).cast(), hi);
+                _mm256_storeu_si256(out.as_mut_ptr().cast(), acc[0]);
+                _mm256_storeu_si256(out.as_mut_ptr().add(8).cast(), acc[1]);
             }
         }
         out
@@ -459,8 +475,6 @@ mod tests {
     #[test]
     fn every_kernel_this_cpu_has_sums_exactly_what_the_portable_loop_sums() {
         let (inp, out) = (64, 128);
-        let m = Int8Matrix::new(&values(out * inp, 4), out, inp);
-        let q = m.quantize(&values(TILE_ROWS * inp, 5));
         // A CPU with VNNI has AVX2 too.
         let kernels: &[Kernel] = match Kernel::detect() {
             Kernel::Vnni => &[Kernel::Vnni, Kernel::Avx2],
@@ -468,9 +482,17 @@ mod tests {
             Kernel::Portable => &[],
         };
         for &kernel in kernels {
+            // Every weight at the kernel's largest magnitude and a third of the inputs at 255:
+            // the pairs' worst case.
+            let signs: Vec<f32> = values(out * inp, 4).iter().map(|v| v.signum()).collect();
+            let m = Int8Matrix::for_kernel(&signs, out, inp, kernel);
+            let mut q = m.quantize(&values(TILE_ROWS * inp, 5));
+            q.q.iter_mut().step_by(3).for_each(|v| *v = 255);
             for (nr, np) in [
                 (TILE_ROWS, TILE_PANELS),
                 (TILE_ROWS, 1),
+                (3, 1),
+                (2, 1),
                 (1, TILE_PANELS),
                 (1, 1),
             ] {
