@@ -146,6 +146,20 @@ pub struct Evaluation {
     pub per_area: Vec<AreaFigures>,
     /// Most frequent (true → predicted) mistakes.
     pub confusions: Vec<(String, String, u64)>,
+    /// Every award whose primary was wrong, in input order, to read beside its text.
+    pub misses: Vec<Miss>,
+}
+
+/// One award the scorer got wrong: its labelled and predicted primary ([`NONE`] for no area),
+/// the predicted one's score (the no-area score for none) and where the labelled area ranked.
+#[derive(Debug, Clone, Serialize)]
+pub struct Miss {
+    pub award_id: String,
+    pub labelled: String,
+    pub predicted: String,
+    pub predicted_score: f64,
+    /// 1 for the best score; `None` for a none label or an area scored 0.
+    pub labelled_rank: Option<usize>,
 }
 
 /// Precision, recall, F1.
@@ -174,8 +188,11 @@ fn prf(tp: u64, fp: u64, fn_: u64) -> Prf {
 /// per area, the primary it chose (`None`: no area) and its supporting areas.
 #[derive(Debug, Clone)]
 pub struct Scored {
+    pub id: String,
     pub truth: Vec<usize>,
     pub scores: Vec<f64>,
+    /// The scorer's "no area" score (the model's; 0 for the others).
+    pub none: f64,
     pub primary: Option<usize>,
     /// The supporting areas given with the primary.
     pub supporting: Vec<usize>,
@@ -190,6 +207,8 @@ pub fn evaluate(scorer: &str, items: &[Scored], ids: &[String]) -> Evaluation {
     // Supporting areas: right (a labelled secondary), given, labelled.
     let (mut sup_right, mut sup_given, mut sup_labelled) = (0u64, 0u64, 0u64);
     let mut confusion: BTreeMap<(usize, usize), u64> = BTreeMap::new();
+    let name = |i: usize| ids.get(i).map_or(NONE, String::as_str).to_string();
+    let mut misses = Vec::new();
     for item in items {
         let t = item.truth.first().copied().unwrap_or(k);
         let p = item.primary.unwrap_or(k);
@@ -219,12 +238,18 @@ pub fn evaluate(scorer: &str, items: &[Scored], ids: &[String]) -> Evaluation {
             fp[p] += 1;
             fn_[t] += 1;
             *confusion.entry((t, p)).or_default() += 1;
+            misses.push(Miss {
+                award_id: item.id.clone(),
+                labelled: name(t),
+                predicted: name(p),
+                predicted_score: scores.get(p).copied().unwrap_or(item.none),
+                labelled_rank: order.iter().position(|&a| a == t).map(|r| r + 1),
+            });
             if item.truth.contains(&p) {
                 any += 1;
             }
         }
     }
-    let name = |i: usize| ids.get(i).map_or(NONE, String::as_str).to_string();
     let n = items.len().max(1) as f64;
     let per_area: Vec<AreaFigures> = (0..=k)
         .filter(|&i| i < k || tp[k] + fp[k] + fn_[k] > 0)
@@ -270,6 +295,7 @@ pub fn evaluate(scorer: &str, items: &[Scored], ids: &[String]) -> Evaluation {
         supporting: prf(sup_right, sup_given - sup_right, sup_labelled - sup_right),
         per_area,
         confusions,
+        misses,
     }
 }
 
@@ -285,8 +311,10 @@ mod tests {
                 .filter(|&i| scores[i] > 0.0)
                 .max_by(|&a, &b| scores[a].total_cmp(&scores[b]));
             Scored {
+                id: String::new(),
                 truth,
                 scores,
+                none: 0.0,
                 primary,
                 supporting: Vec::new(),
             }
@@ -315,6 +343,14 @@ mod tests {
         assert_eq!(e.per_area.len(), 4);
         assert_eq!(e.per_area[3].cet_id, "none");
         assert_eq!(e.per_area[3].predicted, 1);
+        // Each miss, with where the labelled area ranked.
+        let m: Vec<_> = e
+            .misses
+            .iter()
+            .map(|m| (m.labelled.as_str(), m.predicted.as_str(), m.labelled_rank))
+            .collect();
+        assert_eq!(m, vec![("a", "b", Some(2)), ("c", "none", None)]);
+        assert_eq!(e.misses[0].predicted_score, 80.0);
     }
 
     #[test]
@@ -322,14 +358,18 @@ mod tests {
         let ids: Vec<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
         let items = vec![
             Scored {
+                id: String::new(),
                 truth: vec![],
                 scores: vec![20.0, 0.0],
+                none: 70.0,
                 primary: None,
                 supporting: vec![],
             },
             Scored {
+                id: String::new(),
                 truth: vec![],
                 scores: vec![60.0, 0.0],
+                none: 30.0,
                 primary: Some(0),
                 supporting: vec![],
             },
@@ -341,5 +381,9 @@ mod tests {
         assert_eq!(e.per_area[2].recall, 0.5);
         assert_eq!(e.per_area[2].precision, 1.0);
         assert_eq!(e.per_area[0].precision, 0.0);
+        let m = &e.misses[0];
+        assert_eq!(e.misses.len(), 1);
+        assert_eq!((m.labelled.as_str(), m.predicted.as_str()), ("none", "a"));
+        assert_eq!((m.predicted_score, m.labelled_rank), (60.0, None));
     }
 }

@@ -248,10 +248,12 @@ pub fn score_docs(
             let scores = classifier.scores(&t, scratch);
             let primary = classifier.primary(&scores, scratch.none);
             eval::Scored {
+                id: d.id.clone(),
                 truth: d.areas.clone(),
                 supporting: primary.map_or_else(Vec::new, |p| classifier.supporting(&scores, p)),
                 primary,
                 scores,
+                none: scratch.none,
             }
         })
         .collect()

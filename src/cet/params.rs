@@ -143,6 +143,10 @@ pub struct ModelParams {
     /// toward it), so areas with few labelled awards still follow the taxonomy's keywords.
     pub phrase_prior: f64,
     pub l2: f64,
+    /// Share of a labelled award's target probability given to its secondary areas (0: the
+    /// primary only); absent in artifacts trained before it existed.
+    #[serde(default)]
+    pub secondary_share: f64,
     pub balance_classes: bool,
     pub max_class_weight: f64,
     pub max_iter: usize,
@@ -211,6 +215,9 @@ impl ClassifierParams {
                 "model.vector_weight/max_class_weight",
                 "must be >= 0 and >= 1 respectively",
             );
+        }
+        if !(0.0..1.0).contains(&m.secondary_share) {
+            return bad("model.secondary_share", "must be in [0, 1)");
         }
         if p.embedding.floor.partial_cmp(&p.embedding.ceiling) != Some(std::cmp::Ordering::Less) {
             return bad("embedding.floor", "must be below embedding.ceiling");

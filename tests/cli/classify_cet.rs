@@ -363,6 +363,15 @@ fn model_trains_scores_and_falls_back() {
             per_area.len() == 21 || per_area[21]["cet_id"] == "none",
             "{s}"
         );
+        // Every miss is listed by award, and only misses: as many as top-1 leaves.
+        let misses = s["misses"].as_array().unwrap();
+        let awards = s["awards"].as_f64().unwrap();
+        let wrong = (awards * (1.0 - s["top1_accuracy"].as_f64().unwrap())).round();
+        assert_eq!(misses.len() as f64, wrong, "{s}");
+        for m in misses {
+            assert!(m["award_id"].as_str().is_some_and(|id| !id.is_empty()));
+            assert_ne!(m["labelled"], m["predicted"], "{m}");
+        }
     }
 
     // A tampered artifact fails its checksum: fallback to rules, said in the checks file.

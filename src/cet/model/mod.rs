@@ -309,6 +309,7 @@ impl Model {
 mod tests {
     use super::features::{doc_texts, tokenize_doc};
     use super::*;
+    use crate::cet::classify::{Classifier, Scratch};
     use crate::cet::params::ClassifierParams;
     use crate::cet::rules::{PhraseMatcher, Source};
     use crate::cet::text::phrase_keys;
@@ -393,6 +394,37 @@ mod tests {
             .max_by(|&a, &b| s.areas[a].total_cmp(&s.areas[b]))
             .unwrap();
         assert_eq!(best, 3, "a training document scores its own area first");
+    }
+
+    #[test]
+    fn a_secondary_share_teaches_the_labelled_secondary_area_as_second_choice() {
+        let (taxonomy, mut params) = shipped();
+        params.model.min_df = 1;
+        // Every area-a award also names area a + 1 as secondary.
+        let mut docs = generated_docs(300);
+        for d in &mut docs {
+            if let Some(&a) = d.areas.first() {
+                d.areas.push((a + 1) % 21);
+            }
+        }
+        let mut second = |share: f64| {
+            params.model.secondary_share = share;
+            let m = Model::train(&docs, &taxonomy, &params, None, "test").unwrap();
+            let c = Classifier::new(taxonomy.clone(), params.clone(), Some(m), None).unwrap();
+            let mut s = Scratch::default();
+            // How many awards score their labelled secondary area second.
+            docs.iter()
+                .filter(|d| d.areas.len() == 2)
+                .filter(|d| {
+                    let scores = c.scores(&d.text(), &mut s);
+                    let mut order: Vec<usize> = (0..21).collect();
+                    order.sort_by(|&x, &y| scores[y].total_cmp(&scores[x]));
+                    order[1] == d.areas[1]
+                })
+                .count()
+        };
+        let (without, with) = (second(0.0), second(0.3));
+        assert!(with > without + 100, "{without} → {with} of 270");
     }
 
     #[test]

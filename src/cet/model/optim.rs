@@ -5,14 +5,17 @@ use rayon::prelude::*;
 
 use super::features::Row;
 
-/// Multinomial logistic regression: each document's cross-entropy against its one class,
-/// weighted by its class weight and averaged over the total weight, plus an L2 penalty on the
-/// feature weights' distance from a prior. Parameters are laid out as features × classes, then
-/// the k intercepts.
+/// Multinomial logistic regression: each document's cross-entropy against its target classes
+/// (the primary, and a share for the secondary ones), weighted by its primary's class weight
+/// and averaged over the total weight, plus an L2 penalty on the feature weights' distance from
+/// a prior. Parameters are laid out as features × classes, then the k intercepts.
 pub struct Softmax<'a> {
     pub rows: &'a [Row],
-    /// Class of each row.
-    pub labels: &'a [usize],
+    /// Classes of each row, primary first (never empty).
+    pub targets: &'a [Vec<usize>],
+    /// Target probability spread evenly over a row's secondary classes (the primary keeps
+    /// the rest), so an award's supporting areas are learnt as second choices.
+    pub secondary_share: f64,
     pub d: usize,
     pub k: usize,
     pub l2: f64,
@@ -27,7 +30,7 @@ impl Softmax<'_> {
     pub fn loss_grad(&self, x: &[f64], g: &mut [f64]) -> f64 {
         let (d, k) = (self.d, self.k);
         let (w, b) = x.split_at(d * k);
-        let total: f64 = self.labels.iter().map(|&y| self.class_weight[y]).sum();
+        let total: f64 = self.targets.iter().map(|t| self.class_weight[t[0]]).sum();
         // Partial sums per fixed-size chunk, added in order: deterministic on any thread count.
         let idx: Vec<usize> = (0..self.rows.len()).collect();
         let parts: Vec<(f64, Vec<f64>)> = idx
@@ -38,14 +41,25 @@ impl Softmax<'_> {
                 let mut z = vec![0.0; k];
                 for &i in chunk {
                     let row = &self.rows[i];
-                    let y = self.labels[i];
-                    let sw = self.class_weight[y];
+                    let (y, rest) = self.targets[i].split_first().expect("a target class");
+                    let sw = self.class_weight[*y];
                     logits(row, w, b, k, &mut z);
                     let lse = log_sum_exp(&z);
-                    loss += sw * (lse - z[y]);
-                    for (c, zc) in z.iter_mut().enumerate() {
+                    let share = if rest.is_empty() {
+                        0.0
+                    } else {
+                        self.secondary_share / rest.len() as f64
+                    };
+                    let primary = 1.0 - share * rest.len() as f64;
+                    loss += sw
+                        * (lse - primary * z[*y] - rest.iter().map(|&c| share * z[c]).sum::<f64>());
+                    for zc in z.iter_mut() {
                         let p = (*zc - lse).exp();
-                        *zc = sw * (p - if c == y { 1.0 } else { 0.0 });
+                        *zc = sw * p;
+                    }
+                    z[*y] -= sw * primary;
+                    for &c in rest {
+                        z[c] -= sw * share;
                     }
                     for &(j, v) in row {
                         let gj = &mut grad[j as usize * k..(j as usize + 1) * k];
@@ -207,10 +221,11 @@ mod tests {
             vec![(1, 1.0)],
             vec![(0, 0.3), (1, 0.7)],
         ];
-        let labels = [0usize, 1, 2];
+        let targets = [vec![0usize, 2], vec![1], vec![2, 0, 1]];
         let p = Softmax {
             rows: &rows,
-            labels: &labels,
+            targets: &targets,
+            secondary_share: 0.3,
             d: 3,
             k: 3,
             l2: 0.1,
@@ -231,10 +246,11 @@ mod tests {
     #[test]
     fn fitting_separates_separable_classes() {
         let rows: Vec<Row> = (0..30).map(|i| vec![((i % 3) as u32, 1.0)]).collect();
-        let labels: Vec<usize> = (0..30).map(|i| i % 3).collect();
+        let targets: Vec<Vec<usize>> = (0..30).map(|i| vec![i % 3]).collect();
         let p = Softmax {
             rows: &rows,
-            labels: &labels,
+            targets: &targets,
+            secondary_share: 0.0,
             d: 3,
             k: 3,
             l2: 1e-3,

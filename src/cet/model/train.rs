@@ -47,10 +47,18 @@ impl Model {
         let mut classes = taxonomy.ids();
         classes.push(NONE.to_string());
         let k = classes.len();
-        let labels: Vec<usize> = docs
+        // Classes per document, primary first; no area is the last class.
+        let targets: Vec<Vec<usize>> = docs
             .iter()
-            .map(|d| d.areas.first().copied().unwrap_or(n_areas))
+            .map(|d| {
+                if d.areas.is_empty() {
+                    vec![n_areas]
+                } else {
+                    d.areas.clone()
+                }
+            })
             .collect();
+        let labels: Vec<usize> = targets.iter().map(|t| t[0]).collect();
         let stop_words = features::stop_words(p);
         let stop = stop_set(&stop_words);
         let fw = &params.field_weights;
@@ -88,7 +96,8 @@ impl Model {
         let prior = phrase_prior(d, k, n_areas, p.phrase_prior);
         let problem = optim::Softmax {
             rows: &rows,
-            labels: &labels,
+            targets: &targets,
+            secondary_share: p.secondary_share,
             d,
             k,
             l2: p.l2,
