@@ -147,7 +147,18 @@ impl Int8Matrix {
                 (Kernel::Vnni, 1, TILE_PANELS) => {
                     return vnni::tile::<1, TILE_PANELS>(x, w, g, sums);
                 }
-                (Kernel::Vnni, ..) => return vnni::tile::<1, 1>(x, w, g, sums),
+                (Kernel::Vnni, ..) => {
+                    // Other shapes one row and panel at a time.
+                    let (stride, panel) = (g * GROUP, g * PANEL * GROUP);
+                    for r in 0..nr {
+                        for p in 0..np {
+                            let at = (r * np + p) * PANEL;
+                            let (x, w) = (&x[r * stride..], &w[p * panel..]);
+                            vnni::tile::<1, 1>(x, w, g, &mut sums[at..]);
+                        }
+                    }
+                    return;
+                }
                 (Kernel::Avx2, ..) => return avx2::tile(x, w, g, nr, np, sums),
             }
         }
@@ -493,6 +504,7 @@ mod tests {
                 (TILE_ROWS, 1),
                 (3, 1),
                 (2, 1),
+                (3, 2),
                 (1, TILE_PANELS),
                 (1, 1),
             ] {
