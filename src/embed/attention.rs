@@ -7,7 +7,7 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape};
 use rayon::prelude::*;
 
-use super::simd::MulAdd;
+use super::simd::Isa;
 use super::softmax::softmax_in_place;
 
 /// Query rows per register tile.
@@ -100,7 +100,7 @@ struct Seq<'a> {
 impl Seq<'_> {
     /// Head `head`'s context rows into `out` (`t × hidden`, this head's columns).
     #[inline(always)]
-    fn head<const DH: usize, M: MulAdd>(&self, head: usize, out: &mut [f32]) {
+    fn head<const DH: usize, M: Isa>(&self, head: usize, out: &mut [f32]) {
         let (len, hidden) = (self.len, self.hidden);
         let width = 3 * hidden;
         let padded = len.div_ceil(LANES) * LANES;
@@ -115,18 +115,17 @@ impl Seq<'_> {
             }
             v[j].copy_from_slice(&row[2 * hidden + head * DH..][..DH]);
         }
-        let scale = 1.0 / (self.dh as f32).sqrt();
+        let query = |i: usize| -> &[f32; DH] {
+            self.qkv[i * width + head * DH..][..DH]
+                .try_into()
+                .expect("a query row")
+        };
         let mut scores = vec![0f32; ROWS * padded];
         let mut i = 0;
         while i < len {
             let rows = (len - i).min(ROWS);
-            let mut q = [[0f32; DH]; ROWS];
-            for (r, q) in q.iter_mut().enumerate().take(rows) {
-                let src = &self.qkv[(i + r) * width + head * DH..][..DH];
-                for (a, &b) in q.iter_mut().zip(src) {
-                    *a = b * scale;
-                }
-            }
+            // A short last tile repeats its last query; those rows are not read.
+            let q: [&[f32; DH]; ROWS] = std::array::from_fn(|r| query(i + r.min(rows - 1)));
             scores_tile::<DH, M>(&q, &kt, padded, &mut scores);
             for r in 0..rows {
                 softmax_in_place(&mut scores[r * padded..r * padded + len]);
@@ -140,14 +139,16 @@ impl Seq<'_> {
     }
 }
 
-/// `scores[r][j] = q[r] · k[j]` for every key column, 16 at a time.
+/// `scores[r][j] = q[r] · k[j] / √DH` for every key column, 16 at a time (the queries are read
+/// in place and the scale applied to the sums).
 #[inline(always)]
-fn scores_tile<const DH: usize, M: MulAdd>(
-    q: &[[f32; DH]; ROWS],
+fn scores_tile<const DH: usize, M: Isa>(
+    q: &[&[f32; DH]; ROWS],
     kt: &[f32],
     padded: usize,
     s: &mut [f32],
 ) {
+    let scale = 1.0 / (DH as f32).sqrt();
     for j in (0..padded).step_by(LANES) {
         let mut acc = [[0f32; LANES]; ROWS];
         for d in 0..DH {
@@ -160,21 +161,23 @@ fn scores_tile<const DH: usize, M: MulAdd>(
             }
         }
         for (r, a) in acc.iter().enumerate() {
-            s[r * padded + j..][..LANES].copy_from_slice(a);
+            for (s, &a) in s[r * padded + j..][..LANES].iter_mut().zip(a) {
+                *s = a * scale;
+            }
         }
     }
 }
 
-/// `o[r] = Σⱼ p[r][j] · v[j]` for the tile's rows, 64 accumulators a pass (two rows of 32,
-/// one of 64) so they stay in registers with AVX2's sixteen.
+/// `o[r] = Σⱼ p[r][j] · v[j]` for the tile's rows, eight registers of accumulators a pass (with
+/// AVX2 two rows of 32, one of 64), so they stay in registers and keep the FMA units busy.
 #[inline(always)]
-fn weighted_values<const DH: usize, M: MulAdd>(
+fn weighted_values<const DH: usize, M: Isa>(
     p: &[f32],
     padded: usize,
     v: &[[f32; DH]],
 ) -> [[f32; DH]; ROWS] {
     let mut o = [[0f32; DH]; ROWS];
-    let step = (64 / DH).max(1);
+    let step = (8 * M::LANES / DH).clamp(1, ROWS);
     for first in (0..ROWS).step_by(step) {
         for (j, v) in v.iter().enumerate() {
             for (r, o) in o.iter_mut().enumerate().skip(first).take(step) {

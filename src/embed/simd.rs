@@ -9,27 +9,33 @@
 /// value.
 pub const ROUNDER: f32 = 12_582_912.0;
 
-/// How a `wide!` body multiplies and adds. Rust never fuses `a * b + c` on its own (the
-/// rounding differs), and `f32::mul_add` without the FMA feature is a libm call: the AVX builds
-/// use [`Fused`] (one FMA instruction), the baseline build [`Separate`].
-pub trait MulAdd {
+/// What a `wide!` body is compiled for: how it multiplies and adds, and how many f32 one
+/// vector register holds (tile sizes follow it, so accumulators fill the registers without
+/// spilling). Rust never fuses `a * b + c` on its own (the rounding differs), and
+/// `f32::mul_add` without the FMA feature is a libm call: the AVX builds use [`Fused`] (one FMA
+/// instruction), the baseline build [`Separate`].
+pub trait Isa {
+    /// f32 lanes per vector register.
+    const LANES: usize;
     fn mul_add(a: f32, b: f32, c: f32) -> f32;
 }
 
-/// `a · b + c` in one rounding (an FMA instruction where the build has the feature).
-pub struct Fused;
+/// `a · b + c` in one rounding (an FMA instruction), registers of `L` f32.
+pub struct Fused<const L: usize>;
 
-/// `a · b + c` as a product and a sum.
+/// `a · b + c` as a product and a sum, in SSE's registers of four.
 pub struct Separate;
 
-impl MulAdd for Fused {
+impl<const L: usize> Isa for Fused<L> {
+    const LANES: usize = L;
     #[inline(always)]
     fn mul_add(a: f32, b: f32, c: f32) -> f32 {
         a.mul_add(b, c)
     }
 }
 
-impl MulAdd for Separate {
+impl Isa for Separate {
+    const LANES: usize = 4;
     #[inline(always)]
     fn mul_add(a: f32, b: f32, c: f32) -> f32 {
         a * b + c
@@ -39,23 +45,23 @@ impl MulAdd for Separate {
 /// Defines a function whose body is compiled three times, as is, with AVX2 and FMA, and with
 /// AVX-512F, and runs the widest the CPU has. Everything the body calls that should be vectorised
 /// with it must be `#[inline(always)]` (a closure would not be inlined across). Declared as
-/// `fn name<M>(…)`, the body gets a [`MulAdd`] type `M`: [`Fused`] in the AVX builds (AVX-512F
-/// implies FMA), [`Separate`] in the baseline one.
+/// `fn name<M>(…)`, the body gets an [`Isa`] type `M`: [`Fused`] of 16 or 8 lanes in the AVX
+/// builds (AVX-512F implies FMA), [`Separate`] in the baseline one.
 macro_rules! wide {
     ($(#[$m:meta])* $vis:vis fn $name:ident $(<$f:ident>)? ($($a:ident: $t:ty),* $(,)?) $(-> $r:ty)? $body:block) => {
         $(#[$m])*
         $vis fn $name($($a: $t),*) $(-> $r)? {
             #[inline(always)]
-            fn any $(<$f: $crate::embed::simd::MulAdd>)? ($($a: $t),*) $(-> $r)? $body
+            fn any $(<$f: $crate::embed::simd::Isa>)? ($($a: $t),*) $(-> $r)? $body
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f")]
             fn avx512($($a: $t),*) $(-> $r)? {
-                any $(::<$crate::embed::simd::fused!($f)>)? ($($a),*)
+                any $(::<$crate::embed::simd::fused!($f, 16)>)? ($($a),*)
             }
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
             fn avx2($($a: $t),*) $(-> $r)? {
-                any $(::<$crate::embed::simd::fused!($f)>)? ($($a),*)
+                any $(::<$crate::embed::simd::fused!($f, 8)>)? ($($a),*)
             }
             #[cfg(target_arch = "x86_64")]
             if std::arch::is_x86_feature_detected!("avx512f") {
@@ -72,14 +78,14 @@ macro_rules! wide {
     };
 }
 
-/// [`Fused`], in place of a `wide!` body's `MulAdd` parameter `$f`.
+/// [`Fused`] of `$lanes`, in place of a `wide!` body's `Isa` parameter `$f`.
 macro_rules! fused {
-    ($f:ident) => {
-        $crate::embed::simd::Fused
+    ($f:ident, $lanes:literal) => {
+        $crate::embed::simd::Fused<$lanes>
     };
 }
 
-/// [`Separate`], in place of a `wide!` body's `MulAdd` parameter `$f`.
+/// [`Separate`], in place of a `wide!` body's `Isa` parameter `$f`.
 macro_rules! separate {
     ($f:ident) => {
         $crate::embed::simd::Separate
