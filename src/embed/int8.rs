@@ -103,7 +103,6 @@ impl Int8Matrix {
     pub fn matmul(&self, x: &[f32], bias: &[f32], then: Option<fn(&mut [f32])>) -> Vec<f32> {
         let rows = x.len() / self.inp;
         let q = self.quantize(x);
-        let kernel = self.kernel;
         // Not zeroed first: zeroing took 4 % of an int8 encode, and every value is written below.
         let mut y = Vec::with_capacity(rows * self.out);
         y.spare_capacity_mut()[..rows * self.out]
@@ -112,7 +111,7 @@ impl Int8Matrix {
             .for_each(|(task, y)| {
                 let first = task * TASK_ROWS;
                 let n = y.len() / self.out;
-                rows_into(self, &q, first, n, kernel, bias, y);
+                rows_into(self, &q, first, n, bias, y);
                 // SAFETY: `rows_into` wrote every value of these rows.
                 let y = unsafe { &mut *(std::ptr::from_mut(y) as *mut [f32]) };
                 if let Some(f) = then {
@@ -211,7 +210,7 @@ impl Kernel {
 super::simd::wide! {
     /// Rows `first..first + n` of the product, scaled and biased, into `y` (`n × out`, every
     /// value written).
-    fn rows_into(m: &Int8Matrix, q: &Rows, first: usize, n: usize, kernel: Kernel, bias: &[f32], y: &mut [MaybeUninit<f32>]) {
+    fn rows_into(m: &Int8Matrix, q: &Rows, first: usize, n: usize, bias: &[f32], y: &mut [MaybeUninit<f32>]) {
         let stride = m.groups * GROUP;
         let panels = m.out.div_ceil(PANEL);
         let mut sums = [0i32; TILE_ROWS * TILE_PANELS * PANEL];
@@ -228,17 +227,17 @@ super::simd::wide! {
                 let x = &q.q[(first + r) * stride..(first + r + nr) * stride];
                 let w = &m.packed[p * m.groups * PANEL * GROUP..];
                 let width = np * PANEL;
-                m.tile(x, w, nr, np, kernel, &mut sums[..nr * width]);
+                m.tile(x, w, nr, np, m.kernel, &mut sums[..nr * width]);
                 for i in 0..nr {
                     let row = first + r + i;
                     let (sx, zx) = (q.scale[row], q.zero[row]);
                     let start = p * PANEL;
-                    let n = width.min(m.out - start);
-                    let out = &mut y[(r + i) * m.out + start..][..n];
+                    let cols = width.min(m.out - start);
+                    let out = &mut y[(r + i) * m.out + start..][..cols];
                     // Equal-length slices zipped, so the loop vectorises without alias checks.
-                    let channels = m.scale[start..][..n].iter().zip(&m.sum[start..][..n]);
+                    let channels = m.scale[start..][..cols].iter().zip(&m.sum[start..][..cols]);
                     for (((o, &s), (&sw, &cs)), &b) in
-                        out.iter_mut().zip(&sums[i * width..][..n]).zip(channels).zip(&bias[start..][..n])
+                        out.iter_mut().zip(&sums[i * width..][..cols]).zip(channels).zip(&bias[start..][..cols])
                     {
                         o.write(sx * sw * (s - zx * cs) as f32 + b);
                     }
