@@ -9,12 +9,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp1, D, DType, Device, Layout, Module, Shape, Tensor};
-use candle_nn::{Embedding, LayerNorm, VarBuilder};
+use candle_nn::{Embedding, VarBuilder};
 use serde::Deserialize;
 
 use super::EmbedError;
 use super::attention::Attention;
 use super::int8::Int8Matrix;
+use super::norm::Norm;
 use crate::config::Precision;
 
 /// The parts of a Hugging Face `config.json` a BERT encoder needs.
@@ -188,16 +189,6 @@ impl Linear {
     }
 }
 
-fn layer_norm(vb: VarBuilder, size: usize, eps: f64) -> candle_core::Result<LayerNorm> {
-    // Old checkpoints name the parameters gamma/beta.
-    let (w, b) = if vb.contains_tensor("weight") {
-        (vb.get(size, "weight")?, vb.get(size, "bias")?)
-    } else {
-        (vb.get(size, "gamma")?, vb.get(size, "beta")?)
-    };
-    Ok(LayerNorm::new(w, b, eps))
-}
-
 #[derive(Debug, Clone, Copy)]
 enum Act {
     Gelu,
@@ -269,10 +260,10 @@ fn act(name: &str) -> Act {
 struct Layer {
     qkv: Linear,
     attn_out: Linear,
-    attn_norm: LayerNorm,
+    attn_norm: Norm,
     inter: Linear,
     out: Linear,
-    out_norm: LayerNorm,
+    out_norm: Norm,
 }
 
 impl Layer {
@@ -296,10 +287,10 @@ impl Layer {
         Ok(Self {
             qkv: Linear::new(weight, bias)?,
             attn_out: Linear::load(att.pp("output").pp("dense"), h, h)?,
-            attn_norm: layer_norm(att.pp("output").pp("LayerNorm"), h, c.layer_norm_eps)?,
+            attn_norm: Norm::load(att.pp("output").pp("LayerNorm"), h, c.layer_norm_eps)?,
             inter: Linear::load(vb.pp("intermediate").pp("dense"), h, c.intermediate_size)?,
             out: Linear::load(vb.pp("output").pp("dense"), c.intermediate_size, h)?,
-            out_norm: layer_norm(vb.pp("output").pp("LayerNorm"), h, c.layer_norm_eps)?,
+            out_norm: Norm::load(vb.pp("output").pp("LayerNorm"), h, c.layer_norm_eps)?,
         })
     }
 
@@ -340,9 +331,9 @@ impl Layer {
         };
         let x = self
             .attn_norm
-            .forward(&(self.attn_out.forward(&ctx)? + x)?)?;
+            .forward_sum(&self.attn_out.forward(&ctx)?, x)?;
         let inner = self.intermediate(&x, act)?;
-        self.out_norm.forward(&(self.out.forward(&inner)? + x)?)
+        self.out_norm.forward_sum(&self.out.forward(&inner)?, &x)
     }
 }
 
@@ -371,7 +362,7 @@ pub struct Bert {
     word: Embedding,
     position: Embedding,
     token_type: Embedding,
-    emb_norm: LayerNorm,
+    emb_norm: Norm,
     layers: Vec<Layer>,
     heads: usize,
     act: Act,
@@ -407,7 +398,7 @@ impl Bert {
                 c.hidden_size,
                 emb.pp("token_type_embeddings"),
             )?,
-            emb_norm: layer_norm(emb.pp("LayerNorm"), c.hidden_size, c.layer_norm_eps)?,
+            emb_norm: Norm::load(emb.pp("LayerNorm"), c.hidden_size, c.layer_norm_eps)?,
             layers,
             heads: c.num_attention_heads,
             act: act(&c.hidden_act),
@@ -512,7 +503,7 @@ impl CrossEncoder {
 pub struct Splade {
     pub bert: Bert,
     transform: Linear,
-    transform_norm: LayerNorm,
+    transform_norm: Norm,
     decoder: Linear,
 }
 
@@ -537,7 +528,7 @@ impl Splade {
         Ok(Self {
             bert,
             transform: Linear::load(head.pp("transform").pp("dense"), h, h)?,
-            transform_norm: layer_norm(
+            transform_norm: Norm::load(
                 head.pp("transform").pp("LayerNorm"),
                 h,
                 config.layer_norm_eps,

@@ -16,6 +16,7 @@ pub mod encoder;
 pub mod export;
 pub mod int8;
 pub mod models;
+mod norm;
 pub mod perf;
 mod pipeline;
 pub mod rerank;

@@ -9,6 +9,21 @@
 /// value.
 pub const ROUNDER: f32 = 12_582_912.0;
 
+/// Σ f(x) over `v`, in 16 independent partial sums so that it vectorises (one running sum is
+/// a chain the compiler must keep in order).
+#[inline(always)]
+pub fn sum_by(v: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    const LANES: usize = 16;
+    let mut lanes = [0f32; LANES];
+    let mut rest = v.chunks_exact(LANES);
+    for c in &mut rest {
+        for (s, &x) in lanes.iter_mut().zip(c) {
+            *s += f(x);
+        }
+    }
+    rest.remainder().iter().map(|&x| f(x)).chain(lanes).sum()
+}
+
 /// What a `wide!` body is compiled for: how it multiplies and adds, and how many f32 one
 /// vector register holds (tile sizes follow it, so accumulators fill the registers without
 /// spilling). Rust never fuses `a * b + c` on its own (the rounding differs), and
