@@ -128,7 +128,7 @@ impl Seq<'_> {
             let q: [&[f32; DH]; ROWS] = std::array::from_fn(|r| query(i + r.min(rows - 1)));
             scores_tile::<DH, M>(&q, &kt, padded, &mut scores);
             for r in 0..rows {
-                softmax_in_place(&mut scores[r * padded..r * padded + len]);
+                softmax_in_place::<M>(&mut scores[r * padded..r * padded + len]);
             }
             let o = weighted_values::<DH, M>(&scores, padded, &v);
             for (r, o) in o.iter().enumerate().take(rows) {
