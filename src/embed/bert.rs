@@ -320,15 +320,15 @@ impl Layer {
         &self,
         x: &Tensor,
         bias: &Tensor,
-        heads: usize,
+        attn: &Attention,
         act: Act,
     ) -> candle_core::Result<Tensor> {
         let qkv = self.qkv.forward(x)?;
-        let dh = x.dim(2)? / heads;
+        let dh = x.dim(2)? / attn.heads;
         let ctx = if x.device().is_cpu() && Attention::supports(dh) {
-            qkv.apply_op2_no_bwd(bias, &Attention { heads })?
+            qkv.apply_op2_no_bwd(bias, attn)?
         } else {
-            attention(&qkv, bias, heads)?
+            attention(&qkv, bias, attn.heads)?
         };
         let x = self
             .attn_norm
@@ -365,7 +365,7 @@ pub struct Bert {
     token_type: Embedding,
     emb_norm: Norm,
     layers: Vec<Layer>,
-    heads: usize,
+    attention: Attention,
     act: Act,
     pub config: BertConfig,
     pub device: Device,
@@ -401,7 +401,7 @@ impl Bert {
             )?,
             emb_norm: Norm::load(emb.pp("LayerNorm"), c.hidden_size, c.layer_norm_eps)?,
             layers,
-            heads: c.num_attention_heads,
+            attention: Attention::new(c.num_attention_heads, false),
             act: act(&c.hidden_act),
             config: c.clone(),
             device: vb.device().clone(),
@@ -429,7 +429,7 @@ impl Bert {
             .unsqueeze(1)?
             .unsqueeze(1)?;
         for layer in &self.layers {
-            x = layer.forward(&x, &bias, self.heads, self.act)?;
+            x = layer.forward(&x, &bias, &self.attention, self.act)?;
         }
         Ok(x)
     }
@@ -444,7 +444,8 @@ pub fn var_builder(weights: &Path, device: &Device) -> Result<VarBuilder<'static
 }
 
 /// Loads the encoder (with or without the `bert.` prefix), its layers' linear products in
-/// `precision` (embeddings, attention scores and norms stay f32).
+/// `precision` (embeddings and norms stay f32; in int8, attention's products are bf16 where the
+/// CPU has AVX-512 BF16).
 pub fn load_encoder(
     vb: VarBuilder,
     config: &BertConfig,
@@ -457,6 +458,7 @@ pub fn load_encoder(
             .iter()
             .map(|l| l.to_int8(bert.act))
             .collect::<candle_core::Result<_>>()?;
+        bert.attention = Attention::new(bert.attention.heads, true);
     }
     Ok(bert)
 }
