@@ -8,7 +8,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use candle_core::{CpuStorage, CustomOp1, D, DType, Device, Layout, Module, Shape, Tensor};
+use candle_core::{
+    CpuStorage, CustomOp1, D, DType, Device, InplaceOp1, Layout, Module, Shape, Tensor,
+};
 use candle_nn::{Embedding, VarBuilder};
 use serde::Deserialize;
 
@@ -99,20 +101,80 @@ impl BertConfig {
 }
 
 /// A linear layer applied to the last dimension as one 2-D product, whatever the leading dims:
-/// an f32 matmul (weight pre-transposed), or dynamic int8 products.
+/// an f32 matmul (weight pre-transposed), or dynamic int8 products; then its [`Epilogue`].
 #[derive(Debug, Clone)]
 enum Linear {
-    F32 { weight_t: Tensor, bias: Tensor },
+    F32 {
+        weight_t: Tensor,
+        epilogue: Arc<Epilogue>,
+    },
     Int8(Arc<Int8Linear>),
 }
 
-/// The int8 form of a linear layer, run as a candle CPU op; with `gelu`, the exact GELU is
-/// applied to the output as it is written.
+/// What follows a linear product: the bias and, when fused, the exact GELU; on the CPU one pass
+/// over the output in place (candle's broadcast add and a separate GELU were two passes and two
+/// allocations).
+#[derive(Debug)]
+struct Epilogue {
+    bias: Tensor,
+    values: Vec<f32>,
+    gelu: bool,
+}
+
+impl Epilogue {
+    fn apply(&self, y: Tensor) -> candle_core::Result<Tensor> {
+        if y.device().is_cpu() {
+            y.inplace_op1(self)?;
+            return Ok(y);
+        }
+        let y = y.broadcast_add(&self.bias)?;
+        if self.gelu { y.gelu_erf() } else { Ok(y) }
+    }
+
+    /// The exact GELU, when fused, for rows written elsewhere (the int8 products).
+    fn then(&self) -> Option<fn(&mut [f32])> {
+        self.gelu.then_some(gelu_erf_slice as fn(&mut [f32]))
+    }
+}
+
+impl InplaceOp1 for Epilogue {
+    fn name(&self) -> &'static str {
+        "bias-gelu"
+    }
+
+    fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout) -> candle_core::Result<()> {
+        use rayon::prelude::*;
+        let (CpuStorage::F32(y), Some((start, end))) = (s, l.contiguous_offsets()) else {
+            candle_core::bail!("bias-gelu takes contiguous f32");
+        };
+        let width = self.values.len();
+        y[start..end]
+            .par_chunks_mut(width * 16)
+            .for_each(|rows| bias_rows(rows, &self.values, self.gelu));
+        Ok(())
+    }
+}
+
+super::simd::wide! {
+    /// Each row of `rows` plus `bias`, then the exact GELU when `gelu`.
+    fn bias_rows<M>(rows: &mut [f32], bias: &[f32], gelu: bool) {
+        for row in rows.chunks_exact_mut(bias.len()) {
+            for (y, &b) in row.iter_mut().zip(bias) {
+                *y += b;
+            }
+            if gelu {
+                row.iter_mut().for_each(|y| *y = gelu_erf::<M>(*y));
+            }
+        }
+    }
+}
+
+/// The int8 form of a linear layer, run as a candle CPU op that writes its output rows with the
+/// epilogue applied.
 #[derive(Debug)]
 struct Int8Linear {
     weight: Int8Matrix,
-    bias: Vec<f32>,
-    gelu: bool,
+    epilogue: Arc<Epilogue>,
 }
 
 impl CustomOp1 for Int8Linear {
@@ -125,30 +187,34 @@ impl CustomOp1 for Int8Linear {
             candle_core::bail!("int8-linear takes contiguous f32 input");
         };
         let x = &x[start..end];
-        let then = self.gelu.then_some(gelu_erf_slice as fn(&mut [f32]));
-        let y = self.weight.matmul(x, &self.bias, then);
+        let e = &self.epilogue;
+        let y = self.weight.matmul(x, &e.values, e.then());
         let rows = y.len() / self.weight.out();
         Ok((CpuStorage::F32(y), Shape::from((rows, self.weight.out()))))
     }
 }
 
 impl Linear {
-    fn new(weight: Tensor, bias: Tensor) -> candle_core::Result<Self> {
+    /// `weight` `[out, in]`, `bias` `[out]`; with `gelu`, the exact GELU follows the product.
+    fn new(weight: Tensor, bias: Tensor, gelu: bool) -> candle_core::Result<Self> {
         Ok(Self::F32 {
             weight_t: weight.t()?.contiguous()?,
-            bias,
+            epilogue: Arc::new(Epilogue {
+                values: bias.to_vec1()?,
+                bias,
+                gelu,
+            }),
         })
     }
 
-    fn load(vb: VarBuilder, inp: usize, out: usize) -> candle_core::Result<Self> {
-        Self::new(vb.get((out, inp), "weight")?, vb.get(out, "bias")?)
+    fn load(vb: VarBuilder, inp: usize, out: usize, gelu: bool) -> candle_core::Result<Self> {
+        Self::new(vb.get((out, inp), "weight")?, vb.get(out, "bias")?, gelu)
     }
 
-    /// The same layer with its weight quantized per output channel (CPU only); `gelu` fuses
-    /// the exact GELU into it.
-    fn to_int8(&self, gelu: bool) -> candle_core::Result<Self> {
+    /// The same layer with its weight quantized per output channel (CPU only).
+    fn to_int8(&self) -> candle_core::Result<Self> {
         match self {
-            Self::F32 { weight_t, bias } => {
+            Self::F32 { weight_t, epilogue } => {
                 if !weight_t.device().is_cpu() {
                     candle_core::bail!("int8 products run on the CPU only");
                 }
@@ -160,8 +226,7 @@ impl Linear {
                     .to_vec1::<f32>()?;
                 Ok(Self::Int8(Arc::new(Int8Linear {
                     weight: Int8Matrix::new(&w, out, inp),
-                    bias: bias.to_vec1::<f32>()?,
-                    gelu,
+                    epilogue: epilogue.clone(),
                 })))
             }
             Self::Int8(_) => Ok(self.clone()),
@@ -181,7 +246,7 @@ impl Linear {
         let rows = x.elem_count() / inp;
         let x = x.reshape((rows, inp))?;
         let y = match self {
-            Self::F32 { weight_t, bias } => x.matmul(weight_t)?.broadcast_add(bias)?,
+            Self::F32 { weight_t, epilogue } => epilogue.apply(x.matmul(weight_t)?)?,
             Self::Int8(q) => x.contiguous()?.apply_op1_no_bwd(q.as_ref())?,
         };
         let mut out = dims.to_vec();
@@ -198,12 +263,18 @@ enum Act {
 }
 
 impl Act {
-    fn apply(self, x: &Tensor) -> candle_core::Result<Tensor> {
+    /// Whether linear layers take this activation into their epilogue.
+    fn fused(self) -> bool {
+        matches!(self, Self::Gelu)
+    }
+
+    /// `linear(x)`, then this activation (already applied when fused).
+    fn after(self, linear: &Linear, x: &Tensor) -> candle_core::Result<Tensor> {
+        let y = linear.forward(x)?;
         match self {
-            Self::Gelu if x.device().is_cpu() => gelu_erf_cpu(x),
-            Self::Gelu => x.gelu_erf(),
-            Self::GeluTanh => x.gelu(),
-            Self::Relu => x.relu(),
+            Self::Gelu => Ok(y),
+            Self::GeluTanh => y.gelu(),
+            Self::Relu => y.relu(),
         }
     }
 }
@@ -231,20 +302,17 @@ fn erf_f32<M: Isa>(x: f32) -> f32 {
     x * p / q
 }
 
-/// Exact (erf) GELU on the CPU over all cores: candle's own runs libm's erff on one core,
-/// which cost a fifth of the encoder's time.
-fn gelu_erf_cpu(x: &Tensor) -> candle_core::Result<Tensor> {
-    use rayon::prelude::*;
-    let mut v = x.flatten_all()?.to_vec1::<f32>()?;
-    v.par_chunks_mut(1 << 16).for_each(gelu_erf_slice);
-    Tensor::from_vec(v, x.shape(), x.device())
+/// Exact (erf) GELU of one value.
+#[inline(always)]
+fn gelu_erf<M: Isa>(y: f32) -> f32 {
+    0.5 * y * (1.0 + erf_f32::<M>(y * std::f32::consts::FRAC_1_SQRT_2))
 }
 
 super::simd::wide! {
     /// Exact (erf) GELU in place.
     fn gelu_erf_slice<M>(v: &mut [f32]) {
         for y in v {
-            *y = 0.5 * *y * (1.0 + erf_f32::<M>(*y * std::f32::consts::FRAC_1_SQRT_2));
+            *y = gelu_erf::<M>(*y);
         }
     }
 }
@@ -268,7 +336,8 @@ struct Layer {
 }
 
 impl Layer {
-    fn load(vb: VarBuilder, c: &BertConfig) -> candle_core::Result<Self> {
+    /// Loads layer `vb` of `c`, the intermediate product ending in `act` when it is fused.
+    fn load(vb: VarBuilder, c: &BertConfig, act: Act) -> candle_core::Result<Self> {
         let h = c.hidden_size;
         let att = vb.pp("attention");
         let s = att.pp("self");
@@ -286,34 +355,29 @@ impl Layer {
             0,
         )?;
         Ok(Self {
-            qkv: Linear::new(weight, bias)?,
-            attn_out: Linear::load(att.pp("output").pp("dense"), h, h)?,
+            qkv: Linear::new(weight, bias, false)?,
+            attn_out: Linear::load(att.pp("output").pp("dense"), h, h, false)?,
             attn_norm: Norm::load(att.pp("output").pp("LayerNorm"), h, c.layer_norm_eps)?,
-            inter: Linear::load(vb.pp("intermediate").pp("dense"), h, c.intermediate_size)?,
-            out: Linear::load(vb.pp("output").pp("dense"), c.intermediate_size, h)?,
+            inter: Linear::load(
+                vb.pp("intermediate").pp("dense"),
+                h,
+                c.intermediate_size,
+                act.fused(),
+            )?,
+            out: Linear::load(vb.pp("output").pp("dense"), c.intermediate_size, h, false)?,
             out_norm: Norm::load(vb.pp("output").pp("LayerNorm"), h, c.layer_norm_eps)?,
         })
     }
 
-    /// The layer with its four linear products in int8 (the exact GELU fused into the
-    /// intermediate one).
-    fn to_int8(&self, act: Act) -> candle_core::Result<Self> {
+    /// The layer with its four linear products in int8.
+    fn to_int8(&self) -> candle_core::Result<Self> {
         Ok(Self {
-            qkv: self.qkv.to_int8(false)?,
-            attn_out: self.attn_out.to_int8(false)?,
-            inter: self.inter.to_int8(matches!(act, Act::Gelu))?,
-            out: self.out.to_int8(false)?,
+            qkv: self.qkv.to_int8()?,
+            attn_out: self.attn_out.to_int8()?,
+            inter: self.inter.to_int8()?,
+            out: self.out.to_int8()?,
             ..self.clone()
         })
-    }
-
-    /// The intermediate product and its activation (already applied when fused).
-    fn intermediate(&self, x: &Tensor, act: Act) -> candle_core::Result<Tensor> {
-        let y = self.inter.forward(x)?;
-        match &self.inter {
-            Linear::Int8(q) if q.gelu => Ok(y),
-            _ => act.apply(&y),
-        }
     }
 
     fn forward(
@@ -333,7 +397,7 @@ impl Layer {
         let x = self
             .attn_norm
             .forward_sum(&self.attn_out.forward(&ctx)?, x)?;
-        let inner = self.intermediate(&x, act)?;
+        let inner = act.after(&self.inter, &x)?;
         self.out_norm.forward_sum(&self.out.forward(&inner)?, &x)
     }
 }
@@ -384,8 +448,9 @@ impl Bert {
     fn load(vb: VarBuilder, config: &BertConfig) -> candle_core::Result<Self> {
         let c = config;
         let emb = vb.pp("embeddings");
+        let act = act(&c.hidden_act);
         let layers = (0..c.num_hidden_layers)
-            .map(|i| Layer::load(vb.pp("encoder").pp("layer").pp(i), c))
+            .map(|i| Layer::load(vb.pp("encoder").pp("layer").pp(i), c, act))
             .collect::<candle_core::Result<_>>()?;
         Ok(Self {
             word: candle_nn::embedding(c.vocab_size, c.hidden_size, emb.pp("word_embeddings"))?,
@@ -402,7 +467,7 @@ impl Bert {
             emb_norm: Norm::load(emb.pp("LayerNorm"), c.hidden_size, c.layer_norm_eps)?,
             layers,
             attention: Attention::new(c.num_attention_heads, false),
-            act: act(&c.hidden_act),
+            act,
             config: c.clone(),
             device: vb.device().clone(),
         })
@@ -456,7 +521,7 @@ pub fn load_encoder(
         bert.layers = bert
             .layers
             .iter()
-            .map(|l| l.to_int8(bert.act))
+            .map(Layer::to_int8)
             .collect::<candle_core::Result<_>>()?;
         bert.attention = Attention::new(bert.attention.heads, true);
     }
@@ -478,8 +543,8 @@ impl CrossEncoder {
         let base = encoder_root(&vb);
         Ok(Self {
             bert: Bert::load(base.clone(), config)?,
-            pooler: Linear::load(base.pp("pooler").pp("dense"), h, h)?,
-            classifier: Linear::load(vb.pp("classifier"), h, config.labels())?,
+            pooler: Linear::load(base.pp("pooler").pp("dense"), h, h, false)?,
+            classifier: Linear::load(vb.pp("classifier"), h, config.labels(), false)?,
         })
     }
 
@@ -517,6 +582,7 @@ impl Splade {
         let (h, v) = (config.hidden_size, config.vocab_size);
         let base = encoder_root(&vb);
         let bert = Bert::load(base.clone(), config)?;
+        let fused = bert.act.fused();
         let head = vb.pp("cls").pp("predictions");
         let weight = if head.contains_tensor("decoder.weight") {
             head.get((v, h), "decoder.weight")?
@@ -530,13 +596,13 @@ impl Splade {
         };
         Ok(Self {
             bert,
-            transform: Linear::load(head.pp("transform").pp("dense"), h, h)?,
+            transform: Linear::load(head.pp("transform").pp("dense"), h, h, fused)?,
             transform_norm: Norm::load(
                 head.pp("transform").pp("LayerNorm"),
                 h,
                 config.layer_norm_eps,
             )?,
-            decoder: Linear::new(weight, bias)?,
+            decoder: Linear::new(weight, bias, false)?,
         })
     }
 
@@ -548,7 +614,7 @@ impl Splade {
         mask: &Tensor,
     ) -> candle_core::Result<Tensor> {
         let h = self.bert.forward(ids, type_ids, mask)?;
-        let h = self.bert.act.apply(&self.transform.forward(&h)?)?;
+        let h = self.bert.act.after(&self.transform, &h)?;
         let logits = self.decoder.forward(&self.transform_norm.forward(&h)?)?;
         let m = mask.to_dtype(DType::F32)?.unsqueeze(D::Minus1)?;
         (logits.relu()? + 1.0)?.log()?.broadcast_mul(&m)?.max(1)
