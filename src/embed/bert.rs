@@ -233,6 +233,13 @@ impl Linear {
         }
     }
 
+    fn epilogue(&self) -> &Epilogue {
+        match self {
+            Self::F32 { epilogue, .. } => epilogue,
+            Self::Int8(q) => &q.epilogue,
+        }
+    }
+
     fn out(&self) -> candle_core::Result<usize> {
         match self {
             Self::F32 { weight_t, .. } => weight_t.dim(1),
@@ -268,11 +275,12 @@ impl Act {
         matches!(self, Self::Gelu)
     }
 
-    /// `linear(x)`, then this activation (already applied when fused).
+    /// `linear(x)`, then this activation (unless the linear layer applied it).
     fn after(self, linear: &Linear, x: &Tensor) -> candle_core::Result<Tensor> {
         let y = linear.forward(x)?;
         match self {
-            Self::Gelu => Ok(y),
+            Self::Gelu if linear.epilogue().gelu => Ok(y),
+            Self::Gelu => y.gelu_erf(),
             Self::GeluTanh => y.gelu(),
             Self::Relu => y.relu(),
         }
