@@ -57,18 +57,13 @@ impl Norm {
 
     /// The op's body: every row of `y` (plus `residual`'s, if any) normalised.
     fn rows(&self, y: &[f32], residual: Option<&[f32]>) -> Vec<f32> {
-        let width = self.weight.len();
-        let mut out = y.to_vec();
-        let tasks = out.par_chunks_mut(width * ROWS_PER_TASK);
-        match residual {
-            Some(r) => tasks
-                .zip(r.par_chunks(width * ROWS_PER_TASK))
-                .for_each(|(o, r)| {
-                    add_in_place(o, r);
-                    self.normalise(o);
-                }),
-            None => tasks.for_each(|o| self.normalise(o)),
-        }
+        // The sum is made as the output is (one pass), not added to a copy of `y`.
+        let mut out: Vec<f32> = match residual {
+            Some(r) => y.par_iter().zip(r).map(|(y, r)| y + r).collect(),
+            None => y.to_vec(),
+        };
+        out.par_chunks_mut(self.weight.len() * ROWS_PER_TASK)
+            .for_each(|o| self.normalise(o));
         out
     }
 
@@ -116,15 +111,6 @@ impl CustomOp2 for Norm {
         }
         let (y, r) = (self.slice(s1, l1)?, self.slice(s2, l2)?);
         Ok((CpuStorage::F32(self.rows(y, Some(r))), l1.shape().clone()))
-    }
-}
-
-super::simd::wide! {
-    /// `o += r`, element by element.
-    fn add_in_place(o: &mut [f32], r: &[f32]) {
-        for (o, &r) in o.iter_mut().zip(r) {
-            *o += r;
-        }
     }
 }
 

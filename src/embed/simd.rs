@@ -9,19 +9,30 @@
 /// value.
 pub const ROUNDER: f32 = 12_582_912.0;
 
-/// Σ f(x) over `v`, in 16 independent partial sums so that it vectorises (one running sum is
-/// a chain the compiler must keep in order).
+/// `op` folded over f(x) for every x of `v`, in 16 independent lanes that are folded together
+/// at the end, so that it vectorises (one running fold is a chain the compiler must keep in
+/// order). `init` is `op`'s identity.
 #[inline(always)]
-pub fn sum_by(v: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+pub fn fold_by(v: &[f32], init: f32, f: impl Fn(f32) -> f32, op: impl Fn(f32, f32) -> f32) -> f32 {
     const LANES: usize = 16;
-    let mut lanes = [0f32; LANES];
+    let mut lanes = [init; LANES];
     let mut rest = v.chunks_exact(LANES);
     for c in &mut rest {
         for (s, &x) in lanes.iter_mut().zip(c) {
-            *s += f(x);
+            *s = op(*s, f(x));
         }
     }
-    rest.remainder().iter().map(|&x| f(x)).chain(lanes).sum()
+    rest.remainder()
+        .iter()
+        .map(|&x| f(x))
+        .chain(lanes)
+        .fold(init, &op)
+}
+
+/// Σ f(x) over `v` ([`fold_by`] with a sum).
+#[inline(always)]
+pub fn sum_by(v: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    fold_by(v, 0.0, f, |a, b| a + b)
 }
 
 /// What a `wide!` body is compiled for: how it multiplies and adds, and how many f32 one

@@ -1,27 +1,18 @@
-//! Softmax and exp for attention on the CPU: reductions in independent lanes and an exp that
-//! vectorises (libm's `expf` per value was a tenth of the int8 encoder's time), 16 wide when
-//! called from a `simd::wide!` function on a CPU with AVX-512.
+//! Softmax and exp for attention on the CPU: reductions in independent lanes
+//! (`simd::fold_by`) and an exp that vectorises (libm's `expf` per value was a tenth of the int8
+//! encoder's time), 16 wide when called from a `simd::wide!` function on a CPU with AVX-512.
 
-use super::simd::{Isa, ROUNDER, sum_by};
-
-/// Lanes of the reductions: independent partial maxima and sums, so they vectorise.
-const LANES: usize = 16;
+use super::simd::{Isa, ROUNDER, fold_by, sum_by};
 
 /// Softmax of `o` in place (16 wide inside a `simd::wide!` function).
 #[inline(always)]
 pub fn softmax_in_place<M: Isa>(o: &mut [f32]) {
-    let mut lanes = [f32::NEG_INFINITY; LANES];
-    let mut rest = o.chunks_exact(LANES);
-    for c in &mut rest {
-        for (m, &v) in lanes.iter_mut().zip(c) {
-            *m = if v > *m { v } else { *m };
-        }
-    }
-    let max = rest
-        .remainder()
-        .iter()
-        .chain(&lanes)
-        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    let max = fold_by(
+        o,
+        f32::NEG_INFINITY,
+        |x| x,
+        |m, x| if x > m { x } else { m },
+    );
     for o in o.iter_mut() {
         *o = exp::<M>(*o - max);
     }
