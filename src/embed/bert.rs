@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use candle_core::{
-    CpuStorage, CustomOp1, D, DType, Device, InplaceOp1, Layout, Module, Shape, Tensor,
+    CpuStorage, CustomOp1, CustomOp2, D, DType, Device, Layout, Module, Shape, Tensor,
 };
 use candle_nn::{Embedding, VarBuilder};
 use serde::Deserialize;
@@ -112,8 +112,8 @@ enum Linear {
 }
 
 /// What follows a linear product: the bias and, when fused, the exact GELU; on the CPU one pass
-/// over the output in place (candle's broadcast add and a separate GELU were two passes and two
-/// allocations).
+/// over each block of output rows as the product writes it (candle's broadcast add and a
+/// separate GELU were two passes over the whole output and two allocations).
 #[derive(Debug)]
 struct Epilogue {
     bias: Tensor,
@@ -122,12 +122,15 @@ struct Epilogue {
 }
 
 impl Epilogue {
-    fn apply(&self, y: Tensor) -> candle_core::Result<Tensor> {
-        if y.device().is_cpu() {
-            y.inplace_op1(self)?;
-            return Ok(y);
+    /// `x` times `weight_t` `[in, out]`, then this epilogue: on the CPU an [`F32Product`],
+    /// elsewhere candle's matmul, bias and GELU.
+    fn product(&self, x: &Tensor, weight_t: &Tensor) -> candle_core::Result<Tensor> {
+        if x.device().is_cpu() {
+            return x
+                .contiguous()?
+                .apply_op2_no_bwd(weight_t, &F32Product(self));
         }
-        let y = y.broadcast_add(&self.bias)?;
+        let y = x.matmul(weight_t)?.broadcast_add(&self.bias)?;
         if self.gelu { y.gelu_erf() } else { Ok(y) }
     }
 
@@ -137,21 +140,76 @@ impl Epilogue {
     }
 }
 
-impl InplaceOp1 for Epilogue {
+/// Input rows per block of an f32 product. Rayon hands blocks to whichever thread is free, so
+/// a core the host preempts delays only its own block (gemm's threading splits the work evenly
+/// up front and waits for the slowest share), and each block's epilogue runs while the block
+/// is in cache.
+const BLOCK_ROWS: usize = 128;
+
+/// An f32 linear product on the CPU: `x` `[rows, in]` times `weight_t` `[in, out]` by gemm,
+/// block of rows by block of rows, each followed by the epilogue.
+struct F32Product<'a>(&'a Epilogue);
+
+impl CustomOp2 for F32Product<'_> {
     fn name(&self) -> &'static str {
-        "bias-gelu"
+        "linear-f32"
     }
 
-    fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout) -> candle_core::Result<()> {
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        xl: &Layout,
+        w: &CpuStorage,
+        wl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         use rayon::prelude::*;
-        let (CpuStorage::F32(y), Some((start, end))) = (s, l.contiguous_offsets()) else {
-            candle_core::bail!("bias-gelu takes contiguous f32");
+        let (CpuStorage::F32(x), CpuStorage::F32(w)) = (x, w) else {
+            candle_core::bail!("linear-f32 takes f32");
         };
-        let width = self.values.len();
-        y[start..end]
-            .par_chunks_mut(width * 16)
-            .for_each(|rows| bias_rows(rows, &self.values, self.gelu));
-        Ok(())
+        let (Some((x0, x1)), Some((w0, w1))) = (xl.contiguous_offsets(), wl.contiguous_offsets())
+        else {
+            candle_core::bail!("linear-f32 takes contiguous tensors");
+        };
+        let (rows, inp) = xl.shape().dims2()?;
+        let (w_in, out) = wl.shape().dims2()?;
+        let e = self.0;
+        if w_in != inp || out != e.values.len() {
+            candle_core::bail!("linear-f32: x {:?}, weight {:?}", xl.shape(), wl.shape());
+        }
+        let (x, w) = (&x[x0..x1], &w[w0..w1]);
+        let mut y = vec![0f32; rows * out];
+        y.par_chunks_mut(BLOCK_ROWS * out)
+            .zip(x.par_chunks(BLOCK_ROWS * inp))
+            .for_each(|(y, x)| {
+                let m = y.len() / out;
+                // SAFETY: row-major y (m × out), x (m × inp) and w (inp × out), each slice
+                // exactly that long; gemm reads x and w and writes y (read_dst false).
+                unsafe {
+                    gemm::gemm(
+                        m,
+                        out,
+                        inp,
+                        y.as_mut_ptr(),
+                        1,
+                        out as isize,
+                        false,
+                        x.as_ptr(),
+                        1,
+                        inp as isize,
+                        w.as_ptr(),
+                        1,
+                        out as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+                bias_rows(y, &e.values, e.gelu);
+            });
+        Ok((CpuStorage::F32(y), Shape::from((rows, out))))
     }
 }
 
@@ -253,7 +311,7 @@ impl Linear {
         let rows = x.elem_count() / inp;
         let x = x.reshape((rows, inp))?;
         let y = match self {
-            Self::F32 { weight_t, epilogue } => epilogue.apply(x.matmul(weight_t)?)?,
+            Self::F32 { weight_t, epilogue } => epilogue.product(&x, weight_t)?,
             Self::Int8(q) => x.contiguous()?.apply_op1_no_bwd(q.as_ref())?,
         };
         let mut out = dims.to_vec();
@@ -647,6 +705,52 @@ mod tests {
     fn fast_erf_matches_libm() {
         for worst in [worst::<Separate>(), worst::<Fused<8>>()] {
             assert!(worst < 1e-6, "max |erf error| {worst}");
+        }
+    }
+
+    /// The blocked f32 product with bias and GELU against candle's matmul, broadcast add and
+    /// GELU, over a row count that is not a multiple of the block.
+    #[test]
+    fn blocked_product_matches_candle() {
+        use candle_core::{Device, Tensor};
+        let (rows, inp, out) = (2 * super::BLOCK_ROWS + 37, 24, 40);
+        let values = |n: usize, seed: u64| -> Vec<f32> {
+            let mut s = seed;
+            (0..n)
+                .map(|_| {
+                    s = s
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+                })
+                .collect()
+        };
+        let dev = Device::Cpu;
+        let x = Tensor::from_vec(values(rows * inp, 1), (rows, inp), &dev).unwrap();
+        let w = Tensor::from_vec(values(inp * out, 2), (inp, out), &dev).unwrap();
+        let b = Tensor::from_vec(values(out, 3), out, &dev).unwrap();
+        for gelu in [false, true] {
+            let e = super::Epilogue {
+                values: b.to_vec1().unwrap(),
+                bias: b.clone(),
+                gelu,
+            };
+            let got = e.product(&x, &w).unwrap();
+            let mut want = x.matmul(&w).unwrap().broadcast_add(&b).unwrap();
+            if gelu {
+                want = want.gelu_erf().unwrap();
+            }
+            let worst = (got - want)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(worst < 1e-5, "gelu {gelu}: {worst}");
         }
     }
 
