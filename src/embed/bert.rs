@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use super::EmbedError;
 use super::attention::Attention;
+use super::cpu::f32_values;
 use super::int8::Int8Matrix;
 use super::norm::Norm;
 use super::simd::Isa;
@@ -163,20 +164,16 @@ impl CustomOp2 for F32Product<'_> {
         wl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         use rayon::prelude::*;
-        let (CpuStorage::F32(x), CpuStorage::F32(w)) = (x, w) else {
-            candle_core::bail!("linear-f32 takes f32");
-        };
-        let (Some((x0, x1)), Some((w0, w1))) = (xl.contiguous_offsets(), wl.contiguous_offsets())
-        else {
-            candle_core::bail!("linear-f32 takes contiguous tensors");
-        };
+        let (x, w) = (
+            f32_values(x, xl, "linear-f32")?,
+            f32_values(w, wl, "linear-f32")?,
+        );
         let (rows, inp) = xl.shape().dims2()?;
         let (w_in, out) = wl.shape().dims2()?;
         let e = self.0;
         if w_in != inp || out != e.values.len() || inp == 0 || out == 0 {
             candle_core::bail!("linear-f32: x {:?}, weight {:?}", xl.shape(), wl.shape());
         }
-        let (x, w) = (&x[x0..x1], &w[w0..w1]);
         let mut y = vec![0f32; rows * out];
         y.par_chunks_mut(BLOCK_ROWS * out)
             .zip(x.par_chunks(BLOCK_ROWS * inp))
@@ -241,10 +238,7 @@ impl CustomOp1 for Int8Linear {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(x), Some((start, end))) = (s, l.contiguous_offsets()) else {
-            candle_core::bail!("int8-linear takes contiguous f32 input");
-        };
-        let x = &x[start..end];
+        let x = f32_values(s, l, "int8-linear")?;
         let e = &self.epilogue;
         let y = self.weight.matmul(x, &e.values, e.then());
         let rows = y.len() / self.weight.out();

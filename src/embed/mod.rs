@@ -11,6 +11,7 @@ mod attention;
 pub mod bert;
 pub mod chunk;
 pub mod collection;
+mod cpu;
 pub mod device;
 pub mod encoder;
 pub mod export;

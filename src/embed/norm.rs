@@ -6,6 +6,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Module, Shape, Tenso
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
+use super::cpu::f32_values;
 use super::simd::sum_by;
 
 /// Rows a task normalises.
@@ -73,13 +74,11 @@ impl Norm {
 
     /// The contiguous f32 slice a layout covers, with a row width that matches the layer.
     fn slice<'a>(&self, s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-        let (CpuStorage::F32(v), Some((a, b))) = (s, l.contiguous_offsets()) else {
-            candle_core::bail!("layer-norm takes contiguous f32");
-        };
+        let v = f32_values(s, l, "layer-norm")?;
         if l.dims().last() != Some(&self.weight.len()) {
             candle_core::bail!("layer-norm of {} over {:?}", self.weight.len(), l.shape());
         }
-        Ok(&v[a..b])
+        Ok(v)
     }
 }
 

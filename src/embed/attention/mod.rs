@@ -7,6 +7,7 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape};
 use rayon::prelude::*;
 
+use super::cpu::f32_values;
 use super::simd::Isa;
 use super::softmax::softmax_in_place;
 
@@ -60,20 +61,16 @@ impl CustomOp2 for Attention {
         bias: &CpuStorage,
         bl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(qkv), CpuStorage::F32(bias)) = (qkv, bias) else {
-            candle_core::bail!("attention takes f32");
-        };
-        let (Some((q0, q1)), Some((b0, b1))) = (ql.contiguous_offsets(), bl.contiguous_offsets())
-        else {
-            candle_core::bail!("attention takes contiguous tensors");
-        };
+        let (qkv, bias) = (
+            f32_values(qkv, ql, "attention")?,
+            f32_values(bias, bl, "attention")?,
+        );
         let (batch, t, width) = ql.shape().dims3()?;
         let hidden = width / 3;
         let dh = hidden / self.heads;
         if width != 3 * hidden || bl.shape().elem_count() != batch * t || !Self::supports(dh) {
             candle_core::bail!("attention: qkv {:?}, bias {:?}", ql.shape(), bl.shape());
         }
-        let (qkv, bias) = (&qkv[q0..q1], &bias[b0..b1]);
         let mut out = vec![0f32; batch * t * hidden];
         out.par_chunks_mut(t * hidden)
             .zip(qkv.par_chunks(t * width))
