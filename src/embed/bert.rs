@@ -1,7 +1,8 @@
 //! BERT encoder on candle, written for CPU throughput: query, key and value are one fused
 //! matmul, every linear layer runs as one 2-D matmul over all tokens of a batch, and the
-//! attention mask is an additive bias built once per batch; the layers' linear products can
-//! run as dynamic int8 (`int8.rs`). Loads Hugging Face safetensors
+//! attention mask is an additive bias built once per batch; on x86 CPUs with AVX the layers'
+//! f32 weights are packed once for our kernels (`packed.rs`), and the products can run as
+//! dynamic int8 (`int8.rs`). Loads Hugging Face safetensors
 //! with or without the `bert.` prefix, plus the heads the pipeline uses: the pooler and
 //! classifier of a cross-encoder and the masked-LM head of a SPLADE model.
 
@@ -19,6 +20,7 @@ use super::attention::Attention;
 use super::cpu::f32_values;
 use super::int8::Int8Matrix;
 use super::norm::Norm;
+use super::packed::PackedMatrix;
 use super::simd::Isa;
 use crate::config::Precision;
 
@@ -102,14 +104,16 @@ impl BertConfig {
 }
 
 /// A linear layer applied to the last dimension as one 2-D product, whatever the leading dims:
-/// an f32 matmul (weight pre-transposed), or dynamic int8 products; then its [`Epilogue`].
+/// an f32 matmul (weight pre-transposed), f32 products over weights packed for the AVX kernels,
+/// or dynamic int8 products; then its [`Epilogue`].
 #[derive(Debug, Clone)]
 enum Linear {
     F32 {
         weight_t: Tensor,
         epilogue: Arc<Epilogue>,
     },
-    Int8(Arc<Int8Linear>),
+    Packed(Arc<CpuLinear<PackedMatrix>>),
+    Int8(Arc<CpuLinear<Int8Matrix>>),
 }
 
 /// What follows a linear product: the bias and, when fused, the exact GELU; on the CPU one pass
@@ -123,8 +127,8 @@ struct Epilogue {
 }
 
 impl Epilogue {
-    /// `x` times `weight_t` `[in, out]`, then this epilogue: on the CPU an [`F32Product`],
-    /// elsewhere candle's matmul, bias and GELU.
+    /// `x` times `weight_t` `[in, out]`, then this epilogue: on a CPU without our AVX kernels
+    /// an [`F32Product`], on GPUs candle's matmul, bias and GELU.
     fn product(&self, x: &Tensor, weight_t: &Tensor) -> candle_core::Result<Tensor> {
         if x.device().is_cpu() {
             return x
@@ -135,7 +139,7 @@ impl Epilogue {
         if self.gelu { y.gelu_erf() } else { Ok(y) }
     }
 
-    /// The exact GELU, when fused, for rows written elsewhere (the int8 products).
+    /// The exact GELU, when fused, for rows written elsewhere (the packed and int8 products).
     fn then(&self) -> Option<fn(&mut [f32])> {
         self.gelu.then_some(gelu_erf_slice as fn(&mut [f32]))
     }
@@ -147,8 +151,9 @@ impl Epilogue {
 /// is in cache.
 const BLOCK_ROWS: usize = 128;
 
-/// An f32 linear product on the CPU: `x` `[rows, in]` times `weight_t` `[in, out]` by gemm,
-/// block of rows by block of rows, each followed by the epilogue.
+/// An f32 linear product on a CPU without our AVX kernels (packed weights): `x` `[rows, in]`
+/// times `weight_t` `[in, out]` by gemm, block of rows by block of rows, each followed by the
+/// epilogue.
 struct F32Product<'a>(&'a Epilogue);
 
 impl CustomOp2 for F32Product<'_> {
@@ -224,21 +229,46 @@ super::simd::wide! {
     }
 }
 
-/// The int8 form of a linear layer, run as a candle CPU op that writes its output rows with the
-/// epilogue applied.
+/// The weights of a linear layer in a form the CPU kernels multiply by rows of inputs.
+trait RowProduct: std::fmt::Debug + Send + Sync {
+    fn out(&self) -> usize;
+    /// `then(x · Wᵀ + bias)` for row-major `x`, row-major.
+    fn matmul(&self, x: &[f32], bias: &[f32], then: Option<fn(&mut [f32])>) -> Vec<f32>;
+}
+
+impl RowProduct for PackedMatrix {
+    fn out(&self) -> usize {
+        self.out()
+    }
+    fn matmul(&self, x: &[f32], bias: &[f32], then: Option<fn(&mut [f32])>) -> Vec<f32> {
+        self.matmul(x, bias, then)
+    }
+}
+
+impl RowProduct for Int8Matrix {
+    fn out(&self) -> usize {
+        self.out()
+    }
+    fn matmul(&self, x: &[f32], bias: &[f32], then: Option<fn(&mut [f32])>) -> Vec<f32> {
+        self.matmul(x, bias, then)
+    }
+}
+
+/// A linear layer whose weights a CPU kernel holds (packed f32 or int8), run as a candle CPU op
+/// that writes its output rows with the epilogue applied.
 #[derive(Debug)]
-struct Int8Linear {
-    weight: Int8Matrix,
+struct CpuLinear<W> {
+    weight: W,
     epilogue: Arc<Epilogue>,
 }
 
-impl CustomOp1 for Int8Linear {
+impl<W: RowProduct> CustomOp1 for CpuLinear<W> {
     fn name(&self) -> &'static str {
-        "int8-linear"
+        "cpu-linear"
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = f32_values(s, l, "int8-linear")?;
+        let x = f32_values(s, l, "cpu-linear")?;
         let e = &self.epilogue;
         let y = self.weight.matmul(x, &e.values, e.then());
         let rows = y.len() / self.weight.out();
@@ -247,15 +277,24 @@ impl CustomOp1 for Int8Linear {
 }
 
 impl Linear {
-    /// `weight` `[out, in]`, `bias` `[out]`; with `gelu`, the exact GELU follows the product.
+    /// `weight` `[out, in]`, `bias` `[out]`; with `gelu`, the exact GELU follows the product. On
+    /// a CPU with the AVX kernels the weight is packed for them once, here.
     fn new(weight: Tensor, bias: Tensor, gelu: bool) -> candle_core::Result<Self> {
+        let epilogue = Arc::new(Epilogue {
+            values: bias.to_vec1()?,
+            bias,
+            gelu,
+        });
+        if weight.device().is_cpu() {
+            let (out, inp) = weight.dims2()?;
+            let w = weight.flatten_all()?.to_vec1::<f32>()?;
+            if let Some(weight) = PackedMatrix::new(&w, out, inp) {
+                return Ok(Self::Packed(Arc::new(CpuLinear { weight, epilogue })));
+            }
+        }
         Ok(Self::F32 {
             weight_t: weight.t()?.contiguous()?,
-            epilogue: Arc::new(Epilogue {
-                values: bias.to_vec1()?,
-                bias,
-                gelu,
-            }),
+            epilogue,
         })
     }
 
@@ -265,29 +304,33 @@ impl Linear {
 
     /// The same layer with its weight quantized per output channel (CPU only).
     fn to_int8(&self) -> candle_core::Result<Self> {
-        match self {
+        let (w, out, inp, epilogue) = match self {
             Self::F32 { weight_t, epilogue } => {
                 if !weight_t.device().is_cpu() {
                     candle_core::bail!("int8 products run on the CPU only");
                 }
                 let (inp, out) = weight_t.dims2()?;
-                let w = weight_t
-                    .t()?
-                    .contiguous()?
-                    .flatten_all()?
-                    .to_vec1::<f32>()?;
-                Ok(Self::Int8(Arc::new(Int8Linear {
-                    weight: Int8Matrix::new(&w, out, inp),
-                    epilogue: epilogue.clone(),
-                })))
+                let w = weight_t.t()?.contiguous()?.flatten_all()?.to_vec1()?;
+                (w, out, inp, epilogue)
             }
-            Self::Int8(_) => Ok(self.clone()),
-        }
+            Self::Packed(p) => (
+                p.weight.weight(),
+                p.weight.out(),
+                p.weight.inp(),
+                &p.epilogue,
+            ),
+            Self::Int8(_) => return Ok(self.clone()),
+        };
+        Ok(Self::Int8(Arc::new(CpuLinear {
+            weight: Int8Matrix::new(&w, out, inp),
+            epilogue: epilogue.clone(),
+        })))
     }
 
     fn epilogue(&self) -> &Epilogue {
         match self {
             Self::F32 { epilogue, .. } => epilogue,
+            Self::Packed(p) => &p.epilogue,
             Self::Int8(q) => &q.epilogue,
         }
     }
@@ -295,6 +338,7 @@ impl Linear {
     fn out(&self) -> candle_core::Result<usize> {
         match self {
             Self::F32 { weight_t, .. } => weight_t.dim(1),
+            Self::Packed(p) => Ok(p.weight.out()),
             Self::Int8(q) => Ok(q.weight.out()),
         }
     }
@@ -306,6 +350,7 @@ impl Linear {
         let x = x.reshape((rows, inp))?;
         let y = match self {
             Self::F32 { weight_t, epilogue } => epilogue.product(&x, weight_t)?,
+            Self::Packed(p) => x.contiguous()?.apply_op1_no_bwd(p.as_ref())?,
             Self::Int8(q) => x.contiguous()?.apply_op1_no_bwd(q.as_ref())?,
         };
         let mut out = dims.to_vec();
@@ -702,12 +747,13 @@ mod tests {
         }
     }
 
-    /// The blocked f32 product with bias and GELU against candle's matmul, broadcast add and
-    /// GELU, over a row count that is not a multiple of the block.
+    /// Both CPU forms of an f32 layer, the blocked gemm product and the packed weights (on
+    /// CPUs with our AVX kernels), with bias and GELU against candle's matmul, broadcast add
+    /// and GELU, over a row count that is not a multiple of the block.
     #[test]
-    fn blocked_product_matches_candle() {
+    fn cpu_products_match_candle() {
         use candle_core::{Device, Tensor};
-        let (rows, inp, out) = (2 * super::BLOCK_ROWS + 37, 24, 40);
+        let (rows, inp, out) = (2 * super::BLOCK_ROWS + 37, 24, 48);
         let values = |n: usize, seed: u64| -> Vec<f32> {
             let mut r = crate::rng::Rng::new(seed);
             (0..n).map(|_| (r.unit() * 2.0 - 1.0) as f32).collect()
@@ -722,22 +768,26 @@ mod tests {
                 bias: b.clone(),
                 gelu,
             };
-            let got = e.product(&x, &w).unwrap();
             let mut want = x.matmul(&w).unwrap().broadcast_add(&b).unwrap();
             if gelu {
                 want = want.gelu_erf().unwrap();
             }
-            let worst = (got - want)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            assert!(worst < 1e-5, "gelu {gelu}: {worst}");
+            let layer = super::Linear::new(w.t().unwrap(), b.clone(), gelu).unwrap();
+            let packed = super::PackedMatrix::new(&[0.0; 16], 16, 1).is_some();
+            assert_eq!(matches!(layer, super::Linear::Packed(_)), packed);
+            for got in [e.product(&x, &w).unwrap(), layer.forward(&x).unwrap()] {
+                let worst = (got - &want)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .max(0)
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                assert!(worst < 1e-5, "gelu {gelu}: {worst}");
+            }
         }
     }
 

@@ -18,6 +18,7 @@ pub mod export;
 pub mod int8;
 pub mod models;
 mod norm;
+mod packed;
 pub mod perf;
 mod pipeline;
 pub mod rerank;
