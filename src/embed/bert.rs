@@ -231,12 +231,16 @@ super::simd::wide! {
 
 /// The weights of a linear layer in a form the CPU kernels multiply by rows of inputs.
 trait RowProduct: std::fmt::Debug + Send + Sync {
+    fn inp(&self) -> usize;
     fn out(&self) -> usize;
     /// `then(x · Wᵀ + bias)` for row-major `x`, row-major.
     fn matmul(&self, x: &[f32], bias: &[f32], then: Option<fn(&mut [f32])>) -> Vec<f32>;
 }
 
 impl RowProduct for PackedMatrix {
+    fn inp(&self) -> usize {
+        self.inp()
+    }
     fn out(&self) -> usize {
         self.out()
     }
@@ -246,6 +250,9 @@ impl RowProduct for PackedMatrix {
 }
 
 impl RowProduct for Int8Matrix {
+    fn inp(&self) -> usize {
+        self.inp()
+    }
     fn out(&self) -> usize {
         self.out()
     }
@@ -269,6 +276,14 @@ impl<W: RowProduct> CustomOp1 for CpuLinear<W> {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = f32_values(s, l, "cpu-linear")?;
+        let (_, inp) = l.shape().dims2()?;
+        if inp != self.weight.inp() {
+            candle_core::bail!(
+                "cpu-linear: x {:?} for {} inputs",
+                l.shape(),
+                self.weight.inp()
+            );
+        }
         let e = &self.epilogue;
         let y = self.weight.matmul(x, &e.values, e.then());
         let rows = y.len() / self.weight.out();
@@ -775,6 +790,9 @@ mod tests {
             let layer = super::Linear::new(w.t().unwrap(), b.clone(), gelu).unwrap();
             let packed = super::PackedMatrix::new(&[0.0; 16], 16, 1).is_some();
             assert_eq!(matches!(layer, super::Linear::Packed(_)), packed);
+            // Rows of another width are an error, not a panic.
+            let wider = Tensor::zeros((3, inp + 1), candle_core::DType::F32, &dev).unwrap();
+            assert!(layer.forward(&wider).is_err());
             for got in [e.product(&x, &w).unwrap(), layer.forward(&x).unwrap()] {
                 let worst = (got - &want)
                     .unwrap()

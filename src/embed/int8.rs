@@ -97,6 +97,11 @@ impl Int8Matrix {
         self.out
     }
 
+    /// Input width.
+    pub fn inp(&self) -> usize {
+        self.inp
+    }
+
     /// `then(x · Wᵀ + bias)` for `x` row-major `rows × inp`; the result is row-major
     /// `rows × out`. `then` runs on blocks of finished rows while they are in cache (a fused
     /// activation).

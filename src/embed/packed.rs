@@ -44,8 +44,7 @@ impl PackedMatrix {
         if out == 0 || inp == 0 || !out.is_multiple_of(PANEL) {
             return None;
         }
-        let panels = out.div_ceil(PANEL);
-        let mut packed = vec![0f32; panels * inp * PANEL];
+        let mut packed = vec![0f32; out * inp];
         packed
             .par_chunks_mut(inp * PANEL)
             .enumerate()
@@ -90,6 +89,7 @@ impl PackedMatrix {
     /// `then(x · Wᵀ + bias)` for `x` row-major `rows × inp`; the result is row-major
     /// `rows × out`. `then` runs on each task's finished rows while they are in cache.
     pub fn matmul(&self, x: &[f32], bias: &[f32], then: Option<fn(&mut [f32])>) -> Vec<f32> {
+        assert!(x.len().is_multiple_of(self.inp), "x is rows × inp");
         assert_eq!(bias.len(), self.out, "one bias per output channel");
         let rows = x.len() / self.inp;
         // Not zeroed first: every value is written by the first pass below.
@@ -151,10 +151,9 @@ impl Kernel {
 /// `x · Wᵀ + bias` for the rows of `x` into `y`: pass by pass over the inputs, panel group by
 /// panel group, tile by tile of rows.
 fn task(m: &PackedMatrix, x: &[f32], bias: &[f32], y: &mut [MaybeUninit<f32>]) {
-    let kernel = m.kernel;
     let rows = x.len() / m.inp;
-    let panels = m.out.div_ceil(PANEL);
-    let wide = kernel.panels();
+    let panels = m.out / PANEL;
+    let wide = m.kernel.panels();
     for k0 in (0..m.inp).step_by(DEPTH) {
         let pass = Pass {
             m,
@@ -162,7 +161,6 @@ fn task(m: &PackedMatrix, x: &[f32], bias: &[f32], y: &mut [MaybeUninit<f32>]) {
             k0,
             k1: (k0 + DEPTH).min(m.inp),
             bias,
-            kernel,
         };
         let mut p = 0;
         while p < panels {
@@ -191,7 +189,6 @@ struct Pass<'a> {
     k0: usize,
     k1: usize,
     bias: &'a [f32],
-    kernel: Kernel,
 }
 
 impl Pass<'_> {
@@ -216,7 +213,7 @@ impl Pass<'_> {
         } else {
             (y.cast_const(), out)
         };
-        // SAFETY: the kernel matches the CPU (`Kernel::detect`); `x` holds the tile's rows at
+        // SAFETY: the CPU runs the kernel (one of `Kernel::all`); `x` holds the tile's rows at
         // stride `inp` and `w` its panels at stride `inp · 16`, `depth` inputs each; `y` (and
         // `start`) hold `MR` rows of `NP · 16` values at their strides, as sliced above. Later
         // passes read only values the first pass wrote.
@@ -233,7 +230,7 @@ impl Pass<'_> {
                 y,
                 ys: out,
             };
-            match self.kernel {
+            match m.kernel {
                 Kernel::Avx512 => avx512::sums::<MR, NP>(&tile),
                 Kernel::Avx2 => avx2::sums::<MR, NP>(&tile),
             }
