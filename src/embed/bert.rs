@@ -300,8 +300,8 @@ impl Linear {
             bias,
             gelu,
         });
-        if weight.device().is_cpu() {
-            let (out, inp) = weight.dims2()?;
+        let (out, inp) = weight.dims2()?;
+        if weight.device().is_cpu() && weight.dtype() == DType::F32 && PackedMatrix::packs(out) {
             let w = weight.flatten_all()?.to_vec1::<f32>()?;
             if let Some(weight) = PackedMatrix::new(&w, out, inp) {
                 return Ok(Self::Packed(Arc::new(CpuLinear { weight, epilogue })));
@@ -788,7 +788,7 @@ mod tests {
                 want = want.gelu_erf().unwrap();
             }
             let layer = super::Linear::new(w.t().unwrap(), b.clone(), gelu).unwrap();
-            let packed = super::PackedMatrix::new(&[0.0; 16], 16, 1).is_some();
+            let packed = super::PackedMatrix::packs(out);
             assert_eq!(matches!(layer, super::Linear::Packed(_)), packed);
             // Rows of another width are an error, not a panic.
             let wider = Tensor::zeros((3, inp + 1), candle_core::DType::F32, &dev).unwrap();

@@ -39,6 +39,12 @@ impl PackedMatrix {
         Self::for_kernel(weight, out, inp, Kernel::detect()?)
     }
 
+    /// Whether [`PackedMatrix::new`] packs a weight of `out` channels on this CPU (checked
+    /// before the weight is copied out of its tensor).
+    pub fn packs(out: usize) -> bool {
+        Kernel::detect().is_some() && out > 0 && out.is_multiple_of(PANEL)
+    }
+
     fn for_kernel(weight: &[f32], out: usize, inp: usize, kernel: Kernel) -> Option<Self> {
         assert_eq!(weight.len(), out * inp, "weight is out × inp");
         if out == 0 || inp == 0 || !out.is_multiple_of(PANEL) {
@@ -368,6 +374,7 @@ mod tests {
                 PackedMatrix::new(&w, out, inp).is_some(),
                 !Kernel::all().is_empty()
             );
+            assert_eq!(PackedMatrix::packs(out), !Kernel::all().is_empty());
             for kernel in Kernel::all() {
                 let m = PackedMatrix::for_kernel(&w, out, inp, kernel).expect("whole panels");
                 assert_eq!(m.weight(), w);
@@ -396,5 +403,6 @@ mod tests {
             assert!(PackedMatrix::for_kernel(&w, PANEL + 1, 3, kernel).is_none());
         }
         assert!(PackedMatrix::new(&w, PANEL + 1, 3).is_none());
+        assert!(!PackedMatrix::packs(PANEL + 1));
     }
 }
