@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use super::EmbedError;
 use super::attention::Attention;
-use super::cpu::f32_values;
+use super::cpu::{RowProduct, f32_values};
 use super::int8::Int8Matrix;
 use super::norm::Norm;
 use super::packed::PackedMatrix;
@@ -226,38 +226,6 @@ super::simd::wide! {
                 row.iter_mut().for_each(|y| *y = gelu_erf::<M>(*y));
             }
         }
-    }
-}
-
-/// The weights of a linear layer in a form the CPU kernels multiply by rows of inputs.
-trait RowProduct: std::fmt::Debug + Send + Sync {
-    fn inp(&self) -> usize;
-    fn out(&self) -> usize;
-    /// `then(x · Wᵀ + bias)` for row-major `x`, row-major.
-    fn matmul(&self, x: &[f32], bias: &[f32], then: Option<fn(&mut [f32])>) -> Vec<f32>;
-}
-
-impl RowProduct for PackedMatrix {
-    fn inp(&self) -> usize {
-        self.inp()
-    }
-    fn out(&self) -> usize {
-        self.out()
-    }
-    fn matmul(&self, x: &[f32], bias: &[f32], then: Option<fn(&mut [f32])>) -> Vec<f32> {
-        self.matmul(x, bias, then)
-    }
-}
-
-impl RowProduct for Int8Matrix {
-    fn inp(&self) -> usize {
-        self.inp()
-    }
-    fn out(&self) -> usize {
-        self.out()
-    }
-    fn matmul(&self, x: &[f32], bias: &[f32], then: Option<fn(&mut [f32])>) -> Vec<f32> {
-        self.matmul(x, bias, then)
     }
 }
 

@@ -10,6 +10,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
+use super::cpu::{RowProduct, rows_by_task};
 use super::simd::ROUNDER;
 
 /// Output channels per packed panel: one 512-bit register of i32 sums.
@@ -92,42 +93,6 @@ impl Int8Matrix {
         }
     }
 
-    /// Output width.
-    pub fn out(&self) -> usize {
-        self.out
-    }
-
-    /// Input width.
-    pub fn inp(&self) -> usize {
-        self.inp
-    }
-
-    /// `then(x · Wᵀ + bias)` for `x` row-major `rows × inp`; the result is row-major
-    /// `rows × out`. `then` runs on blocks of finished rows while they are in cache (a fused
-    /// activation).
-    pub fn matmul(&self, x: &[f32], bias: &[f32], then: Option<fn(&mut [f32])>) -> Vec<f32> {
-        let rows = x.len() / self.inp;
-        let q = self.quantize(x);
-        // Not zeroed first: zeroing took 4 % of an int8 encode, and every value is written below.
-        let mut y = Vec::with_capacity(rows * self.out);
-        y.spare_capacity_mut()[..rows * self.out]
-            .par_chunks_mut(TASK_ROWS * self.out)
-            .enumerate()
-            .for_each(|(task, y)| {
-                let first = task * TASK_ROWS;
-                let n = y.len() / self.out;
-                rows_into(self, &q, first, n, bias, y);
-                // SAFETY: `rows_into` wrote every value of these rows.
-                let y = unsafe { &mut *(std::ptr::from_mut(y) as *mut [f32]) };
-                if let Some(f) = then {
-                    f(y);
-                }
-            });
-        // SAFETY: the tasks above wrote all `rows × out` values.
-        unsafe { y.set_len(rows * self.out) };
-        y
-    }
-
     fn quantize(&self, x: &[f32]) -> Rows {
         let rows = x.len() / self.inp;
         let stride = self.groups * GROUP;
@@ -177,6 +142,29 @@ impl Int8Matrix {
         #[cfg(not(target_arch = "x86_64"))]
         let _ = kernel;
         portable_tile(x, w, g, nr, np, sums);
+    }
+}
+
+impl RowProduct for Int8Matrix {
+    fn out(&self) -> usize {
+        self.out
+    }
+
+    fn inp(&self) -> usize {
+        self.inp
+    }
+
+    /// `then(x · Wᵀ + bias)` for `x` row-major `rows × inp`; the result is row-major
+    /// `rows × out`. `then` runs on blocks of finished rows while they are in cache (a fused
+    /// activation).
+    fn matmul(&self, x: &[f32], bias: &[f32], then: Option<fn(&mut [f32])>) -> Vec<f32> {
+        let q = self.quantize(x);
+        // SAFETY: `rows_into` writes every value of its rows.
+        unsafe {
+            rows_by_task(x.len() / self.inp, self.out, TASK_ROWS, then, |first, y| {
+                rows_into(self, &q, first, y.len() / self.out, bias, y);
+            })
+        }
     }
 }
 

@@ -7,6 +7,8 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
+use super::cpu::{RowProduct, rows_by_task};
+
 /// Output channels per panel: one AVX-512 register (two AVX2 ones) of f32.
 const PANEL: usize = 16;
 /// Rows per register tile.
@@ -70,16 +72,6 @@ impl PackedMatrix {
         })
     }
 
-    /// Output width.
-    pub fn out(&self) -> usize {
-        self.out
-    }
-
-    /// Input width.
-    pub fn inp(&self) -> usize {
-        self.inp
-    }
-
     /// The weight as it was given, row-major `out × inp`.
     pub fn weight(&self) -> Vec<f32> {
         let mut w = vec![0f32; self.out * self.inp];
@@ -91,29 +83,31 @@ impl PackedMatrix {
         }
         w
     }
+}
+
+impl RowProduct for PackedMatrix {
+    fn out(&self) -> usize {
+        self.out
+    }
+
+    fn inp(&self) -> usize {
+        self.inp
+    }
 
     /// `then(x · Wᵀ + bias)` for `x` row-major `rows × inp`; the result is row-major
     /// `rows × out`. `then` runs on each task's finished rows while they are in cache.
-    pub fn matmul(&self, x: &[f32], bias: &[f32], then: Option<fn(&mut [f32])>) -> Vec<f32> {
+    fn matmul(&self, x: &[f32], bias: &[f32], then: Option<fn(&mut [f32])>) -> Vec<f32> {
         assert!(x.len().is_multiple_of(self.inp), "x is rows × inp");
         assert_eq!(bias.len(), self.out, "one bias per output channel");
-        let rows = x.len() / self.inp;
-        // Not zeroed first: every value is written by the first pass below.
-        let mut y = Vec::with_capacity(rows * self.out);
-        y.spare_capacity_mut()[..rows * self.out]
-            .par_chunks_mut(TASK_ROWS * self.out)
-            .zip(x.par_chunks(TASK_ROWS * self.inp))
-            .for_each(|(y, x)| {
-                task(self, x, bias, y);
-                // SAFETY: `task` wrote every value of these rows.
-                let y = unsafe { &mut *(std::ptr::from_mut(y) as *mut [f32]) };
-                if let Some(f) = then {
-                    f(y);
-                }
-            });
-        // SAFETY: the tasks above wrote all `rows × out` values.
-        unsafe { y.set_len(rows * self.out) };
-        y
+        let (inp, out) = (self.inp, self.out);
+        // SAFETY: `task` writes every value of its rows (its first pass starts each from the
+        // bias).
+        unsafe {
+            rows_by_task(x.len() / inp, out, TASK_ROWS, then, |first, y| {
+                let n = y.len() / out;
+                task(self, &x[first * inp..(first + n) * inp], bias, y);
+            })
+        }
     }
 }
 
