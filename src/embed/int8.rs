@@ -154,9 +154,6 @@ impl RowProduct for Int8Matrix {
         self.inp
     }
 
-    /// `then(x · Wᵀ + bias)` for `x` row-major `rows × inp`; the result is row-major
-    /// `rows × out`. `then` runs on blocks of finished rows while they are in cache (a fused
-    /// activation).
     fn matmul(&self, x: &[f32], bias: &[f32], then: Option<fn(&mut [f32])>) -> Vec<f32> {
         let q = self.quantize(x);
         // SAFETY: `rows_into` writes every value of its rows.

@@ -44,12 +44,12 @@ impl PackedMatrix {
     /// Whether [`PackedMatrix::new`] packs a weight of `out` channels on this CPU (checked
     /// before the weight is copied out of its tensor).
     pub fn packs(out: usize) -> bool {
-        Kernel::detect().is_some() && out > 0 && out.is_multiple_of(PANEL)
+        Kernel::detect().is_some() && whole_panels(out)
     }
 
     fn for_kernel(weight: &[f32], out: usize, inp: usize, kernel: Kernel) -> Option<Self> {
         assert_eq!(weight.len(), out * inp, "weight is out × inp");
-        if out == 0 || inp == 0 || !out.is_multiple_of(PANEL) {
+        if inp == 0 || !whole_panels(out) {
             return None;
         }
         let mut packed = vec![0f32; out * inp];
@@ -85,6 +85,11 @@ impl PackedMatrix {
     }
 }
 
+/// Whether `out` channels fill whole panels (and at least one).
+fn whole_panels(out: usize) -> bool {
+    out > 0 && out.is_multiple_of(PANEL)
+}
+
 impl RowProduct for PackedMatrix {
     fn out(&self) -> usize {
         self.out
@@ -94,8 +99,6 @@ impl RowProduct for PackedMatrix {
         self.inp
     }
 
-    /// `then(x · Wᵀ + bias)` for `x` row-major `rows × inp`; the result is row-major
-    /// `rows × out`. `then` runs on each task's finished rows while they are in cache.
     fn matmul(&self, x: &[f32], bias: &[f32], then: Option<fn(&mut [f32])>) -> Vec<f32> {
         assert!(x.len().is_multiple_of(self.inp), "x is rows × inp");
         assert_eq!(bias.len(), self.out, "one bias per output channel");
