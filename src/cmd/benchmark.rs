@@ -214,21 +214,27 @@ pub fn run(a: &Args, env: &Env) -> anyhow::Result<Status> {
         }
     }
     match a.format {
-        Format::Json => println!("{}", String::from_utf8_lossy(&json)),
-        Format::Markdown => print!("{}", compare::markdown(&report, cmp.as_ref())),
+        Format::Json => outln!("{}", String::from_utf8_lossy(&json))?,
+        Format::Markdown => out!("{}", compare::markdown(&report, cmp.as_ref()))?,
         Format::Text => {
             if !quiet {
                 for v in cmp.iter().flat_map(|c| &c.verdicts) {
-                    println!(
+                    outln!(
                         "{:<18} {:<22} {:>12.4} vs {:>12.4}  {:+.2} {}  {:?}",
-                        v.stage, v.metric, v.current, v.baseline, v.delta, v.unit, v.level
-                    );
+                        v.stage,
+                        v.metric,
+                        v.current,
+                        v.baseline,
+                        v.delta,
+                        v.unit,
+                        v.level
+                    )?;
                 }
             }
             // The written files are data, printed even with --quiet.
-            println!("{}", path.display());
+            outln!("{}", path.display())?;
             if a.save_as_baseline {
-                println!("{}", b.baseline.display());
+                outln!("{}", b.baseline.display())?;
             }
         }
     }
@@ -298,6 +304,6 @@ fn report(a: &ReportArgs, env: &Env) -> anyhow::Result<Status> {
         .transpose()?;
     let page = bench::html::report(&runs, baseline.as_ref(), &b.thresholds);
     write_file(&out, page.as_bytes()).with_context(|| format!("cannot write {}", out.display()))?;
-    println!("{}", out.display());
+    outln!("{}", out.display())?;
     Ok(Status::Pass)
 }

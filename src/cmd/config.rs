@@ -22,7 +22,7 @@ pub enum Action {
 /// Prints the settings on stdout.
 pub fn run(args: &Args, env: &Env) -> anyhow::Result<()> {
     match args.action {
-        Action::Show => print!("{}", env.loaded.render_yaml()),
+        Action::Show => out!("{}", env.loaded.render_yaml())?,
     }
     Ok(())
 }

@@ -77,7 +77,7 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
             std::process::id()
         ));
         let why = stages::enrich::explain(s, id, &scratch)?;
-        println!("{}", serde_json::to_string_pretty(&why)?);
+        outln!("{}", serde_json::to_string_pretty(&why)?)?;
         return Ok(Status::Pass);
     }
     let extra = stages::enrich::Extra {
@@ -93,5 +93,5 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
             let awards = stages::Layout::new(s).enrich_input();
             format!("enrich of {} failed", awards.display())
         })?;
-    Ok(super::finish(&done))
+    Ok(super::finish(&done)?)
 }

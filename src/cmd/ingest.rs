@@ -59,5 +59,5 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
             stages::ingest::run(s, &env.ctx, extra, progress)
         })
         .with_context(|| format!("ingest of {} failed", s.ingest.input.display()))?;
-    Ok(super::finish(&done))
+    Ok(super::finish(&done)?)
 }

@@ -73,7 +73,7 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
     if args.dry_run {
         let (path, lines) = graph::dry_run(s, &steps)?;
         tracing::info!("load-neo4j --dry-run: {lines} statements/batches written");
-        println!("{}", path.display());
+        outln!("{}", path.display())?;
         return Ok(Status::Pass);
     }
     Ok(match &s.neo4j.uri {
@@ -81,11 +81,11 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
             let conn = connection(s)?;
             super::finish(&env.with_progress("load-neo4j", "rows", |progress| {
                 graph::load(s, &env.ctx, &conn, steps, args.resume, progress)
-            })?)
+            })?)?
         }
         _ => super::finish(
             &env.with_progress("load-neo4j export", "files", |_| graph::export(s, &env.ctx))?,
-        ),
+        )?,
     })
 }
 
@@ -99,9 +99,9 @@ fn run_queries(env: &Env, file: &Path, access: Access) -> anyhow::Result<Status>
     let results = sbir::graph::bolt::run_statements(&conn, &s.neo4j, &statements, access)
         .with_context(|| format!("{}", file.display()))?;
     for (stmt, rows) in results {
-        println!("// {stmt}");
+        outln!("// {stmt}")?;
         for r in rows {
-            println!("{r}");
+            outln!("{r}")?;
         }
     }
     Ok(Status::Pass)

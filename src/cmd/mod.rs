@@ -249,13 +249,13 @@ fn init_logging(settings: &Settings, quiet: bool, verbose: u8, bars: bool) {
 
 /// Reports a finished stage: each checks file's verdict and figures in the log, every output
 /// path on stdout; returns the worst status.
-pub fn finish<R>(done: &sbir::stages::Done<R>) -> sbir::io::checks::Status {
-    done.checks.iter().for_each(report);
-    done.status()
+pub fn finish<R>(done: &sbir::stages::Done<R>) -> std::io::Result<sbir::io::checks::Status> {
+    done.checks.iter().try_for_each(report)?;
+    Ok(done.status())
 }
 
 /// Logs one checks file's verdict and figures and prints its outputs and its own path.
-fn report(w: &sbir::stages::Written) {
+fn report(w: &sbir::stages::Written) -> std::io::Result<()> {
     use sbir::io::checks::Status;
     let checks = &w.checks;
     match (checks.status, &checks.reason) {
@@ -293,6 +293,7 @@ fn report(w: &sbir::stages::Written) {
     );
     // The written paths are data (stdout), printed even with --quiet.
     for p in checks.outputs.iter().chain(std::iter::once(&w.path)) {
-        println!("{}", p.display());
+        outln!("{}", p.display())?;
     }
+    Ok(())
 }

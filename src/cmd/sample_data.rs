@@ -78,7 +78,7 @@ pub fn run(_args: &Args, env: &Env) -> anyhow::Result<()> {
         report.edge_cases
     );
     for p in &report.files {
-        println!("{}", p.display());
+        outln!("{}", p.display())?;
     }
     Ok(())
 }

@@ -269,3 +269,22 @@ fn progress_lines_say_how_far_of_the_total() {
     assert!(line("enrich").contains("2 of 2 awards (100 %"));
     assert!(line("classify-cet").contains("2 of 2 awards (100 %"));
 }
+
+#[test]
+fn a_closed_stdout_ends_quietly_with_exit_0() {
+    // `sbir … | head -1`: the reader has gone before sbir writes. Printing must not panic.
+    let wd = Workdir::new();
+    for args in [
+        &["config", "show"][..],
+        &["-q", "sample-data", "--awards", "20"][..],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut cmd = wd.cmd(args);
+        cmd.stdout(writer);
+        let out = wd.run_expect(cmd, 0);
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(err.trim().is_empty(), "{args:?}: {err}");
+    }
+}

@@ -39,20 +39,20 @@ pub fn run(args: &EvaluateArgs, common: &CommonArgs, env: &Env) -> anyhow::Resul
         args.with_embedding,
     )?;
     for e in &evaluated.scorers {
-        print_evaluation(e);
+        print_evaluation(e)?;
     }
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| Layout::new(s).evaluation());
     evaluate::write_report(&out, &args.labels, &evaluated)?;
-    println!("{}", out.display());
+    outln!("{}", out.display())?;
     Ok(Status::Pass)
 }
 
 /// One scorer's figures: the summary line, then precision, recall and F1 per area.
-pub fn print_evaluation(e: &Evaluation) {
-    println!(
+pub fn print_evaluation(e: &Evaluation) -> std::io::Result<()> {
+    outln!(
         "scorer {}: {} awards, top-1 accuracy {:.3}, top-3 recall {:.3}, micro F1 {:.3}, macro P/R/F1 {:.3}/{:.3}/{:.3}, unclassified {}, supporting P/R {:.3}/{:.3}",
         e.scorer,
         e.awards,
@@ -65,22 +65,31 @@ pub fn print_evaluation(e: &Evaluation) {
         e.unclassified,
         e.supporting.precision,
         e.supporting.recall
-    );
-    println!(
+    )?;
+    outln!(
         "  {:<56} {:>7} {:>9} {:>6} {:>6}",
-        "area", "support", "precision", "recall", "f1"
-    );
+        "area",
+        "support",
+        "precision",
+        "recall",
+        "f1"
+    )?;
     for a in e
         .per_area
         .iter()
         .filter(|a| a.support > 0 || a.predicted > 0)
     {
-        println!(
+        outln!(
             "  {:<56} {:>7} {:>9.3} {:>6.3} {:>6.3}",
-            a.cet_id, a.support, a.precision, a.recall, a.f1
-        );
+            a.cet_id,
+            a.support,
+            a.precision,
+            a.recall,
+            a.f1
+        )?;
     }
     for (t, p, n) in e.confusions.iter().take(5) {
-        println!("  confused: {t} → {p} ({n})");
+        outln!("  confused: {t} → {p} ({n})")?;
     }
+    Ok(())
 }

@@ -118,7 +118,7 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
         Some(Action::Train(t)) => train::run(t, &args.common, env),
         Some(Action::Evaluate(e)) => evaluate::run(e, &args.common, env),
         Some(Action::Drift(d)) => drift(d, env),
-        None if args.check_taxonomy => Ok(super::finish(&classify::check_taxonomy(s, &env.ctx)?)),
+        None if args.check_taxonomy => Ok(super::finish(&classify::check_taxonomy(s, &env.ctx)?)?),
         None if args.text.is_some() || args.stdin => {
             let text = match &args.text {
                 Some(t) => t.clone(),
@@ -127,7 +127,7 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
                 }
             };
             let c = classify::classify_text(s, &text, extra)?;
-            println!("{}", serde_json::to_string_pretty(&c)?);
+            outln!("{}", serde_json::to_string_pretty(&c)?)?;
             Ok(Status::Pass)
         }
         None => {
@@ -139,9 +139,9 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<Status> {
                     let awards = stages::Layout::new(s).awards();
                     format!("classify-cet of {} failed", awards.display())
                 })?;
-            let status = super::finish(&done);
+            let status = super::finish(&done)?;
             for p in &done.report.alerts {
-                println!("{}", p.display());
+                outln!("{}", p.display())?;
             }
             Ok(status)
         }
@@ -158,7 +158,7 @@ fn drift(args: &DriftArgs, env: &Env) -> anyhow::Result<Status> {
         args.current.as_deref(),
     )?;
     for p in paths {
-        println!("{}", p.display());
+        outln!("{}", p.display())?;
     }
     Ok(if d.drift_alerts.iter().any(|a| a.severity == "error") {
         Status::Fail

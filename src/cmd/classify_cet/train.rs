@@ -105,7 +105,7 @@ pub fn run(args: &TrainArgs, common: &CommonArgs, env: &Env) -> anyhow::Result<S
         train::fit(s, &env.ctx, recipe)
     })?;
     if let Some(d) = &saved.dev {
-        print_evaluation(&d.evaluation);
+        print_evaluation(&d.evaluation)?;
     }
     let m = timer.finish(n_docs);
     let body = &saved.model.body;
@@ -119,8 +119,8 @@ pub fn run(args: &TrainArgs, common: &CommonArgs, env: &Env) -> anyhow::Result<S
         m.duration_s,
         m.peak_rss_mb.unwrap_or_default()
     );
-    println!("{}", saved.path.display());
-    println!("{}", saved.metadata_path.display());
-    println!("{}", saved.model.version);
+    outln!("{}", saved.path.display())?;
+    outln!("{}", saved.metadata_path.display())?;
+    outln!("{}", saved.model.version)?;
     Ok(Status::Pass)
 }
