@@ -2,21 +2,19 @@
 //! map the outcome to an exit code (0 done, 1 runtime failure, 2 bad usage or config,
 //! 3 a quality gate of ERROR severity failed).
 
-/// `println!` that returns the write's `io::Result` instead of panicking, so `sbir … | head`
-/// ends quietly when the reader closes the pipe (see `is_broken_pipe`).
+/// `println!` that returns the write's `io::Result` instead of panicking (see
+/// [`cmd::print_out`]: a reader that has gone is not an error).
 macro_rules! outln {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        writeln!(std::io::stdout().lock(), $($arg)*)
-    }};
+    ($($arg:tt)*) => {
+        crate::cmd::print_out(format_args!($($arg)*), true)
+    };
 }
 
 /// `print!` that returns the write's `io::Result`, like [`outln!`].
 macro_rules! out {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        write!(std::io::stdout().lock(), $($arg)*)
-    }};
+    ($($arg:tt)*) => {
+        crate::cmd::print_out(format_args!($($arg)*), false)
+    };
 }
 
 mod cli;

@@ -247,6 +247,25 @@ fn init_logging(settings: &Settings, quiet: bool, verbose: u8, bars: bool) {
     }
 }
 
+/// Writes to stdout (a newline after when `newline`). A reader that has gone (`sbir … | head`)
+/// is not an error: the rest of the output is dropped and the exit code stays the command's own
+/// (a failed gate still exits 3).
+pub fn print_out(args: std::fmt::Arguments, newline: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = out.write_fmt(args).and_then(|()| {
+        if newline {
+            out.write_all(b"\n")
+        } else {
+            Ok(())
+        }
+    });
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
 /// Reports a finished stage: each checks file's verdict and figures in the log, every output
 /// path on stdout; returns the worst status.
 pub fn finish<R>(done: &sbir::stages::Done<R>) -> std::io::Result<sbir::io::checks::Status> {

@@ -271,20 +271,28 @@ fn progress_lines_say_how_far_of_the_total() {
 }
 
 #[test]
-fn a_closed_stdout_ends_quietly_with_exit_0() {
-    // `sbir … | head -1`: the reader has gone before sbir writes. Printing must not panic.
+fn a_closed_stdout_ends_quietly_and_keeps_the_exit_code() {
+    // `sbir … | head -1`: the reader has gone before sbir writes. Printing must not panic, and a
+    // failed gate still exits 3.
     let wd = Workdir::new();
-    for args in [
-        &["config", "show"][..],
-        &["-q", "sample-data", "--awards", "20"][..],
+    wd.write(
+        "bad.yaml",
+        "version: t1\neffective_date: 2024-01-01\nareas:\n  - {id: a, name: A, definition: d, keywords: []}\n",
+    );
+    for (args, code) in [
+        (&["config", "show"][..], 0),
+        (&["-q", "sample-data", "--awards", "20"][..], 0),
+        (&["-q", "classify-cet", "--check-taxonomy"][..], 3),
     ] {
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader);
         let mut cmd = wd.cmd(args);
-        cmd.stdout(writer);
-        let out = wd.run_expect(cmd, 0);
+        cmd.stdout(writer)
+            .env("SBIR_ETL__CET__TAXONOMY", "bad.yaml");
+        let out = wd.run_expect(cmd, code);
         let err = stderr(&out);
         assert!(!err.contains("panicked"), "{args:?}: {err}");
-        assert!(err.trim().is_empty(), "{args:?}: {err}");
+        // A failed gate says so on stderr; a passing quiet run says nothing.
+        assert_eq!(err.trim().is_empty(), code == 0, "{args:?}: {err}");
     }
 }
