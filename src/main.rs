@@ -46,9 +46,6 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
-            if is_broken_pipe(&err) {
-                return ExitCode::SUCCESS;
-            }
             let code = exit_code(&err);
             if cmd::json_logs() {
                 // One more JSON line, with the exit code as a field.
@@ -194,11 +191,4 @@ fn exit_code(err: &anyhow::Error) -> u8 {
         }
     }
     1
-}
-
-fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-    })
 }

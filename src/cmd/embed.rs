@@ -233,13 +233,15 @@ fn search(sa: &SearchArgs, a: &Args, env: &Env) -> anyhow::Result<()> {
         .remove(0);
     let rows = result.reranked.as_ref().unwrap_or(&result.fused);
     let fmt = |v: Option<f32>| v.map_or("-".to_string(), |x| format!("{x:.4}"));
-    let mut out = std::io::stdout().lock();
-    use std::io::Write;
     if !sa.json {
-        writeln!(
-            out,
+        outln!(
             "{:>4}  {:<28} {:>8} {:>8} {:>8} {:>8}  text",
-            "rank", "id", "dense", "sparse", "fused", "rerank"
+            "rank",
+            "id",
+            "dense",
+            "sparse",
+            "fused",
+            "rerank"
         )?;
     }
     for (i, c) in rows.iter().take(sa.top_k).enumerate() {
@@ -247,12 +249,11 @@ fn search(sa: &SearchArgs, a: &Args, env: &Env) -> anyhow::Result<()> {
             let mut v = serde_json::to_value(c)?;
             v["rank"] = (i + 1).into();
             v["text"] = c.text.clone().into();
-            writeln!(out, "{v}")?;
+            outln!("{v}")?;
         } else {
             let text: String = c.text.split_whitespace().collect::<Vec<_>>().join(" ");
             let text: String = text.chars().take(70).collect();
-            writeln!(
-                out,
+            outln!(
                 "{:>4}  {:<28} {:>8} {:>8} {:>8.5} {:>8}  {text}",
                 i + 1,
                 c.id,
