@@ -790,9 +790,11 @@ fn train_learns_word_vectors_and_cross_validates_the_dev_set() {
         env!("CARGO_MANIFEST_DIR"),
         "/config/cet/classification.yaml"
     ))
-    .unwrap()
-    .replace("vector_words: 20000", "vector_words: 1500")
-    .replace("max_iter: 300", "max_iter: 60");
+    .unwrap();
+    assert!(knobs.contains("vector_words: 40000") && knobs.contains("max_iter: 300"));
+    let knobs = knobs
+        .replace("vector_words: 40000", "vector_words: 1500")
+        .replace("max_iter: 300", "max_iter: 60");
     wd.write("classification.yaml", knobs);
 
     let mut cmd = wd.offline_cmd(&[
